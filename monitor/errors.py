@@ -1,0 +1,86 @@
+"""The one exception tree of monitor.
+
+Every library exception is wrapped at the boundary of the stage that meets it, and
+classified there once; nothing above the orchestrator sees an httpx, lxml or
+SQLAlchemy exception.
+
+    MonitorError
+    ├── ConfigError        the watchlist is invalid (carries every problem found)
+    ├── FetchError         the page could not be fetched (carries a FailureKind)
+    ├── ExtractError       the page was fetched but yields no usable text
+    ├── StoreError         the store could not be read or written
+    └── NotifyError        an alert could not be delivered
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class MonitorError(Exception):
+    """Base of every error monitor raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a configuration file, located so a person can fix it."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.message}"
+
+
+class ConfigError(MonitorError):
+    """The watchlist (or another configuration input) is invalid.
+
+    All problems are collected before raising, so a user fixes them in one pass.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class FailureKind(enum.StrEnum):
+    """Why a fetch or extraction failed; decides retries and health alerts."""
+
+    TRANSIENT = "transient"  # timeouts, connection errors, 5xx, 429: retry later
+    PERMANENT = "permanent"  # 404, 410, DNS failure, bad scheme: the URL is wrong
+    BLOCKED = "blocked"  # bot walls, challenge pages, 401/403
+    TOO_LARGE = "too_large"  # the body exceeded the size cap
+    WRONG_TYPE = "wrong_type"  # not HTML or plain text
+    EXTRACTION = "extraction"  # selector matched nothing, or no text left
+    CONTENT_LOST = "content_lost"  # most of the text vanished: an error page, not a change
+
+
+class FetchError(MonitorError):
+    """A page could not be fetched; `kind` says what to do about it."""
+
+    def __init__(
+        self, kind: FailureKind, message: str, *, url: str, status: int | None = None
+    ) -> None:
+        self.kind = kind
+        self.url = url
+        self.status = status
+        super().__init__(message)
+
+
+class ExtractError(MonitorError):
+    """A fetched page yields no usable text (e.g. a selector matched nothing)."""
+
+    kind = FailureKind.EXTRACTION
+
+
+class StoreError(MonitorError):
+    """The store could not be opened, migrated, read or written."""
+
+
+class NotifyError(MonitorError):
+    """An alert could not be delivered to a destination."""
