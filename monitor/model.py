@@ -65,7 +65,7 @@ class FetchRequest:
     url: str
     headers: tuple[tuple[str, str], ...] = ()
     validators: Validators = field(default_factory=Validators)
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int = 10_000_000
     deadline: float = 60.0  # overall seconds for the whole fetch, retries included
     retries: int = 2
 
@@ -126,9 +126,7 @@ Document = tuple[Block, ...]
 
 def document_json(document: Document) -> str:
     """Canonical JSON of a document: byte-identical for identical documents."""
-    return json.dumps(
-        [b.to_json() for b in document], ensure_ascii=False, separators=(",", ":")
-    )
+    return json.dumps([b.to_json() for b in document], ensure_ascii=False, separators=(",", ":"))
 
 
 def document_hash(document: Document) -> str:

@@ -1,0 +1,320 @@
+"""The orchestrator: one check of one watch, composed from the pipeline's stages.
+
+    fetch ─▶ snapshot ─▶ extract ─▶ version ─▶ (compare) ─▶ store
+
+It is the only module that knows every stage; the stages know only `model`. The
+result of a check is a value (`CheckResult` with an `Outcome`); what follows from it
+(logs, JSON lines, alerts) is decided by the caller from that value.
+
+Rules that keep a failure from ever looking like a change:
+- the first version of a watch is a baseline (`new`), never a change;
+- a fetch or extraction failure is a failed check, counted in the watch's
+  consecutive failures, and never becomes the latest version;
+- a response that lost most of its text and looks like an error page is a failure;
+- changed extraction rules re-extract the stored raw body into a silent
+  (`technical`) version: editing the watchlist never pages anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from monitor.config import Watch
+from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
+from monitor.extract import extract
+from monitor.fetch import HostLimiter, fetch
+from monitor.model import Document, FetchRequest, NotModified, Snapshot, Validators, document_hash
+from monitor.store import CheckRecord, Store, StoredVersion, WatchState
+
+FULL_FETCH_EVERY = timedelta(hours=24)  # ignore validators this often: servers lie about 304
+LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
+_ERROR_WORDS = re.compile(
+    r"\b(error|not found|unavailable|something went wrong|try again|access denied|"
+    r"forbidden|temporarily|maintenance)\b",
+    re.IGNORECASE,
+)
+
+
+class Outcome(enum.StrEnum):
+    """What a check found; the JSON-lines contract uses these values."""
+
+    NEW = "new"
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    NOT_MODIFIED = "not_modified"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The value a check returns; everything else follows from it."""
+
+    watch: str
+    outcome: Outcome
+    started_at: datetime
+    elapsed: float
+    version_id: int | None = None
+    previous_version_id: int | None = None
+    sha256: str | None = None
+    blocks: int | None = None
+    failure: FailureKind | None = None
+    message: str | None = None
+    technical: bool = False
+    consecutive_failures: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "type": "check",
+            "watch": self.watch,
+            "outcome": self.outcome.value,
+            "at": self.started_at.isoformat(),
+            "elapsed": round(self.elapsed, 3),
+        }
+        optional = {
+            "version": self.version_id,
+            "previous_version": self.previous_version_id,
+            "sha256": self.sha256,
+            "blocks": self.blocks,
+            "failure": self.failure.value if self.failure else None,
+            "message": self.message,
+            "consecutive_failures": self.consecutive_failures or None,
+        }
+        data |= {k: v for k, v in optional.items() if v is not None}
+        if self.technical:
+            data["technical"] = True
+        return data
+
+
+@dataclass(frozen=True)
+class Context:
+    """The I/O objects a check uses; injected so tests pass real fakes."""
+
+    client: httpx.AsyncClient
+    store: Store
+    limiter: HostLimiter | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+class _Failed(Exception):
+    """Internal: a check failed for a classified reason."""
+
+    def __init__(self, kind: FailureKind, message: str, snapshot: Snapshot | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.snapshot = snapshot
+
+
+async def check(watch: Watch, ctx: Context) -> CheckResult:
+    """Run the pipeline once for a watch, record it, and say what happened."""
+    started, clock = ctx.now(), time.monotonic()
+    state = ctx.store.state(watch.id)
+    previous = ctx.store.latest_version(watch.id)
+    full = _full_fetch_due(state, started)
+    request = _request(watch, Validators() if full else state.validators)
+    try:
+        fetched = await _fetch(ctx, request)
+        record = _assess(watch, state, previous, fetched, ctx.store)
+    except _Failed as failed:
+        record = CheckRecord(
+            watch.id,
+            started,
+            0.0,
+            Outcome.FAILED.value,
+            snapshot=failed.snapshot,
+            failure_kind=failed.kind.value,
+            message=str(failed),
+        )
+    record = replace(record, started_at=started, elapsed=time.monotonic() - clock, full_fetch=full)
+    return _save(ctx.store, record, state, previous)
+
+
+async def _fetch(ctx: Context, request: FetchRequest) -> Snapshot | NotModified:
+    try:
+        return await fetch(ctx.client, request, limiter=ctx.limiter, now=ctx.now)
+    except FetchError as exc:
+        raise _Failed(exc.kind, str(exc)) from exc
+
+
+def _request(watch: Watch, validators: Validators) -> FetchRequest:
+    return FetchRequest(
+        url=watch.url,
+        headers=watch.headers,
+        validators=validators,
+        max_bytes=watch.max_size,
+        deadline=watch.timeout,
+    )
+
+
+def _full_fetch_due(state: WatchState, now: datetime) -> bool:
+    last = state.last_full_fetch
+    return last is None or now - last >= FULL_FETCH_EVERY
+
+
+def _assess(
+    watch: Watch,
+    state: WatchState,
+    previous: StoredVersion | None,
+    fetched: Snapshot | NotModified,
+    store: Store,
+) -> CheckRecord:
+    """Decide what a fetched response means for the watch, without writing anything."""
+    rules_hash = watch.rules.digest()
+    base = CheckRecord(watch.id, datetime.now(UTC), 0.0, "", rules_hash=rules_hash)
+    if isinstance(fetched, NotModified):
+        return _not_modified(watch, state, previous, store, base)
+    base = replace(base, snapshot=fetched, validators=_validators(fetched))
+    same_rules = previous is not None and previous.rules_hash == rules_hash
+    if same_rules and fetched.sha256 == state.last_body_sha256:
+        return replace(base, outcome=Outcome.UNCHANGED.value)  # same bytes: no re-extraction
+    document = _extract(watch, fetched)
+    return _compare(previous, document, fetched, base)
+
+
+def _not_modified(
+    watch: Watch,
+    state: WatchState,
+    previous: StoredVersion | None,
+    store: Store,
+    base: CheckRecord,
+) -> CheckRecord:
+    if previous is None or previous.rules_hash == base.rules_hash:
+        return replace(base, outcome=Outcome.NOT_MODIFIED.value)
+    snapshot_id = store.latest_snapshot_id(watch.id)
+    if snapshot_id is None:
+        return replace(base, outcome=Outcome.NOT_MODIFIED.value)
+    snapshot = store.snapshot(snapshot_id)
+    document = _extract(watch, snapshot)
+    return replace(
+        base,
+        outcome=Outcome.NOT_MODIFIED.value,
+        snapshot=snapshot,
+        document=document,
+        version_kind="technical",
+        technical=True,
+    )
+
+
+def _extract(watch: Watch, snapshot: Snapshot) -> Document:
+    content_type = snapshot.content_type.split(";")[0].strip() or "text/html"
+    try:
+        return extract(snapshot.text(), watch.rules, content_type=content_type)
+    except ExtractError as exc:
+        raise _Failed(FailureKind.EXTRACTION, str(exc), snapshot) from exc
+
+
+def _compare(
+    previous: StoredVersion | None, document: Document, snapshot: Snapshot, base: CheckRecord
+) -> CheckRecord:
+    if previous is None:
+        return replace(base, outcome=Outcome.NEW.value, document=document, version_kind="baseline")
+    if previous.rules_hash != base.rules_hash:
+        return replace(
+            base,
+            outcome=Outcome.UNCHANGED.value,
+            document=document,
+            version_kind="technical",
+            technical=True,
+        )
+    if document_hash(document) == previous.doc_hash:
+        return replace(base, outcome=Outcome.UNCHANGED.value)
+    if content_lost(previous.document, document, snapshot):
+        raise _Failed(
+            FailureKind.CONTENT_LOST,
+            f"the page lost most of its text ({_size(document)} of {_size(previous.document)} "
+            "characters left) and looks like an error page",
+            snapshot,
+        )
+    return replace(base, outcome=Outcome.CHANGED.value, document=document, version_kind="change")
+
+
+def content_lost(before: Document, after: Document, snapshot: Snapshot) -> bool:
+    """True when `after` is most likely an error page standing in for `before`.
+
+    A real rewrite can shrink a page; an error page shrinks it *and* says so, or is
+    served with an error status.
+    """
+    if _size(after) >= LOST_SHARE * _size(before):
+        return False
+    if snapshot.status >= 400:
+        return True
+    text = " ".join(b.text for b in after[:20])
+    return len(text) < 2000 and _ERROR_WORDS.search(text) is not None
+
+
+def _size(document: Document) -> int:
+    return sum(len(b.text) for b in document)
+
+
+def _validators(snapshot: Snapshot) -> Validators:
+    return Validators(snapshot.header("etag"), snapshot.header("last-modified"))
+
+
+def _save(
+    store: Store, record: CheckRecord, state: WatchState, previous: StoredVersion | None
+) -> CheckResult:
+    try:
+        version_id = store.record(record)
+    except StoreError as exc:
+        return _result(
+            replace(
+                record,
+                outcome=Outcome.FAILED.value,
+                failure_kind="transient",
+                message=f"could not record the check: {exc}",
+            ),
+            None,
+            previous,
+            state,
+        )
+    return _result(record, version_id, previous, state)
+
+
+def _result(
+    record: CheckRecord,
+    version_id: int | None,
+    previous: StoredVersion | None,
+    state: WatchState,
+) -> CheckResult:
+    failed = record.outcome == Outcome.FAILED.value
+    return CheckResult(
+        watch=record.watch_id,
+        outcome=Outcome(record.outcome),
+        started_at=record.started_at,
+        elapsed=record.elapsed,
+        version_id=version_id,
+        previous_version_id=previous.id if previous and version_id else None,
+        sha256=record.snapshot.sha256 if record.snapshot else None,
+        blocks=len(record.document) if record.document is not None else None,
+        failure=FailureKind(record.failure_kind) if record.failure_kind else None,
+        message=record.message,
+        technical=record.technical,
+        consecutive_failures=state.consecutive_failures + 1 if failed else 0,
+    )
+
+
+async def check_all(
+    watches: Iterable[Watch],
+    ctx: Context,
+    *,
+    concurrency: int = 8,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Check many watches with bounded concurrency; results in watchlist order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(watch: Watch) -> CheckResult:
+        async with gate:
+            result = await check(watch, ctx)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    return list(await asyncio.gather(*(one(w) for w in watches)))

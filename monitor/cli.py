@@ -1,0 +1,240 @@
+"""The command line: `monitor run | check | validate | health`.
+
+Exit codes (documented in the README):
+    0  success (for `check`: it ran, whatever the pages said)
+    1  it could not run: invalid watchlist, unusable store, stale heartbeat
+    2  usage error (unknown option, unknown watch id)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+
+from monitor import __version__, config
+from monitor.errors import ConfigError, MonitorError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_DB = "sqlite:///monitor.db"
+log = logging.getLogger("monitor")
+
+
+def default_watchlist() -> str:
+    """`$MONITOR_WATCHLIST`, else ./watchlist.yaml, else the watchlist shipped inside."""
+    if env := os.environ.get("MONITOR_WATCHLIST"):
+        return env
+    if Path("watchlist.yaml").exists():
+        return "watchlist.yaml"
+    return str(resources.files("monitor") / "data" / "watchlist.yaml")
+
+
+def default_db() -> str:
+    return os.environ.get("MONITOR_DB") or DEFAULT_DB
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitor",
+        description="Watch platform policy pages and alert when wording about a "
+        "watched jurisdiction appears, disappears or changes.",
+    )
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon: check every watch on its schedule")
+    _watchlist_arg(run)
+    _db_arg(run)
+    _log_args(run)
+    run.add_argument("--concurrency", type=int, default=8, help="checks at once (default 8)")
+
+    chk = sub.add_parser("check", help="check watches once now, print the outcomes, exit")
+    _watchlist_arg(chk)
+    _db_arg(chk)
+    _log_args(chk)
+    chk.add_argument("--json", action="store_true", help="print one JSON object per line")
+    chk.add_argument("--concurrency", type=int, default=8, help="checks at once (default 8)")
+    chk.add_argument("watch_ids", nargs="*", metavar="WATCH_ID", help="only these watches")
+
+    val = sub.add_parser("validate", help="validate the watchlist; list every problem")
+    _watchlist_arg(val)
+
+    health = sub.add_parser("health", help="exit 0 while a daemon's heartbeat is fresh")
+    _db_arg(health)
+    health.add_argument(
+        "--max-age",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="oldest heartbeat that counts as alive (default 120)",
+    )
+    return parser
+
+
+def _watchlist_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--watchlist",
+        metavar="PATH",
+        default=None,
+        help="watchlist file (default: $MONITOR_WATCHLIST, ./watchlist.yaml, or the built-in one)",
+    )
+
+
+def _db_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="database URL or SQLite path (default: $MONITOR_DB or ./monitor.db)",
+    )
+
+
+def _log_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("MONITOR_LOG_FORMAT", "text"),
+        help="log lines for people (text) or for log collectors (json)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `monitor` script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if hasattr(args, "log_format"):
+        from monitor.logs import setup
+
+        setup(args.log_format, debug=args.verbose)
+    try:
+        return int(COMMANDS[args.command](args))
+    except ConfigError as exc:
+        print(f"monitor: the watchlist has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    except MonitorError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _load(args: argparse.Namespace) -> config.Watchlist:
+    return config.load(args.watchlist or default_watchlist())
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    watchlist = _load(args)
+    platforms = {w.platform for w in watchlist.watches}
+    print(
+        f"{watchlist.source}: OK, {len(watchlist.watches)} watches over "
+        f"{len(platforms)} platforms, {len(watchlist.routes)} routes"
+    )
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.check import CheckResult, Context, check_all
+    from monitor.fetch import HostLimiter, make_client
+    from monitor.store import Store
+
+    watchlist = _load(args)
+    known = {w.id for w in watchlist.watches}
+    if unknown := [i for i in args.watch_ids if i not in known]:
+        print(f"monitor: unknown watch id(s): {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_USAGE
+    watches = [w for w in watchlist.watches if not args.watch_ids or w.id in args.watch_ids]
+    store = Store.open(args.db or default_db())
+    progress = _Progress(len(watches), sys.stderr, json_mode=args.json)
+
+    async def go() -> list[CheckResult]:
+        async with make_client() as client:
+            ctx = Context(client, store, HostLimiter())
+            return await check_all(
+                watches, ctx, concurrency=args.concurrency, on_result=progress.show
+            )
+
+    try:
+        results = asyncio.run(go())
+    finally:
+        store.close()
+    progress.summary(results)
+    return EXIT_OK
+
+
+class _Progress:
+    """Prints each outcome as it arrives: JSON lines, or a line per watch on a terminal."""
+
+    def __init__(self, total: int, err: TextIO, *, json_mode: bool) -> None:
+        self.total, self.done, self.err, self.json_mode = total, 0, err, json_mode
+
+    def show(self, result: object) -> None:
+        from monitor.check import CheckResult
+
+        assert isinstance(result, CheckResult)
+        self.done += 1
+        if self.json_mode:
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            return
+        why = f"  {result.failure}: {result.message}" if result.failure else ""
+        print(f"[{self.done}/{self.total}] {result.watch}: {result.outcome.value}{why}", flush=True)
+
+    def summary(self, results: Sequence[object]) -> None:
+        from monitor.check import CheckResult
+
+        counts = Counter(r.outcome.value for r in results if isinstance(r, CheckResult))
+        order = ("new", "unchanged", "changed", "not_modified", "failed")
+        line = ", ".join(f"{counts.get(o, 0)} {o.replace('_', ' ')}" for o in order)
+        print(
+            f"checked {len(results)} watches: {line}",
+            file=self.err if self.json_mode else sys.stdout,
+        )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon, Settings, run
+    from monitor.store import Store
+
+    path = args.watchlist or default_watchlist()
+    watchlist = config.load(path)
+    store = Store.open(args.db or default_db())
+    try:
+        daemon = Daemon(
+            watchlist,
+            store,
+            reload=lambda: config.load(path),
+            settings=Settings(concurrency=args.concurrency),
+        )
+        return run(daemon)
+    finally:
+        store.close()
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from monitor.store import Store
+
+    store = Store.open(args.db or default_db())
+    try:
+        beat = store.last_heartbeat()
+    finally:
+        store.close()
+    if beat is None:
+        print("unhealthy: no daemon heartbeat in the store", file=sys.stderr)
+        return EXIT_FAILED
+    age = (datetime.now(UTC) - beat).total_seconds()
+    if age > args.max_age:
+        print(f"unhealthy: last heartbeat {age:.0f}s ago", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"healthy: last heartbeat {age:.0f}s ago")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "validate": cmd_validate, "health": cmd_health}

@@ -1,0 +1,552 @@
+"""Load and validate the watchlist, strictly and all at once.
+
+A watchlist is read once, at start (and on reload). Every problem is collected with
+its file, line and key, so `monitor validate` reports them all in one pass and a
+typo can never be silently ignored: unknown keys, duplicate ids and keys, bad URLs,
+selectors, regexes, durations, cron expressions, unknown jurisdictions or routes,
+apprise URLs apprise rejects, and unset `${ENV_VAR}`s are all errors.
+
+The result is a `Watchlist` of resolved `Watch` values (defaults merged in), which
+the rest of the program uses without ever seeing YAML again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from cssselect import GenericTranslator, SelectorError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.errors import ConfigError, Problem
+from monitor.model import ExtractRules
+
+Path_ = tuple[str | int, ...]
+
+_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_SIZE_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_WATCH_ID = r"^[a-z0-9][a-z0-9-]*$"
+_JURISDICTION_ID = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `90`, `30s`, `15m`, `6h`, `1d`, `1w` or combinations like `1h30m`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15m, 6h or 1d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and re.fullmatch(r"(\s*\d+\s*[smhdw])+\s*", value):
+        seconds = float(sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(value)))
+    else:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 15m, 6h or 1d")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `1048576`, `500KB`, `10MB` or `1GiB`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value)) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a size such as 500KB or 10MB")
+    return int(float(match[1]) * _SIZE_UNITS[(match[2] or "").lower()])
+
+
+def _check_cron(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+    return value
+
+
+def _check_selector(value: str) -> str:
+    try:
+        GenericTranslator().css_to_xpath(value)
+    except SelectorError as exc:
+        raise ValueError(f"invalid CSS selector {value!r}: {exc}") from None
+    return value
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+    if any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} contains white space")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Cron = Annotated[str, BeforeValidator(_check_cron)]
+Selector = Annotated[str, BeforeValidator(_check_selector)]
+Regex = Annotated[str, BeforeValidator(_check_regex)]
+Url = Annotated[str, BeforeValidator(_check_url)]
+JurisdictionId = Annotated[str, Field(pattern=_JURISDICTION_ID)]
+WatchKind = Literal[
+    "transparency-report", "law-enforcement-guidelines", "privacy-policy", "terms", "policy", "help"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class _Schedule(_Strict):
+    interval: Duration | None = None
+    cron: Cron | None = None
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value < 1:
+            raise ValueError("the interval must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> _Schedule:
+        if self.interval is not None and self.cron is not None:
+            raise ValueError("give `interval` or `cron`, not both")
+        return self
+
+
+class DefaultsSpec(_Schedule):
+    """The `defaults:` section: values every watch inherits unless it says otherwise."""
+
+    jitter: Duration = 0.0
+    jurisdictions: list[JurisdictionId] = Field(default_factory=lambda: ["HK", "MO", "CN"])
+    routes: list[str] = Field(default_factory=list)
+    headers: dict[str, str] = Field(default_factory=dict)
+    user_agent: str | None = None
+    timeout: Duration = 60.0
+    max_size: Size = 10 * 1000**2
+    failures_before_alert: int = Field(default=3, ge=1)
+
+
+class JurisdictionSpec(_Strict):
+    """An entry of `jurisdictions:`: extra terms for a known id, or a new jurisdiction."""
+
+    name: str | None = None
+    terms: list[str] = Field(default_factory=list)
+
+
+class WatchSpec(_Schedule):
+    """One entry of `watches:` as written in the file."""
+
+    id: str = Field(pattern=_WATCH_ID, max_length=100)
+    platform: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    url: Url
+    kind: WatchKind = "policy"
+    select: list[Selector] = Field(default_factory=list)
+    remove: list[Selector] = Field(default_factory=list)
+    ignore: list[Regex] = Field(default_factory=list)
+    about: JurisdictionId | None = None
+    jurisdictions: list[JurisdictionId] | None = None
+    routes: list[str] | None = None
+    tags: list[str] = Field(default_factory=list)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a watch runs: every `interval` seconds, or on a cron expression."""
+
+    interval: float | None = 6 * 3600.0
+    cron: str | None = None
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A watch with every default resolved: all the pipeline needs to check a page."""
+
+    id: str
+    platform: str
+    name: str
+    url: str
+    kind: str
+    rules: ExtractRules
+    jurisdictions: tuple[str, ...]
+    routes: tuple[str, ...]
+    schedule: Schedule
+    headers: tuple[tuple[str, str], ...]
+    timeout: float
+    max_size: int
+    failures_before_alert: int
+    about: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Watchlist:
+    """A validated watchlist. Route URLs are interpolated and may hold secrets."""
+
+    source: str
+    watches: tuple[Watch, ...]
+    routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    jurisdictions: Mapping[str, JurisdictionSpec] = field(default_factory=dict)
+    defaults: DefaultsSpec = field(default_factory=DefaultsSpec)
+
+    def watch(self, watch_id: str) -> Watch:
+        return next(w for w in self.watches if w.id == watch_id)
+
+
+# --- reading YAML with line numbers ---------------------------------------------------
+
+
+class _Collector:
+    """Collects problems, locating each key path with the line map of the file."""
+
+    def __init__(self, source: str, lines: Mapping[Path_, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def add(self, path: Path_, message: str, *, label: str | None = None) -> None:
+        self.problems.append(Problem(self.source, self.line(path), label or _key(path), message))
+
+    def line(self, path: Path_) -> int | None:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def add_validation(self, base: Path_, error: ValidationError, label: str) -> None:
+        for item in error.errors():
+            path = base + tuple(item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif item["type"] == "missing":
+                message = "required key is missing"
+            rest = _key(tuple(item["loc"]))
+            self.add(path, message, label=f"{label}.{rest}" if rest else label)
+
+
+def _key(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _line_map(node: yaml.Node, path: Path_, lines: dict[Path_, int], dups: list[Path_]) -> None:
+    """Record the line of every key and item; note duplicate mapping keys."""
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[object] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                dups.append((*path, key))
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _line_map(value_node, (*path, key), lines, dups)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, (*path, index), lines, dups)
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Path_]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(source, line, "", f"invalid YAML: {reason}")]) from None
+    lines: dict[Path_, int] = {}
+    dups: list[Path_] = []
+    if node is not None:
+        _line_map(node, (), lines, dups)
+    return data, lines, dups
+
+
+# --- validation -----------------------------------------------------------------------
+
+_SECTIONS = ("defaults", "routes", "jurisdictions", "watches")
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    known_jurisdictions: Iterable[str] | None = None,
+    check_url: Callable[[str], bool] | None = None,
+) -> Watchlist:
+    """Read and validate a watchlist file; raise ConfigError listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [Problem(source, None, "", f"cannot read the watchlist: {exc}")]
+        ) from None
+    return loads(
+        text, source, env=env, known_jurisdictions=known_jurisdictions, check_url=check_url
+    )
+
+
+def loads(
+    text: str,
+    source: str = "<watchlist>",
+    *,
+    env: Mapping[str, str] | None = None,
+    known_jurisdictions: Iterable[str] | None = None,
+    check_url: Callable[[str], bool] | None = None,
+) -> Watchlist:
+    """Validate watchlist text; `source` names it in messages."""
+    data, lines, dups = _parse_yaml(text, source)
+    out = _Collector(source, lines)
+    for dup in dups:
+        out.add(dup, "duplicate key (the later value would silently win)")
+    if not isinstance(data, dict):
+        out.add((), "the watchlist must be a mapping with a `watches:` list")
+        raise ConfigError(out.problems)
+    for key in data:
+        if key not in _SECTIONS:
+            out.add((key,), f"unknown key (expected one of: {', '.join(_SECTIONS)})")
+    env = os.environ if env is None else env
+    known = set(known_jurisdictions) if known_jurisdictions is not None else _catalog_ids()
+    builder = _Builder(out, env, known, check_url or _apprise_accepts)
+    watchlist = builder.build(data, source)
+    if out.problems:
+        raise ConfigError(out.problems)
+    return watchlist
+
+
+def _catalog_ids() -> set[str]:
+    from monitor.jurisdictions import catalog
+
+    return set(catalog())
+
+
+def _apprise_accepts(url: str) -> bool:
+    import apprise
+
+    return bool(apprise.Apprise().add(url))
+
+
+class _Builder:
+    """Validates each section separately so one bad entry hides no other problem."""
+
+    def __init__(
+        self,
+        out: _Collector,
+        env: Mapping[str, str],
+        known: set[str],
+        check_url: Callable[[str], bool],
+    ) -> None:
+        self.out = out
+        self.env = env
+        self.known = known
+        self.check_url = check_url
+        self.route_names: set[str] = set()
+
+    def build(self, data: dict[str, Any], source: str) -> Watchlist:
+        defaults = self.defaults(data.get("defaults"))
+        routes = self.routes(data.get("routes"))
+        jurisdictions = self.jurisdictions(data.get("jurisdictions"))
+        self.known |= set(jurisdictions)
+        self.route_names = set(routes)
+        watches = self.watches(data.get("watches"), defaults)
+        self.check_refs(("defaults",), defaults.jurisdictions, defaults.routes, set(routes))
+        return Watchlist(source, tuple(watches), routes, jurisdictions, defaults)
+
+    def defaults(self, raw: object) -> DefaultsSpec:
+        try:
+            return DefaultsSpec.model_validate(raw or {})
+        except ValidationError as exc:
+            self.out.add_validation(("defaults",), exc, "defaults")
+            return DefaultsSpec()
+
+    def routes(self, raw: object) -> dict[str, tuple[str, ...]]:
+        if not isinstance(raw, dict | None):
+            self.out.add(("routes",), "must be a mapping of route name to a list of apprise URLs")
+            return {}
+        routes: dict[str, tuple[str, ...]] = {}
+        for name, urls in (raw or {}).items():
+            items = [urls] if isinstance(urls, str) else urls
+            if not isinstance(items, list) or not items:
+                self.out.add(("routes", name), "must be a non-empty list of apprise URLs")
+                continue
+            routes[str(name)] = tuple(
+                self.route_url(("routes", name, i), u) for i, u in enumerate(items)
+            )
+        return routes
+
+    def route_url(self, path: Path_, raw: object) -> str:
+        url = self.interpolate(path, str(raw))
+        if url is not None and not self.check_url(url):
+            self.out.add(path, f"apprise does not accept this URL: {redact(url)}")
+        return url or ""
+
+    def interpolate(self, path: Path_, text: str) -> str | None:
+        missing = [name for name in _ENV_VAR.findall(text) if name not in self.env]
+        for name in missing:
+            self.out.add(path, f"environment variable {name} is not set")
+        if missing:
+            return None
+        return _ENV_VAR.sub(lambda m: self.env[m[1]], text)
+
+    def jurisdictions(self, raw: object) -> dict[str, JurisdictionSpec]:
+        if not isinstance(raw, dict | None):
+            self.out.add(("jurisdictions",), "must be a mapping of jurisdiction id to terms")
+            return {}
+        specs: dict[str, JurisdictionSpec] = {}
+        for key, value in (raw or {}).items():
+            path: Path_ = ("jurisdictions", key)
+            try:
+                spec = JurisdictionSpec.model_validate(value or {})
+            except ValidationError as exc:
+                self.out.add_validation(path, exc, f"jurisdictions.{key}")
+                continue
+            if str(key) not in self.known and not spec.name:
+                self.out.add(path, "a new jurisdiction needs a `name` (and `terms`)")
+            specs[str(key)] = spec
+        return specs
+
+    def watches(self, raw: object, defaults: DefaultsSpec) -> list[Watch]:
+        if not isinstance(raw, list) or not raw:
+            self.out.add(("watches",), "must be a non-empty list of watches")
+            return []
+        duplicates = self.duplicate_ids(raw)
+        watches: list[Watch] = []
+        for index, item in enumerate(raw):
+            spec = self.watch_spec(index, item)
+            if spec is not None and index not in duplicates:
+                watches.append(self.resolve(index, spec, defaults))
+        return watches
+
+    def duplicate_ids(self, raw: list[Any]) -> set[int]:
+        """Indexes of watches whose id was already used (checked before validation)."""
+        seen: dict[object, int] = {}
+        duplicates: set[int] = set()
+        for index, item in enumerate(raw):
+            wid = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(wid, str):
+                continue
+            if wid in seen:
+                duplicates.add(index)
+                message = f"duplicate watch id {wid!r} (first used by watches[{seen[wid]}])"
+                self.out.add(("watches", index, "id"), message, label=f"watches[{index}].id")
+            else:
+                seen[wid] = index
+        return duplicates
+
+    def watch_spec(self, index: int, item: object) -> WatchSpec | None:
+        label = f"watches[{index}]"
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            label += f" ({item['id']})"
+        try:
+            return WatchSpec.model_validate(item)
+        except ValidationError as exc:
+            self.out.add_validation(("watches", index), exc, label)
+        if isinstance(item, dict):  # still report references of an otherwise broken watch
+            refs = {k: item.get(k) for k in ("jurisdictions", "routes", "about")}
+            if all(isinstance(v, list | str | None) for v in refs.values()):
+                self.check_raw_refs(("watches", index), refs)
+        return None
+
+    def check_raw_refs(self, base: Path_, refs: dict[str, Any]) -> None:
+        jurisdictions = [str(j) for j in refs["jurisdictions"] or []]
+        routes = [str(r) for r in refs["routes"] or []]
+        self.check_refs(base, jurisdictions, routes, self.route_names)
+        if isinstance(refs["about"], str) and refs["about"] not in self.known:
+            self.out.add((*base, "about"), f"unknown jurisdiction {refs['about']!r}")
+
+    def resolve(self, index: int, spec: WatchSpec, defaults: DefaultsSpec) -> Watch:
+        jurisdictions = (
+            spec.jurisdictions if spec.jurisdictions is not None else defaults.jurisdictions
+        )
+        routes = spec.routes if spec.routes is not None else defaults.routes
+        base: Path_ = ("watches", index)
+        self.check_raw_refs(
+            base, {"jurisdictions": jurisdictions, "routes": routes, "about": spec.about}
+        )
+        headers = {**defaults.headers, **spec.headers}
+        if defaults.user_agent and not any(k.lower() == "user-agent" for k in headers):
+            headers["User-Agent"] = defaults.user_agent
+        schedule = _schedule(spec, defaults)
+        return Watch(
+            id=spec.id,
+            platform=spec.platform,
+            name=spec.name,
+            url=spec.url,
+            kind=spec.kind,
+            rules=ExtractRules(tuple(spec.select), tuple(spec.remove), tuple(spec.ignore)),
+            jurisdictions=tuple(dict.fromkeys(jurisdictions)),
+            routes=tuple(dict.fromkeys(routes)),
+            schedule=schedule,
+            headers=tuple(headers.items()),
+            timeout=defaults.timeout,
+            max_size=defaults.max_size,
+            failures_before_alert=defaults.failures_before_alert,
+            about=spec.about,
+            tags=tuple(spec.tags),
+        )
+
+    def check_refs(
+        self, base: Path_, jurisdictions: Sequence[str], routes: Sequence[str], names: set[str]
+    ) -> None:
+        for i, jid in enumerate(jurisdictions):
+            if jid not in self.known:
+                self.out.add((*base, "jurisdictions", i), f"unknown jurisdiction {jid!r}")
+        for i, route in enumerate(routes):
+            if route not in names:
+                self.out.add((*base, "routes", i), f"unknown route {route!r}")
+
+
+def _schedule(spec: WatchSpec, defaults: DefaultsSpec) -> Schedule:
+    """The watch's own interval or cron, else the defaults', else every 6 hours."""
+    for source in (spec, defaults):
+        if source.interval is not None or source.cron is not None:
+            return Schedule(source.interval, source.cron, defaults.jitter)
+    return Schedule(jitter=defaults.jitter)
+
+
+def redact(url: str) -> str:
+    """A form of a notification URL that is safe to log: no password, token or key."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return "***"
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = f"{parts.username}:***@" if parts.password else ("***@" if parts.username else "")
+    path = "/***" if parts.path.strip("/") else ""
+    query = "?***" if parts.query else ""
+    return f"{parts.scheme}://{user}{host}{path}{query}"

@@ -1,0 +1,200 @@
+"""The daemon behind `monitor run`: schedule every watch, check, keep a heartbeat.
+
+One APScheduler job per watch, each with a stable id, `max_instances=1`,
+coalescing, a misfire grace time and jitter. On start a watch's first run follows
+from its last check in the store, spread out so a restart never fires every check
+at once. SIGTERM / SIGINT stop new checks, wait a bounded time for running ones,
+then close everything; SIGHUP reloads the watchlist, keeping the running one if the
+new file is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.check import CheckResult, Context, Outcome, check
+from monitor.config import Watch, Watchlist
+from monitor.errors import ConfigError
+from monitor.fetch import HostLimiter, make_client
+from monitor.store import Store
+
+log = logging.getLogger("monitor.daemon")
+
+HEARTBEAT_EVERY = 30.0  # seconds; `monitor health` allows a few missed beats
+FIRST_RUN_SPREAD = 60.0  # seconds over which never-checked or overdue watches start
+
+
+@dataclass
+class Settings:
+    """Knobs of the daemon, with defaults fit for a container."""
+
+    concurrency: int = 8
+    per_host: int = 2
+    host_delay: float = 1.0
+    stop_grace: float = 30.0
+    heartbeat_every: float = HEARTBEAT_EVERY
+    misfire_grace: float = 300.0
+
+
+@dataclass
+class Daemon:
+    """A running monitor: its scheduler, its in-flight checks and its I/O objects."""
+
+    watchlist: Watchlist
+    store: Store
+    reload: Callable[[], Watchlist]
+    settings: Settings = field(default_factory=Settings)
+    on_result: Callable[[CheckResult], None] | None = None
+    _running: set[asyncio.Task[Any]] = field(default_factory=set)
+    _stopping: bool = False
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; then finish running checks within the grace time."""
+        client = make_client()
+        self._ctx = Context(
+            client,
+            self.store,
+            HostLimiter(self.settings.per_host, self.settings.host_delay),
+        )
+        self._gate = asyncio.Semaphore(self.settings.concurrency)
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler = scheduler
+        scheduler.start()
+        self._beat()
+        scheduler.add_job(
+            self._beat, IntervalTrigger(seconds=self.settings.heartbeat_every), id="heartbeat"
+        )
+        self._schedule(self.watchlist.watches)
+        log.info("monitor started: %d watches", len(self.watchlist.watches))
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(client)
+
+    async def _shutdown(self, client: Any) -> None:
+        self._stopping = True
+        self._scheduler.shutdown(wait=False)
+        if self._running:
+            log.info("stopping: waiting for %d running checks", len(self._running))
+            _, late = await asyncio.wait(set(self._running), timeout=self.settings.stop_grace)
+            for task in late:
+                task.cancel()
+        await client.aclose()
+        log.info("monitor stopped")
+
+    def _beat(self) -> None:
+        try:
+            self.store.heartbeat(datetime.now(UTC))
+        except Exception as exc:  # the heartbeat must never kill the daemon
+            log.error("heartbeat failed: %s", exc)
+
+    def _schedule(self, watches: tuple[Watch, ...]) -> None:
+        now = datetime.now(UTC)
+        for watch in watches:
+            self._scheduler.add_job(
+                self._job,
+                _trigger(watch),
+                args=[watch.id],
+                id=f"watch:{watch.id}",
+                name=watch.id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(self.settings.misfire_grace),
+                next_run_time=self._first_run(watch, now),
+                replace_existing=True,
+            )
+
+    def _first_run(self, watch: Watch, now: datetime) -> datetime:
+        """Resume the rhythm from the store; spread overdue watches over a minute."""
+        last = self.store.state(watch.id).last_check_at
+        spread = timedelta(seconds=random.uniform(0, FIRST_RUN_SPREAD))
+        if last is None or watch.schedule.interval is None:
+            return now + spread if last is None else _next_cron(watch, now)
+        due = last + timedelta(seconds=watch.schedule.interval)
+        return due if due > now else now + spread
+
+    async def _job(self, watch_id: str) -> None:
+        if self._stopping:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            async with self._gate:
+                result = await check(self.watchlist.watch(watch_id), self._ctx)
+            self._report(result)
+        except Exception:  # one broken watch must never take the daemon down
+            log.exception("check of %s crashed", watch_id)
+        finally:
+            self._running.discard(task)
+
+    def _report(self, result: CheckResult) -> None:
+        level = logging.WARNING if result.outcome is Outcome.FAILED else logging.INFO
+        log.log(
+            level,
+            "%s: %s%s",
+            result.watch,
+            result.outcome.value,
+            f" ({result.failure}: {result.message})" if result.failure else "",
+        )
+        if self.on_result is not None:
+            self.on_result(result)
+
+    def reload_watchlist(self) -> None:
+        """Swap in a new watchlist if it is valid; otherwise keep the running one."""
+        try:
+            new = self.reload()
+        except ConfigError as exc:
+            log.error("watchlist reload refused, keeping the running one:\n%s", exc)
+            return
+        old_ids = {w.id for w in self.watchlist.watches}
+        new_ids = {w.id for w in new.watches}
+        for gone in old_ids - new_ids:
+            self._scheduler.remove_job(f"watch:{gone}")
+        changed = tuple(w for w in new.watches if w not in self.watchlist.watches)
+        self.watchlist = new
+        self._schedule(changed)
+        log.info(
+            "watchlist reloaded: %d watches (%d added or changed, %d removed)",
+            len(new.watches),
+            len(changed),
+            len(old_ids - new_ids),
+        )
+
+
+def _trigger(watch: Watch) -> IntervalTrigger | CronTrigger:
+    jitter = int(watch.schedule.jitter) or None
+    if watch.schedule.cron:
+        return CronTrigger.from_crontab(watch.schedule.cron, timezone=UTC)
+    return IntervalTrigger(seconds=watch.schedule.interval or 6 * 3600, jitter=jitter)
+
+
+def _next_cron(watch: Watch, now: datetime) -> datetime:
+    fire = _trigger(watch).get_next_fire_time(None, now)
+    return fire if fire is not None else now
+
+
+def run(daemon: Daemon) -> int:
+    """Run the daemon in a fresh event loop until SIGTERM or SIGINT; return the exit code."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, daemon.reload_watchlist)
+        await daemon.serve(stop)
+
+    asyncio.run(main())
+    return 0

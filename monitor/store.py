@@ -1,0 +1,535 @@
+"""The store: snapshots, versions, per-watch state and the check log.
+
+SQLite by default (one file, no server) through SQLAlchemy Core, so a PostgreSQL
+URL works unchanged. Every write of a check happens in one transaction: a crash at
+any point leaves either the whole check or none of it.
+
+Raw bodies are the proof of what a page said, so every one is kept, compressed and
+deduplicated by SHA-256. Consecutive bodies of one page differ in a timestamp or a
+token, so each body is compressed with zstd against the watch's last *keyframe*
+body as a dictionary: an unchanged page costs a few hundred bytes per check, and
+reading any body needs at most one other body (no long delta chains).
+
+The schema is versioned in the `meta` table and migrated forward on open.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import zstandard
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.errors import StoreError
+from monitor.model import Block, Document, Snapshot, Validators, document_hash, document_json
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+bodies = Table(
+    "bodies",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("codec", String(16), nullable=False),  # "zstd" or "zstd-dict"
+    Column("base", String(64), ForeignKey("bodies.sha256"), nullable=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", String(100), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("final_url", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("headers", Text, nullable=False),  # JSON list of [name, value]
+    Column("body_sha256", String(64), ForeignKey("bodies.sha256"), nullable=False),
+    Column("encoding", String(40), nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("elapsed", Float, nullable=False),
+    Index("ix_snapshots_watch", "watch_id", "id"),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", String(100), nullable=False),
+    Column("snapshot_id", Integer, ForeignKey("snapshots.id"), nullable=False),
+    Column("rules_hash", String(32), nullable=False),
+    Column("doc_hash", String(64), nullable=False),
+    Column("document", LargeBinary, nullable=False),  # zlib-compressed canonical JSON
+    Column("kind", String(16), nullable=False),  # baseline | change | technical
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_versions_watch", "watch_id", "id"),
+)
+
+watch_state = Table(
+    "watch_state",
+    metadata,
+    Column("watch_id", String(100), primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_full_fetch", DateTime(timezone=True)),
+    Column("last_body_sha256", String(64)),
+    Column("keyframe_sha256", String(64)),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("last_outcome", String(16)),
+    Column("last_error", Text),
+    Column("last_check_at", DateTime(timezone=True)),
+    Column("last_success_at", DateTime(timezone=True)),
+)
+
+checks = Table(
+    "checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", String(100), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("elapsed", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("failure_kind", String(16)),
+    Column("message", Text),
+    Column("snapshot_id", Integer, ForeignKey("snapshots.id")),
+    Column("version_id", Integer, ForeignKey("versions.id")),
+    Column("technical", Boolean, nullable=False, default=False),
+    Index("ix_checks_watch", "watch_id", "id"),
+)
+
+
+def _migrate_1(conn: Connection) -> None:
+    for table in (bodies, snapshots, versions, watch_state, checks):
+        table.create(conn)
+
+
+MIGRATIONS: Sequence[Callable[[Connection], None]] = (_migrate_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+KEYFRAME_RATIO = 0.5  # a delta larger than this share of a full encoding starts a new keyframe
+
+
+@dataclass(frozen=True)
+class WatchState:
+    """What the store remembers about a watch between checks."""
+
+    watch_id: str
+    validators: Validators = field(default_factory=Validators)
+    last_full_fetch: datetime | None = None
+    last_body_sha256: str | None = None
+    keyframe_sha256: str | None = None
+    consecutive_failures: int = 0
+    last_outcome: str | None = None
+    last_error: str | None = None
+    last_check_at: datetime | None = None
+    last_success_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A version read back from the store."""
+
+    id: int
+    watch_id: str
+    snapshot_id: int
+    rules_hash: str
+    doc_hash: str
+    document: Document
+    kind: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """Everything one check writes, applied in a single transaction."""
+
+    watch_id: str
+    started_at: datetime
+    elapsed: float
+    outcome: str
+    snapshot: Snapshot | None = None
+    document: Document | None = None
+    version_kind: str | None = None  # baseline | change | technical, when a version is new
+    rules_hash: str = ""
+    failure_kind: str | None = None
+    message: str | None = None
+    validators: Validators | None = None
+    full_fetch: bool = False
+    technical: bool = False
+
+
+def database_url(value: str) -> str:
+    """Accept a SQLAlchemy URL, or a plain path meaning a SQLite file."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().absolute()}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """The monitor's persistent memory. Open with `Store.open(url)`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect, create or migrate the schema, and return a ready store."""
+        try:
+            engine = create_engine(database_url(url))
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            store = cls(engine)
+            store.migrate()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store {redact_db(url)}: {exc}") from exc
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store error: {exc}") from exc
+
+    # --- schema ---------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        with self._tx() as conn:
+            meta.create(conn, checkfirst=True)
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version"))
+            value = row.scalar()
+        return int(value) if value is not None else 0
+
+    def migrate(self) -> None:
+        """Apply every migration newer than the store, each in its own transaction."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store has schema version {current}, newer than this monitor "
+                f"({SCHEMA_VERSION}); upgrade monitor"
+            )
+        for number in range(current + 1, SCHEMA_VERSION + 1):
+            with self._tx() as conn:
+                MIGRATIONS[number - 1](conn)
+                _set_meta(conn, "schema_version", str(number))
+
+    # --- reads ----------------------------------------------------------------------
+
+    def state(self, watch_id: str) -> WatchState:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(watch_state).where(watch_state.c.watch_id == watch_id)
+            ).first()
+        if row is None:
+            return WatchState(watch_id)
+        m = row._mapping
+        return WatchState(
+            watch_id=watch_id,
+            validators=Validators(m["etag"], m["last_modified"]),
+            last_full_fetch=_utc(m["last_full_fetch"]),
+            last_body_sha256=m["last_body_sha256"],
+            keyframe_sha256=m["keyframe_sha256"],
+            consecutive_failures=m["consecutive_failures"],
+            last_outcome=m["last_outcome"],
+            last_error=m["last_error"],
+            last_check_at=_utc(m["last_check_at"]),
+            last_success_at=_utc(m["last_success_at"]),
+        )
+
+    def latest_version(self, watch_id: str) -> StoredVersion | None:
+        query = (
+            select(versions)
+            .where(versions.c.watch_id == watch_id)
+            .order_by(versions.c.id.desc())
+            .limit(1)
+        )
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        return _version(row._mapping) if row is not None else None
+
+    def versions(self, watch_id: str) -> list[StoredVersion]:
+        query = select(versions).where(versions.c.watch_id == watch_id).order_by(versions.c.id)
+        with self._tx() as conn:
+            return [_version(r._mapping) for r in conn.execute(query)]
+
+    def snapshot(self, snapshot_id: int) -> Snapshot:
+        """A stored snapshot with its exact raw body, as the proof of what was served."""
+        with self._tx() as conn:
+            row = conn.execute(select(snapshots).where(snapshots.c.id == snapshot_id)).first()
+            if row is None:
+                raise StoreError(f"no snapshot {snapshot_id}")
+            m = row._mapping
+            body = _read_body(conn, m["body_sha256"])
+        return Snapshot(
+            url=m["url"],
+            final_url=m["final_url"],
+            status=m["status"],
+            headers=tuple((k, v) for k, v in json.loads(m["headers"])),
+            body=body,
+            encoding=m["encoding"],
+            fetched_at=_utc(m["fetched_at"]) or datetime.now(UTC),
+            elapsed=m["elapsed"],
+        )
+
+    def latest_snapshot_id(self, watch_id: str) -> int | None:
+        query = select(func.max(snapshots.c.id)).where(snapshots.c.watch_id == watch_id)
+        with self._tx() as conn:
+            value = conn.execute(query).scalar()
+        return int(value) if value is not None else None
+
+    def body(self, sha256: str) -> bytes:
+        with self._tx() as conn:
+            return _read_body(conn, sha256)
+
+    def check_log(self, watch_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(checks).order_by(checks.c.id.desc()).limit(limit)
+        if watch_id is not None:
+            query = query.where(checks.c.watch_id == watch_id)
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def count(self, table: str) -> int:
+        with self._tx() as conn:
+            value = conn.execute(select(func.count()).select_from(metadata.tables[table])).scalar()
+        return int(value or 0)
+
+    # --- writes ---------------------------------------------------------------------
+
+    def record(self, rec: CheckRecord) -> int | None:
+        """Write one check (snapshot, version, state, log) atomically; return the version id."""
+        with self._tx() as conn:
+            prior = self._state_row(conn, rec.watch_id)
+            snapshot_id, keyframe = None, prior.get("keyframe_sha256")
+            if rec.snapshot is not None:
+                snapshot_id, keyframe = _insert_snapshot(conn, rec.watch_id, rec.snapshot, keyframe)
+            version_id = None
+            if rec.document is not None and rec.version_kind is not None:
+                if snapshot_id is None:
+                    raise StoreError("a version needs the snapshot it was extracted from")
+                version_id = _insert_version(conn, rec, snapshot_id)
+            conn.execute(
+                insert(checks).values(
+                    watch_id=rec.watch_id,
+                    started_at=rec.started_at,
+                    elapsed=rec.elapsed,
+                    outcome=rec.outcome,
+                    failure_kind=rec.failure_kind,
+                    message=rec.message,
+                    snapshot_id=snapshot_id,
+                    version_id=version_id,
+                    technical=rec.technical,
+                )
+            )
+            self._update_state(conn, rec, prior, keyframe)
+        return version_id
+
+    def _state_row(self, conn: Connection, watch_id: str) -> dict[str, Any]:
+        row = conn.execute(select(watch_state).where(watch_state.c.watch_id == watch_id)).first()
+        if row is None:
+            conn.execute(insert(watch_state).values(watch_id=watch_id, consecutive_failures=0))
+            return {"consecutive_failures": 0}
+        return dict(row._mapping)
+
+    def _update_state(
+        self, conn: Connection, rec: CheckRecord, prior: dict[str, Any], keyframe: str | None
+    ) -> None:
+        values: dict[str, Any] = {
+            "last_outcome": rec.outcome,
+            "last_check_at": rec.started_at,
+            "keyframe_sha256": keyframe,
+        }
+        if rec.outcome == "failed":
+            values["consecutive_failures"] = prior["consecutive_failures"] + 1
+            values["last_error"] = rec.message
+        else:
+            values["consecutive_failures"] = 0
+            values["last_error"] = None
+            values["last_success_at"] = rec.started_at
+        if rec.snapshot is not None and rec.outcome != "failed":
+            values["last_body_sha256"] = rec.snapshot.sha256
+        if rec.validators is not None:
+            values["etag"] = rec.validators.etag
+            values["last_modified"] = rec.validators.last_modified
+        if rec.full_fetch:
+            values["last_full_fetch"] = rec.started_at
+        conn.execute(
+            update(watch_state).where(watch_state.c.watch_id == rec.watch_id).values(**values)
+        )
+
+    def heartbeat(self, now: datetime) -> None:
+        """Record that a daemon is alive; `monitor health` reads it."""
+        with self._tx() as conn:
+            _set_meta(conn, "heartbeat", now.astimezone(UTC).isoformat())
+
+    def last_heartbeat(self) -> datetime | None:
+        with self._tx() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "heartbeat")).scalar()
+        return datetime.fromisoformat(row) if row else None
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    done = conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+    if done.rowcount == 0:
+        conn.execute(insert(meta).values(key=key, value=value))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)  # SQLite returns naive datetimes; we only write UTC
+
+
+def _version(m: Any) -> StoredVersion:
+    raw = json.loads(zlib.decompress(m["document"]))
+    return StoredVersion(
+        id=m["id"],
+        watch_id=m["watch_id"],
+        snapshot_id=m["snapshot_id"],
+        rules_hash=m["rules_hash"],
+        doc_hash=m["doc_hash"],
+        document=tuple(Block.from_json(b) for b in raw),
+        kind=m["kind"],
+        created_at=_utc(m["created_at"]) or datetime.now(UTC),
+    )
+
+
+def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> int:
+    assert rec.document is not None and rec.version_kind is not None
+    result = conn.execute(
+        insert(versions).values(
+            watch_id=rec.watch_id,
+            snapshot_id=snapshot_id,
+            rules_hash=rec.rules_hash,
+            doc_hash=document_hash(rec.document),
+            document=zlib.compress(document_json(rec.document).encode(), 6),
+            kind=rec.version_kind,
+            created_at=rec.started_at,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _insert_snapshot(
+    conn: Connection, watch_id: str, snap: Snapshot, keyframe: str | None
+) -> tuple[int, str | None]:
+    keyframe = _store_body(conn, snap.body, snap.sha256, keyframe)
+    result = conn.execute(
+        insert(snapshots).values(
+            watch_id=watch_id,
+            url=snap.url,
+            final_url=snap.final_url,
+            status=snap.status,
+            headers=json.dumps([list(h) for h in snap.headers]),
+            body_sha256=snap.sha256,
+            encoding=snap.encoding,
+            fetched_at=snap.fetched_at,
+            elapsed=snap.elapsed,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0]), keyframe
+
+
+def _store_body(conn: Connection, body: bytes, sha: str, keyframe: str | None) -> str | None:
+    """Store a body once; compress it against the keyframe. Return the keyframe to keep."""
+    exists = conn.execute(select(bodies.c.sha256).where(bodies.c.sha256 == sha)).first()
+    if exists is not None:
+        return keyframe
+    full = zstandard.ZstdCompressor(level=10).compress(body)
+    if keyframe is not None:
+        base = _read_body(conn, keyframe)
+        delta = _compressor(base).compress(body)
+        if len(delta) <= KEYFRAME_RATIO * len(full):
+            _insert_body(conn, sha, body, "zstd-dict", keyframe, delta)
+            return keyframe
+    _insert_body(conn, sha, body, "zstd", None, full)
+    return sha
+
+
+def _insert_body(
+    conn: Connection, sha: str, body: bytes, codec: str, base: str | None, data: bytes
+) -> None:
+    conn.execute(
+        insert(bodies).values(sha256=sha, size=len(body), codec=codec, base=base, data=data)
+    )
+
+
+def _compressor(base: bytes) -> zstandard.ZstdCompressor:
+    dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    return zstandard.ZstdCompressor(level=10, dict_data=dictionary)
+
+
+def _read_body(conn: Connection, sha: str) -> bytes:
+    row = conn.execute(select(bodies).where(bodies.c.sha256 == sha)).first()
+    if row is None:
+        raise StoreError(f"missing body {sha}")
+    m = row._mapping
+    if m["codec"] == "zstd":
+        return zstandard.ZstdDecompressor().decompress(m["data"])
+    base = _read_body(conn, m["base"])
+    dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(m["data"])
+
+
+def redact_db(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,263 @@
+"""The watchlist contract: what validates, and how each mistake is reported."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+from monitor.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWN = {"HK", "MO", "CN", "TW", "US", "GB", "EU", "FR"}
+
+
+def load(text: str, **kwargs: object) -> config.Watchlist:
+    return config.loads(
+        textwrap.dedent(text),
+        "w.yaml",
+        env=kwargs.pop("env", {}),  # type: ignore[arg-type]
+        known_jurisdictions=KNOWN,
+        check_url=kwargs.pop("check_url", lambda url: url.startswith(("json://", "mailto://"))),  # type: ignore[arg-type]
+    )
+
+
+def problems(text: str, **kwargs: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(text, **kwargs)
+    return [str(p) for p in info.value.problems]
+
+
+MINIMAL = """\
+watches:
+  - id: meta-hk
+    platform: Meta
+    name: Government requests — Hong Kong
+    url: https://transparency.meta.com/reports/government-data-requests/country/HK/
+"""
+
+
+def test_minimal_watch_gets_the_documented_defaults() -> None:
+    watch = load(MINIMAL).watches[0]
+    assert watch.jurisdictions == ("HK", "MO", "CN")
+    assert watch.routes == ()
+    assert watch.schedule.interval == 6 * 3600
+    assert watch.max_size == 10_000_000
+    assert watch.timeout == 60
+    assert watch.kind == "policy"
+    assert watch.rules.select == ()
+
+
+def test_watch_settings_override_defaults() -> None:
+    wl = load(
+        """\
+        defaults:
+          interval: 1h
+          jitter: 2m
+          jurisdictions: [HK]
+          routes: [desk]
+          headers: {Accept-Language: en}
+          user_agent: research-bot/1.0
+        routes:
+          desk: ["json://127.0.0.1:9/hook"]
+          ops: "mailto://u:${PASS}@mail.example.org"
+        watches:
+          - id: a
+            platform: X
+            name: A
+            url: https://example.org/a
+            cron: "0 */6 * * *"
+            jurisdictions: [TW, MO]
+            routes: [ops]
+            headers: {Accept-Language: zh-HK}
+            select: [main, "#content > p"]
+            ignore: ['Last updated: .*']
+            about: HK
+            tags: [hk]
+        """,
+        env={"PASS": "s3cret"},
+    )
+    watch = wl.watches[0]
+    assert watch.schedule.cron == "0 */6 * * *" and watch.schedule.interval is None
+    assert watch.schedule.jitter == 120
+    assert watch.jurisdictions == ("TW", "MO")
+    assert watch.routes == ("ops",)
+    assert dict(watch.headers) == {"Accept-Language": "zh-HK", "User-Agent": "research-bot/1.0"}
+    assert watch.rules.select == ("main", "#content > p")
+    assert wl.routes["ops"] == ("mailto://u:s3cret@mail.example.org",)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("30s", 30), ("15m", 900), ("6h", 21600), ("1d", 86400), ("1h30m", 5400), (90, 90)],
+)
+def test_durations(value: object, seconds: float) -> None:
+    assert config.parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "size"), [("10MB", 10**7), ("500KB", 500_000), ("1MiB", 2**20), (42, 42)]
+)
+def test_sizes(value: object, size: int) -> None:
+    assert config.parse_size(value) == size
+
+
+# Each class of mistake: (watchlist text, line of the problem, words the message must say)
+MISTAKES = [
+    pytest.param(MINIMAL + "    colour: red\n", 6, "unknown key", id="unknown-key"),
+    pytest.param("watchez: []\n" + MINIMAL, 1, "unknown key", id="unknown-section"),
+    pytest.param(MINIMAL + MINIMAL.split("\n", 1)[1], 6, "duplicate watch id", id="duplicate-id"),
+    pytest.param(
+        MINIMAL.replace("https://transparency", "htp://transparency"),
+        5,
+        "http(s) URL",
+        id="bad-url",
+    ),
+    pytest.param(
+        MINIMAL + "    select: ['main >> p']\n", 6, "invalid CSS selector", id="bad-selector"
+    ),
+    pytest.param(
+        MINIMAL + "    ignore: ['Updated: (']\n", 6, "invalid regular expression", id="bad-regex"
+    ),
+    pytest.param(MINIMAL + "    interval: 6 hours\n", 6, "not a duration", id="bad-duration"),
+    pytest.param(MINIMAL + "    cron: '99 * * * *'\n", 6, "invalid cron", id="bad-cron"),
+    pytest.param(
+        MINIMAL + "    interval: 1h\n    cron: '0 * * * *'\n", 2, "not both", id="interval-and-cron"
+    ),
+    pytest.param(
+        MINIMAL + "    jurisdictions: [HK, XX]\n",
+        6,
+        "unknown jurisdiction 'XX'",
+        id="unknown-jurisdiction",
+    ),
+    pytest.param(
+        MINIMAL + "    about: Atlantis\n", 6, "unknown jurisdiction 'Atlantis'", id="unknown-about"
+    ),
+    pytest.param(MINIMAL + "    routes: [desk]\n", 6, "unknown route 'desk'", id="unknown-route"),
+    pytest.param(
+        MINIMAL.replace("    platform: Meta\n", ""), 2, "required key is missing", id="missing-key"
+    ),
+    pytest.param(
+        MINIMAL.replace("id: meta-hk", "id: Meta HK"), 2, "should match pattern", id="bad-id"
+    ),
+    pytest.param(
+        "routes:\n  desk: ['nope://x']\n" + MINIMAL,
+        2,
+        "apprise does not accept",
+        id="apprise-rejects",
+    ),
+    pytest.param(
+        "routes:\n  desk: ['json://${HOOK_HOST}/x']\n" + MINIMAL,
+        2,
+        "HOOK_HOST is not set",
+        id="unset-env",
+    ),
+    pytest.param(
+        "defaults:\n  interval: 1h\n  interval: 2h\n" + MINIMAL,
+        3,
+        "duplicate key",
+        id="duplicate-key",
+    ),
+    pytest.param(
+        "defaults:\n  failures_before_alert: 0\n" + MINIMAL,
+        2,
+        "greater than or equal to 1",
+        id="bad-number",
+    ),
+    pytest.param("watches:\n  - id: [unclosed\n", 3, "invalid YAML", id="yaml-syntax"),
+    pytest.param(
+        "jurisdictions:\n  ZZ: {terms: [x]}\n" + MINIMAL,
+        2,
+        "needs a `name`",
+        id="new-jurisdiction-without-name",
+    ),
+    pytest.param("watches: []\n", 1, "non-empty list", id="no-watches"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "words"), MISTAKES)
+def test_each_mistake_is_reported_with_its_line(text: str, line: int, words: str) -> None:
+    found = problems(text)
+    assert any(p.startswith(f"w.yaml:{line}:") and words in p for p in found), found
+
+
+def test_five_mistakes_are_all_reported_at_once() -> None:
+    text = textwrap.dedent(
+        """\
+        defaults:
+          interval: often
+        watches:
+          - id: a
+            platform: A
+            name: A
+            url: ftp://example.org/a
+          - id: b
+            platform: B
+            name: B
+            url: https://example.org/b
+            select: ['div[']
+            jurisdictions: [HK, Narnia]
+          - id: a
+            platform: A
+            name: A again
+            url: https://example.org/a2
+            colour: blue
+        """
+    )
+    found = problems(text)
+    lines = sorted(int(p.split(":")[1]) for p in found)
+    assert lines == [2, 7, 12, 13, 14, 18], found
+
+
+def test_new_jurisdictions_can_be_defined_and_used() -> None:
+    wl = load(
+        "jurisdictions:\n  XUAR: {name: Xinjiang, terms: [Xinjiang, Uyghur]}\n"
+        + MINIMAL
+        + "    jurisdictions: [XUAR]\n"
+    )
+    assert wl.watches[0].jurisdictions == ("XUAR",)
+    assert wl.jurisdictions["XUAR"].terms == ["Xinjiang", "Uyghur"]
+
+
+def test_secrets_are_redacted_in_messages() -> None:
+    found = problems(
+        "routes:\n  desk: ['nope://user:${TOKEN}@host/path?key=${TOKEN}']\n" + MINIMAL,
+        env={"TOKEN": "hunter2"},
+    )
+    assert found and all("hunter2" not in p for p in found)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mailto://me:pw@mail.example.org?to=a@b.org",
+        "slack://T0/B0/secret-token/#chan",
+        "json://h:1/x?k=v",
+    ],
+)
+def test_redact_hides_credentials_and_tokens(url: str) -> None:
+    redacted = config.redact(url)
+    assert "pw" not in redacted and "secret-token" not in redacted and "k=v" not in redacted
+    assert redacted.split("://")[0] == url.split("://")[0]
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(tmp_path / "missing.yaml")
+
+
+def test_default_watchlist_validates_with_the_real_catalog_and_apprise() -> None:
+    wl = config.load(ROOT / "watchlist.yaml", env={})
+    platforms = {w.platform for w in wl.watches}
+    assert len(wl.watches) >= 25 and len(platforms) >= 12
+    assert {"HK", "MO", "CN"} <= set(wl.defaults.jurisdictions)
+    assert all(w.url.startswith("https://") for w in wl.watches)
+    assert wl.routes == {}  # runs with no environment set
+
+
+def test_packaged_watchlist_is_the_top_level_one() -> None:
+    assert (ROOT / "watchlist.yaml").read_bytes() == (
+        ROOT / "monitor/data/watchlist.yaml"
+    ).read_bytes()
