@@ -233,9 +233,20 @@ class _Collector:
         self.source = source
         self.lines = lines
         self.problems: list[Problem] = []
+        self.watch_ids: dict[int, str] = {}
 
-    def add(self, path: Path_, message: str, *, label: str | None = None) -> None:
-        self.problems.append(Problem(self.source, self.line(path), label or _key(path), message))
+    def add(self, path: Path_, message: str) -> None:
+        self.problems.append(Problem(self.source, self.line(path), self.label(path), message))
+
+    def label(self, path: Path_) -> str:
+        """`watches[3] (meta-hk).select[0]`: the key path, naming the watch by its id."""
+        key = _key(path)
+        if len(path) >= 2 and path[0] == "watches" and isinstance(path[1], int):
+            watch_id = self.watch_ids.get(path[1])
+            head = f"watches[{path[1]}]"
+            if watch_id and path[2:3] != ("id",):
+                key = key.replace(head, f"{head} ({watch_id})", 1)
+        return key
 
     def line(self, path: Path_) -> int | None:
         for end in range(len(path), -1, -1):
@@ -243,16 +254,14 @@ class _Collector:
                 return self.lines[path[:end]]
         return None
 
-    def add_validation(self, base: Path_, error: ValidationError, label: str) -> None:
+    def add_validation(self, base: Path_, error: ValidationError) -> None:
         for item in error.errors():
-            path = base + tuple(item["loc"])
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
                 message = "unknown key"
             elif item["type"] == "missing":
                 message = "required key is missing"
-            rest = _key(tuple(item["loc"]))
-            self.add(path, message, label=f"{label}.{rest}" if rest else label)
+            self.add(base + tuple(item["loc"]), message)
 
 
 def _key(path: Path_) -> str:
@@ -344,7 +353,7 @@ def loads(
     builder = _Builder(out, env, known, check_url or _apprise_accepts)
     watchlist = builder.build(data, source)
     if out.problems:
-        raise ConfigError(out.problems)
+        raise ConfigError(sorted(out.problems, key=lambda p: p.line or 0))
     return watchlist
 
 
@@ -390,7 +399,7 @@ class _Builder:
         try:
             return DefaultsSpec.model_validate(raw or {})
         except ValidationError as exc:
-            self.out.add_validation(("defaults",), exc, "defaults")
+            self.out.add_validation(("defaults",), exc)
             return DefaultsSpec()
 
     def routes(self, raw: object) -> dict[str, tuple[str, ...]]:
@@ -432,7 +441,7 @@ class _Builder:
             try:
                 spec = JurisdictionSpec.model_validate(value or {})
             except ValidationError as exc:
-                self.out.add_validation(path, exc, f"jurisdictions.{key}")
+                self.out.add_validation(path, exc)
                 continue
             if str(key) not in self.known and not spec.name:
                 self.out.add(path, "a new jurisdiction needs a `name` (and `terms`)")
@@ -462,19 +471,17 @@ class _Builder:
             if wid in seen:
                 duplicates.add(index)
                 message = f"duplicate watch id {wid!r} (first used by watches[{seen[wid]}])"
-                self.out.add(("watches", index, "id"), message, label=f"watches[{index}].id")
+                self.out.add(("watches", index, "id"), message)
             else:
+                self.out.watch_ids[index] = wid
                 seen[wid] = index
         return duplicates
 
     def watch_spec(self, index: int, item: object) -> WatchSpec | None:
-        label = f"watches[{index}]"
-        if isinstance(item, dict) and isinstance(item.get("id"), str):
-            label += f" ({item['id']})"
         try:
             return WatchSpec.model_validate(item)
         except ValidationError as exc:
-            self.out.add_validation(("watches", index), exc, label)
+            self.out.add_validation(("watches", index), exc)
         if isinstance(item, dict):  # still report references of an otherwise broken watch
             refs = {k: item.get(k) for k in ("jurisdictions", "routes", "about")}
             if all(isinstance(v, list | str | None) for v in refs.values()):

@@ -224,8 +224,8 @@ class Store:
                 event.listen(engine, "connect", _sqlite_pragmas)
             store = cls(engine)
             store.migrate()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store {redact_db(url)}: {exc}") from exc
+        except (SQLAlchemyError, StoreError) as exc:
+            raise StoreError(f"cannot open the store {redact_db(url)}: {_reason(exc)}") from exc
         return store
 
     def close(self) -> None:
@@ -237,7 +237,7 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"store error: {exc}") from exc
+            raise StoreError(_reason(exc)) from exc
 
     # --- schema ---------------------------------------------------------------------
 
@@ -523,6 +523,12 @@ def _read_body(conn: Connection, sha: str) -> bytes:
     base = _read_body(conn, m["base"])
     dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
     return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(m["data"])
+
+
+def _reason(exc: Exception) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and links."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc)
 
 
 def redact_db(url: str) -> str:

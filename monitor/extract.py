@@ -1,0 +1,637 @@
+"""Extract: turn a page (HTML or plain text) into a version's ordered text blocks.
+
+A version is compared sentence by sentence with the previous one, so everything that
+is not the policy's wording must go before comparison, and the same wording must
+always give the same blocks. This stage is pure: no I/O, no clock, and the same input
+always gives byte-identical output.
+
+How a page becomes blocks:
+
+1. Parse with lxml (comments and processing instructions are dropped by the parser).
+2. Drop what a reader never sees: script, style, template, noscript, svg, iframe,
+   object, head, select, textarea, canvas, video, audio, closed dialogs, and elements
+   that are ``hidden``, ``aria-hidden="true"`` or styled ``display: none`` /
+   ``visibility: hidden``. Text of a ``<br>`` boundary becomes a space.
+3. Remove the watch's ``remove`` selectors (a selector matching nothing is fine).
+4. Choose the content:
+   - with ``select``: the union of its matches in document order, nested matches
+     kept once; a selector that matches nothing is an ExtractError, because a
+     redesigned page must show up as a health problem, not as "the policy vanished";
+   - without: the first of ``<main>``, ``[role=main]``, the single ``<article>`` (or
+     the nearest common ancestor of several), else ``<body>``; the first of these that
+     yields any text wins. Navigation and cookie/consent banners are removed inside
+     the chosen content; page chrome (header, footer, aside and their ARIA roles) is
+     removed too when the content is not a main or a single article, except inside
+     an article or main. A banner is recognised by id/class tokens (a consent
+     vendor's name, or "cookie", "consent", "gdpr" or "ccpa" together with a banner
+     word such as "banner", "notice", "modal"), never on main, article or body, and
+     never on an element that holds an ``<h1>``: a cookie *policy* is content.
+5. Walk the content in document order. Headings (h1-h6, role=heading) keep a stack
+   that gives every block its section ``path``; p, address, figcaption and caption
+   are paragraphs; li, dt and dd are items, terms and definitions holding only their
+   own text (a nested list or table follows as blocks of its own); each tr is a row
+   of cell texts; inline text lying loose in a container between block children is a
+   paragraph of its own, so no visible text is lost.
+6. Normalise every text (see ``normalize``), apply the ``ignore`` patterns, and drop
+   blocks left empty. A page with no block at all is an ExtractError.
+
+Plain text (``content_type`` ``text/plain``) is split into paragraphs on blank lines.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import lxml.html
+from cssselect import SelectorError
+from lxml import etree
+from lxml.cssselect import CSSSelector
+from lxml.html import HtmlElement
+
+from monitor.errors import ExtractError
+from monitor.model import Block, Document, ExtractRules
+
+__all__ = ["extract", "normalize"]
+
+# --- normalisation -------------------------------------------------------------------
+
+# Invisible characters: removed before NFKC so that they cannot block a composition.
+_INVISIBLE = dict.fromkeys(
+    map(
+        ord,
+        "\u00ad\u034f\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+        "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff",
+    )
+)
+# Typographic variants that editors swap freely: not a change of wording.
+_TYPOGRAPHY = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"'),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+    }
+)
+# A list marker typed into the text ("1.", "(a)", "iv.", "•"): renumbering a list
+# must not change every item after the insertion point. Latin markers need a space
+# after them, so "1.5 million", "2024" and "e.g." survive; Chinese enumerators
+# ("一、", "(二)") are followed directly by text.
+_NUMBERING = re.compile(
+    r"""
+    (?:
+        (?: \d{1,3}(?:\.\d{1,3})*[.)]           # 1.  1)  2.3.
+          | \(\d{1,3}\)                         # (1)
+          | [a-z][.)] | [A-Z]\) | \([a-zA-Z]\)  # a.  a)  B)  (c)
+          | (?i: \(? (?=[ivx]) x{0,2}(?:ix|iv|v?i{0,3}) [.)] )  # iv.  (xii)  IX)
+          | [\u2022\u00b7\u2023\u25e6\u25aa\u25cf\u25cb\u25a0\u25a1\u30fb*+-]  # • · * -
+        )\s+
+      | \(?[一二三四五六七八九十]{1,3}[、)]\s*  # 一、  (二)
+    )
+    """,
+    re.VERBOSE,
+)
+
+
+def normalize(text: str, *, strip_numbering: bool = True) -> str:
+    """Reduce a text to its wording, so that only a change of wording is a change.
+
+    Invisible characters (zero-width, soft hyphen, bidi marks) go; NFKC unifies
+    compatibility forms (full-width ASCII, ligatures, non-breaking spaces, "…");
+    typographic quotes and dashes become ASCII; whitespace runs become one space;
+    list markers at the start go unless ``strip_numbering`` is false (headings and
+    table cells keep their numbers: there they are content).
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).translate(_TYPOGRAPHY)
+    text = " ".join(text.split())
+    if strip_numbering:
+        while match := _NUMBERING.match(text):
+            text = text[match.end() :]
+    return text
+
+
+# --- the entry point -----------------------------------------------------------------
+
+
+def extract(html: str, rules: ExtractRules, *, content_type: str = "text/html") -> Document:
+    """Turn a decoded page into a version: its ordered, normalised text blocks.
+
+    Raises ExtractError when a ``select`` selector matches nothing, a selector or
+    pattern is invalid, or no text is left: each is a health problem of the watch,
+    never a change of the policy.
+    """
+    ignore = _compile_ignore(rules.ignore)
+    if content_type.partition(";")[0].strip().lower() == "text/plain":
+        blocks = _plain_text_blocks(html, ignore)
+    else:
+        blocks = _html_blocks(html, rules, ignore)
+    if not blocks:
+        raise ExtractError(f"no text found in the page ({_describe(rules)})")
+    return tuple(blocks)
+
+
+def _describe(rules: ExtractRules) -> str:
+    """Say which rules were in force, so that the health alert is actionable."""
+    if not (rules.select or rules.remove or rules.ignore):
+        return "main-content heuristics"
+    named = (("select", rules.select), ("remove", rules.remove), ("ignore", rules.ignore))
+    return ", ".join(f"{name}={list(value)!r}" for name, value in named if value)
+
+
+def _compile_ignore(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+    """Compile the ignore patterns once per call; a bad one is the watch's fault."""
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ExtractError(f"invalid ignore pattern {pattern!r}: {exc}") from exc
+    return tuple(compiled)
+
+
+def _plain_text_blocks(text: str, ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
+    """A plain-text page has no markup: its paragraphs are separated by blank lines."""
+    out = _Builder(ignore)
+    for paragraph in re.split(r"\n\s*\n", text):
+        out.text("paragraph", paragraph)
+    return out.blocks
+
+
+def _html_blocks(
+    html: str, rules: ExtractRules, ignore: tuple[re.Pattern[str], ...]
+) -> list[Block]:
+    """Parse, clean and walk an HTML page: the pipeline of the module docstring."""
+    root = _parse(html)
+    _drop_invisible(root)
+    for element in _match_all(root, rules.remove):
+        _drop(element)
+    if rules.select:
+        return _walk_roots(_select(root, rules.select), ignore)
+    for roots in _heuristic_roots(root):
+        blocks = _walk_roots(roots, ignore)
+        if blocks:
+            return blocks
+    return []
+
+
+# --- parsing and cleaning ------------------------------------------------------------
+
+_XML_DECLARATION = re.compile(r"^\W*<\?xml[^>]*\?>", re.IGNORECASE)
+
+
+def _parse(html: str) -> HtmlElement:
+    """Parse with lxml, wrapping its exceptions: nothing above sees an lxml error.
+
+    lxml refuses a str that starts with an XML encoding declaration (the text is
+    already decoded, so the declaration is moot): it is stripped and parsing retried.
+    """
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    try:
+        try:
+            return lxml.html.document_fromstring(html, parser=parser)
+        except ValueError:
+            return lxml.html.document_fromstring(_XML_DECLARATION.sub("", html), parser=parser)
+    except (ValueError, etree.LxmlError) as exc:
+        raise ExtractError(f"no text found: the page cannot be parsed ({exc})") from exc
+
+
+_DROP_TAGS = frozenset(
+    {
+        "script",
+        "style",
+        "template",
+        "noscript",
+        "svg",
+        "iframe",
+        "object",
+        "head",
+        "select",
+        "textarea",
+        "canvas",
+        "video",
+        "audio",
+    }
+)
+_MAYBE_INVISIBLE = " | ".join(
+    [f"//{tag}" for tag in sorted(_DROP_TAGS)]
+    + ["//dialog[not(@open)]", "//*[@hidden]", "//*[@aria-hidden]", "//*[@style]"]
+)
+_HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+def _drop_invisible(root: HtmlElement) -> None:
+    """Remove what a reader never sees, and make every <br> a space."""
+    for element in _xpath(root, _MAYBE_INVISIBLE):
+        if _is_invisible(element):
+            _drop(element)
+    for br in root.iter("br"):
+        br.tail = " " + (br.tail or "")
+
+
+def _is_invisible(element: HtmlElement) -> bool:
+    """Whether an element is never rendered (hidden="until-found" is findable text)."""
+    hidden = element.get("hidden")
+    return (
+        element.tag in _DROP_TAGS
+        or (element.tag == "dialog" and element.get("open") is None)
+        or (hidden is not None and hidden.strip().lower() != "until-found")
+        or (element.get("aria-hidden") or "").strip().lower() == "true"
+        or bool(_HIDING_STYLE.search(element.get("style") or ""))
+    )
+
+
+def _drop(element: HtmlElement) -> None:
+    """Remove an element and its subtree, keeping the text that follows it."""
+    if element.getparent() is not None:
+        element.drop_tree()
+
+
+def _xpath(element: HtmlElement, expression: str) -> list[HtmlElement]:
+    """Evaluate an element-returning XPath; compiled per call (XPath is not shareable
+    across threads, and compiling costs microseconds)."""
+    return _elements(element.xpath(expression))
+
+
+def _elements(result: object) -> list[HtmlElement]:
+    """The elements of an XPath result (lxml types it as any XPath value)."""
+    assert isinstance(result, list)
+    return [node for node in result if isinstance(node, HtmlElement)]
+
+
+# --- choosing the content ------------------------------------------------------------
+
+
+def _compile_css(selector: str) -> CSSSelector:
+    """Compile a CSS selector with HTML semantics; a bad one is the watch's fault."""
+    try:
+        return CSSSelector(selector, translator="html")
+    except SelectorError as exc:
+        raise ExtractError(f"invalid CSS selector {selector!r}: {exc}") from exc
+
+
+def _match_all(root: HtmlElement, selectors: Iterable[str]) -> list[HtmlElement]:
+    """Every element matched by any of the selectors (for ``remove``)."""
+    return [el for selector in selectors for el in _css(_compile_css(selector), root)]
+
+
+def _css(selector: CSSSelector, root: HtmlElement) -> list[HtmlElement]:
+    return _elements(selector(root))
+
+
+def _select(root: HtmlElement, selectors: Sequence[str]) -> list[HtmlElement]:
+    """The union of the selectors' matches in document order, nested ones once."""
+    compiled = [_compile_css(selector) for selector in selectors]
+    for source, selector in zip(selectors, compiled, strict=True):
+        if not _css(selector, root):
+            raise ExtractError(f"select {source!r} matched nothing")
+    # An XPath union returns its nodes in document order, without duplicates.
+    return _outermost(_xpath(root, " | ".join(selector.path for selector in compiled)))
+
+
+def _outermost(elements: Iterable[HtmlElement]) -> list[HtmlElement]:
+    """Keep the elements (in document order) that are not inside another one."""
+    seen: set[HtmlElement] = set()
+    kept = []
+    for element in elements:
+        if element not in seen and not any(a in seen for a in element.iterancestors()):
+            kept.append(element)
+        seen.add(element)
+    return kept
+
+
+_PAGE_CHROME = " | ".join(
+    f".//{step}[not(ancestor::article or ancestor::main)]"
+    for step in (
+        "header",
+        "footer",
+        "aside",
+        "*[@role='banner']",
+        "*[@role='contentinfo']",
+        "*[@role='complementary']",
+    )
+)
+
+
+def _heuristic_roots(root: HtmlElement) -> Iterator[list[HtmlElement]]:
+    """Candidate content roots, best first: main, role=main, article(s), body."""
+    for expression in ("//main", "//*[@role='main']"):
+        found = _outermost(_xpath(root, expression))
+        if found:
+            yield [_strip_chrome(element, page=False) for element in found]
+    articles = _outermost(_xpath(root, "//article"))
+    if len(articles) == 1:
+        yield [_strip_chrome(articles[0], page=False)]
+    elif articles:
+        yield [_strip_chrome(_common_ancestor(articles), page=True)]
+    body = root.find("body")
+    yield [_strip_chrome(root if body is None else body, page=True)]
+
+
+def _common_ancestor(elements: Sequence[HtmlElement]) -> HtmlElement:
+    """The nearest element that contains all of the given ones."""
+    chain = [elements[0], *elements[0].iterancestors()]
+    for element in elements[1:]:
+        lineage = {element, *element.iterancestors()}
+        chain = [a for a in chain if a in lineage]
+    return chain[0]
+
+
+def _strip_chrome(content: HtmlElement, *, page: bool) -> HtmlElement:
+    """Remove navigation and consent banners inside the content; with ``page``, also
+    header, footer and aside outside any article or main: they repeat on every page
+    and change for reasons that have nothing to do with the policy."""
+    expression = ".//nav | .//*[@role='navigation']"
+    if page:
+        expression += " | " + _PAGE_CHROME
+    doomed = _xpath(content, expression) + _banners(content)
+    for element in doomed:
+        if element is not content:
+            _drop(element)
+    return content
+
+
+_BANNER_VENDORS = (
+    "onetrust",
+    "optanon",
+    "ot-sdk",
+    "cookiebot",
+    "didomi",
+    "usercentrics",
+    "truste",
+    "osano",
+    "iubenda",
+    "qc-cmp",
+    "sp_message",
+    "fc-consent",
+    "termly",
+    "cookieyes",
+    "cky-consent",
+    "cookie-law-info",
+    "cmplz",
+    "cc-banner",
+    "cc-window",
+    "cc_banner",
+)
+_BANNER_TOPICS = ("cookie", "consent", "gdpr", "ccpa")
+_BANNER_WORDS = (
+    "banner",
+    "bar",
+    "notice",
+    "notification",
+    "popup",
+    "pop-up",
+    "modal",
+    "dialog",
+    "overlay",
+    "prompt",
+    "wall",
+    "sdk",
+    "cmp",
+    "toast",
+    "snackbar",
+    "layer",
+)
+_LOWER = "translate(concat(' ', @id, ' ', @class), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', " + (
+    "'abcdefghijklmnopqrstuvwxyz')"
+)
+_BANNER_CANDIDATES = (
+    ".//*[@id or @class][not(self::main or self::article or self::body or @role='main')]["
+    + " or ".join(f"contains({_LOWER}, '{word}')" for word in _BANNER_VENDORS + _BANNER_TOPICS)
+    + "]"
+)
+
+
+def _banners(content: HtmlElement) -> list[HtmlElement]:
+    """Cookie and consent banners inside the content (see the module docstring)."""
+    return [
+        element
+        for element in _xpath(content, _BANNER_CANDIDATES)
+        if any(_is_banner_token(token) for token in _tokens(element))
+        and not _xpath(element, ".//h1 | .//main | .//article")
+    ]
+
+
+def _tokens(element: HtmlElement) -> list[str]:
+    return f"{element.get('id') or ''} {element.get('class') or ''}".lower().split()
+
+
+def _is_banner_token(token: str) -> bool:
+    """Whether an id or class token names a consent banner, not a cookie policy."""
+    if any(vendor in token for vendor in _BANNER_VENDORS):
+        return True
+    if not any(topic in token for topic in _BANNER_TOPICS):
+        return False
+    if "cookie" in token and "consent" in token:
+        return True
+    return any(word in token for word in _BANNER_WORDS)
+
+
+# --- walking the content into blocks -------------------------------------------------
+
+_HEADING_LEVELS = {f"h{level}": level for level in range(1, 7)}
+_TEXT_KINDS = {
+    "p": "paragraph",
+    "address": "paragraph",
+    "figcaption": "paragraph",
+    "caption": "paragraph",
+    "li": "item",
+    "dt": "term",
+    "dd": "definition",
+}
+# Structures inside a text block (an item's sub-list) that become blocks of their own.
+_NESTED = frozenset({"ul", "ol", "dl", "table", "menu", "dir"})
+# Elements that start a new line: never part of a paragraph's running text.
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "dir",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "li",
+        "main",
+        "menu",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "search",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+        "legend",
+    }
+)
+_BLOCK_TUPLE = tuple(sorted(_BLOCK_TAGS))
+_HEADING_TUPLE = tuple(_HEADING_LEVELS)
+_LAYOUT_TUPLE = (*_HEADING_TUPLE, "table")  # cells holding these are layout, not data
+
+
+@dataclass
+class _Builder:
+    """Collects blocks in order and keeps the heading stack that gives their path."""
+
+    ignore: tuple[re.Pattern[str], ...]
+    blocks: list[Block] = field(default_factory=list)
+    headings: list[tuple[int, str]] = field(default_factory=list)
+    path: tuple[str, ...] = ()
+
+    def clean(self, raw: str, *, strip_numbering: bool) -> str:
+        text = normalize(raw, strip_numbering=strip_numbering)
+        if text and self.ignore:
+            for pattern in self.ignore:
+                text = pattern.sub("", text)
+            text = " ".join(text.split())
+        return text
+
+    def heading(self, level: int, raw: str) -> None:
+        text = self.clean(raw, strip_numbering=False)
+        if not text:
+            return
+        while self.headings and self.headings[-1][0] >= level:
+            self.headings.pop()
+        self.blocks.append(Block("heading", text, self.path, level=level))
+        self.headings.append((level, text))
+        self.path = tuple(heading for _, heading in self.headings)
+
+    def text(self, kind: str, raw: str) -> None:
+        if raw and not raw.isspace():
+            text = self.clean(raw, strip_numbering=True)
+            if text:
+                self.blocks.append(Block(kind, text, self.path))
+
+    def row(self, raw_cells: Sequence[str]) -> None:
+        cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
+        if any(cells):
+            self.blocks.append(Block("row", " | ".join(cells), self.path, cells=cells))
+
+
+def _walk_roots(roots: Iterable[HtmlElement], ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
+    out = _Builder(ignore)
+    for root in roots:
+        _walk(root, out)
+    return out.blocks
+
+
+def _walk(element: HtmlElement, out: _Builder) -> None:
+    """Emit the blocks of one element and its subtree, in document order."""
+    level = _heading_level(element)
+    kind = _TEXT_KINDS.get(element.tag)
+    if level:
+        out.heading(level, _text(element))
+    elif element.tag == "tr":
+        _walk_row(element, out)
+    elif kind and not _contains(element, _HEADING_TUPLE):
+        nested: list[HtmlElement] = []
+        out.text(kind, _text(element, nested))
+        for structure in nested:
+            _walk(structure, out)
+    else:
+        _walk_container(element, out)
+
+
+def _heading_level(element: HtmlElement) -> int:
+    """1-6 for h1-h6 and ARIA headings (aria-level defaults to 2), else 0."""
+    level = _HEADING_LEVELS.get(element.tag, 0)
+    if level or element.get("role") != "heading":
+        return level
+    aria_level = (element.get("aria-level") or "").strip()
+    return min(max(int(aria_level), 1), 6) if aria_level.isdigit() else 2
+
+
+def _walk_container(element: HtmlElement, out: _Builder) -> None:
+    """Walk block children; inline runs between them are paragraphs of their own."""
+    run = [element.text or ""]
+    for child in element:
+        if _is_inline(child):
+            run.append(_text(child))
+        else:
+            out.text("paragraph", "".join(run))
+            run.clear()
+            _walk(child, out)
+        run.append(child.tail or "")
+    out.text("paragraph", "".join(run))
+
+
+def _is_inline(element: HtmlElement) -> bool:
+    """Inline elements (a, span, em, unknown tags ...) flow within a paragraph, unless
+    they wrap blocks (a card link around a heading and a paragraph)."""
+    return (
+        element.tag not in _BLOCK_TAGS
+        and element.get("role") != "heading"
+        and not _contains(element, _BLOCK_TUPLE)
+    )
+
+
+def _walk_row(row: HtmlElement, out: _Builder) -> None:
+    """A data row is one block of cell texts; a layout row is walked as containers."""
+    cells = [cell for cell in row if cell.tag in ("td", "th")]
+    if any(_contains(cell, _LAYOUT_TUPLE) for cell in cells):
+        for cell in cells:
+            _walk(cell, out)
+    else:
+        out.row([_text(cell) for cell in cells])
+
+
+def _contains(element: HtmlElement, tags: tuple[str, ...]) -> bool:
+    return next(element.iterdescendants(*tags), None) is not None
+
+
+def _text(element: HtmlElement, nested: list[HtmlElement] | None = None) -> str:
+    """The visible text of an element, block boundaries as spaces.
+
+    With ``nested``, sub-lists and tables are skipped and appended to it instead, so
+    that an item holds only its own text.
+    """
+    if not _contains(element, _BLOCK_TUPLE):
+        return "".join(element.itertext())
+    parts: list[str] = []
+    _gather(element, parts, nested)
+    return "".join(parts)
+
+
+def _gather(element: HtmlElement, parts: list[str], nested: list[HtmlElement] | None) -> None:
+    parts.append(element.text or "")
+    for child in element:
+        if nested is not None and child.tag in _NESTED:
+            nested.append(child)
+        elif child.tag in _BLOCK_TAGS:
+            parts.append(" ")
+            _gather(child, parts, nested)
+            parts.append(" ")
+        else:
+            _gather(child, parts, nested)
+        parts.append(child.tail or "")

@@ -1,0 +1,689 @@
+"""Fetch stage: one policy page over HTTP into a Snapshot, or a classified FetchError.
+
+Everything a broken or hostile server can do to a check is contained here, so the
+stages after it only ever see a bounded, decodable HTML or text body:
+
+- the body is capped at ``request.max_bytes`` *decoded* bytes while it streams (a gzip
+  bomb is stopped as it inflates, never more than the cap plus one piece is held), and
+  an oversized ``Content-Length`` is refused before any byte is read;
+- one overall deadline covers every attempt, back-off sleep and slowly dripping body;
+- only HTML and plain text are accepted; PDFs, images and binaries are refused without
+  downloading them, and bodies are sniffed in case the content type lies;
+- bot walls and challenge pages are recognised on any status, including 200;
+- transient failures are retried with full-jitter back-off, honouring Retry-After.
+
+Every failure is classified once, here, into ``FetchError.kind``:
+
+    TRANSIENT    timeouts, connection errors, 5xx, 408, 429, corrupt compression,
+                 the overall deadline
+    PERMANENT    404, 410 and other 4xx, DNS name not found, invalid URL or scheme,
+                 too many redirects or a redirect to a non-HTTP URL
+    BLOCKED      401, 403, 451, and challenge pages (Cloudflare, Akamai, DataDome ...)
+    TOO_LARGE    the body exceeds the cap
+    WRONG_TYPE   not HTML or plain text, or an encoding fetch cannot bound
+
+The HTTP client, per-host limiter, sleep and clock are parameters, so tests run
+against ``httpx.MockTransport`` or respx without network or real waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import email.utils
+import logging
+import random
+import re
+import time
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NoReturn, cast
+
+import charset_normalizer
+import httpx
+
+from monitor import __version__
+from monitor.errors import FailureKind, FetchError
+from monitor.model import FetchRequest, NotModified, Snapshot
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+Now = Callable[[], datetime]
+
+DEFAULT_USER_AGENT = (
+    f"monitor/{__version__} (+https://github.com/monitor-policy/monitor; "
+    "policy-page change monitor)"
+)
+
+_ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
+_ACCEPT_ENCODING = "gzip, deflate"  # exactly what _BodyDecoder inflates with bounded output
+_TEXT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
+_BLOCKED_STATUSES = frozenset({401, 403, 451})
+_TRANSIENT_STATUSES = frozenset({408, 429})  # and every 5xx
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+_BACKOFF_BASE = 1.0
+_BACKOFF_CAP = 30.0
+
+_PIECE = 64 * 1024  # most bytes one inflate step may produce
+_SNIFF_BYTES = 1024  # where PDFs, NUL bytes and HTML tags are sniffed
+_META_BYTES = 4096  # where <meta charset> must appear
+_HEAD_BYTES = 16 * 1024  # where challenge markers are looked for
+_TEXT_SCAN_BYTES = 1024 * 1024  # how much is scanned to measure visible text
+_LITTLE_TEXT = 2048  # below this much visible text a page may be a bot wall
+_DETECT_BYTES = 1024 * 1024  # sample given to charset detection
+
+_UNICODE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+@dataclass(frozen=True)
+class ChallengeMarker:
+    """Lower-case words that, all present, identify a bot wall or challenge page.
+
+    ``title_only`` markers are words that ordinary policy prose also uses ("captcha"),
+    so they count only inside ``<title>``.
+    """
+
+    words: tuple[str, ...]
+    title_only: bool = False
+
+    def found_in(self, text: str) -> bool:
+        return all(word in text for word in self.words)
+
+
+CHALLENGE_MARKERS: tuple[ChallengeMarker, ...] = (
+    ChallengeMarker(("just a moment...",)),  # Cloudflare interstitial
+    ChallengeMarker(("cf-chl",)),  # Cloudflare challenge form and script ids
+    ChallengeMarker(("attention required! | cloudflare",)),
+    ChallengeMarker(("verify you are human",)),
+    ChallengeMarker(("please enable javascript and cookies to continue",)),
+    ChallengeMarker(("access denied", "reference #")),  # Akamai
+    ChallengeMarker(("captcha-delivery.com",)),  # DataDome
+    ChallengeMarker(("px-captcha",)),  # PerimeterX / HUMAN
+    ChallengeMarker(("request unsuccessful. incapsula",)),  # Imperva Incapsula
+    ChallengeMarker(("captcha",), title_only=True),
+)
+"""What bot walls say, so they are reported as BLOCKED instead of becoming a version.
+
+A page is a challenge if a marker is in its ``<title>``, or if it has little visible
+text (under ~2 KB) and a non-title-only marker is in its first 16 KB. Long real policy
+pages that merely discuss captchas are therefore never mistaken for walls.
+"""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- client and politeness ---------------------------------------------------------
+
+
+def make_client(
+    *,
+    user_agent: str = DEFAULT_USER_AGENT,
+    timeout: float = 30.0,
+    max_redirects: int = 5,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """Build the HTTP client a daemon shares across all its checks.
+
+    The User-Agent is honest and names the project so site operators can reach us.
+    Proxies come from the environment because monitors often run behind an egress
+    proxy. Only gzip and deflate are requested, because fetch can inflate those with
+    a bounded output (a brotli or zstd bomb could not be stopped mid-chunk).
+    """
+    return httpx.AsyncClient(
+        headers={
+            "User-Agent": user_agent,
+            "Accept": _ACCEPT,
+            "Accept-Encoding": _ACCEPT_ENCODING,
+        },
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+        follow_redirects=True,
+        max_redirects=max_redirects,
+        trust_env=True,
+        transport=transport,
+    )
+
+
+@dataclass
+class _HostState:
+    semaphore: asyncio.Semaphore
+    next_start: float = float("-inf")
+
+
+class HostLimiter:
+    """Politeness per host: few parallel requests, and a pause between their starts.
+
+    Platforms rate-limit and block aggressive clients; a monitor that gets blocked
+    stops seeing the page it exists to watch. One limiter is shared by every check
+    of a daemon; ``clock`` and ``sleep`` are injectable so tests need no real time.
+    """
+
+    def __init__(
+        self,
+        per_host: int = 2,
+        delay: float = 1.0,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if per_host < 1 or delay < 0:
+            raise ValueError("per_host must be >= 1 and delay >= 0")
+        self._per_host = per_host
+        self._delay = delay
+        self._clock = clock
+        self._sleep = sleep
+        self._hosts: dict[str, _HostState] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        """Hold one of the host's slots, starting no sooner than ``delay`` after the last."""
+        state = self._state(host.lower())
+        async with state.semaphore:
+            await self._space_out(state)
+            yield
+
+    def _state(self, host: str) -> _HostState:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _HostState(asyncio.Semaphore(self._per_host))
+        return state
+
+    async def _space_out(self, state: _HostState) -> None:
+        # Reserve the start time before sleeping (no await in between), so concurrent
+        # waiters queue up one delay apart instead of all waking at once.
+        now = self._clock()
+        start = max(now, state.next_start)
+        state.next_start = start + self._delay
+        if start > now:
+            await self._sleep(start - now)
+
+
+# --- fetch ---------------------------------------------------------------------------
+
+
+class _RetryLater(FetchError):
+    """A TRANSIENT status error that carries the server's Retry-After, in seconds."""
+
+    def __init__(self, message: str, *, url: str, status: int, retry_after: float | None) -> None:
+        super().__init__(FailureKind.TRANSIENT, message, url=url, status=status)
+        self.retry_after = retry_after
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    request: FetchRequest,
+    *,
+    limiter: HostLimiter | None = None,
+    sleep: Sleep = asyncio.sleep,
+    now: Now = _utcnow,
+) -> Snapshot | NotModified:
+    """Fetch one watched page within its deadline, or raise a classified FetchError.
+
+    The deadline covers retries, back-off and slow bodies so that no server can stall
+    a check; nothing but FetchError escapes, so the orchestrator never handles httpx.
+    """
+    deadline_at = asyncio.get_running_loop().time() + request.deadline
+    try:
+        async with asyncio.timeout_at(deadline_at):
+            return await _with_retries(client, request, limiter, sleep, now, deadline_at)
+    except TimeoutError:
+        message = f"deadline of {request.deadline:g}s exceeded"
+        raise FetchError(FailureKind.TRANSIENT, message, url=request.url) from None
+
+
+async def _with_retries(
+    client: httpx.AsyncClient,
+    request: FetchRequest,
+    limiter: HostLimiter | None,
+    sleep: Sleep,
+    now: Now,
+    deadline_at: float,
+) -> Snapshot | NotModified:
+    """Retry transient failures while retries and the deadline allow, then give up."""
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    while True:
+        try:
+            return await _attempt(client, request, limiter, now)
+        except FetchError as error:
+            delay = _retry_delay(error, attempt, request.retries, deadline_at - loop.time())
+            if delay is None:
+                raise
+            attempt += 1
+            log.info(
+                "fetch %s: %s; retry %d/%d in %.1fs",
+                httpx.URL(request.url).host,
+                error,
+                attempt,
+                request.retries,
+                delay,
+            )
+            await sleep(delay)
+
+
+def _retry_delay(error: FetchError, attempt: int, retries: int, remaining: float) -> float | None:
+    """Seconds to wait before the next attempt, or None to give up now.
+
+    Full jitter spreads the retries of many checks hitting one platform; a Retry-After
+    that does not fit in the remaining deadline means waiting would be pointless.
+    """
+    if error.kind is not FailureKind.TRANSIENT or attempt >= retries:
+        return None
+    retry_after = error.retry_after if isinstance(error, _RetryLater) else None
+    if retry_after is not None:
+        delay = retry_after
+    else:
+        delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+    return delay if delay < remaining else None
+
+
+def _parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds from now; it may be delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+async def _attempt(
+    client: httpx.AsyncClient,
+    request: FetchRequest,
+    limiter: HostLimiter | None,
+    now: Now,
+) -> Snapshot | NotModified:
+    """One HTTP exchange; httpx exceptions become classified FetchErrors here."""
+    url = _checked_url(request.url)
+    slot = limiter.slot(url.host) if limiter else contextlib.nullcontext()
+    try:
+        async with slot:
+            started = time.monotonic()
+            async with client.stream("GET", url, headers=_request_headers(request)) as response:
+                return await _receive(response, request, started, now)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
+        raise _from_exception(exc, request.url) from exc
+
+
+def _checked_url(raw: str) -> httpx.URL:
+    """Refuse what is not an absolute http(s) URL before any connection is made."""
+    try:
+        url = httpx.URL(raw)
+    except httpx.InvalidURL:
+        raise FetchError(FailureKind.PERMANENT, "invalid URL", url=raw) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise FetchError(FailureKind.PERMANENT, "not an absolute http(s) URL", url=raw)
+    return url
+
+
+def _request_headers(request: FetchRequest) -> list[tuple[str, str]]:
+    """The watch's own headers plus the validators that make the request conditional."""
+    headers = list(request.headers)
+    if request.validators.etag:
+        headers.append(("If-None-Match", request.validators.etag))
+    if request.validators.last_modified:
+        headers.append(("If-Modified-Since", request.validators.last_modified))
+    return headers
+
+
+_DNS_FAILURES = (
+    "name or service not known",
+    "nodename nor servname",
+    "getaddrinfo",
+    "no address associated",
+)
+
+
+def _from_exception(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> FetchError:
+    """Classify a library exception once; the message never contains the URL."""
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return FetchError(FailureKind.PERMANENT, "invalid URL or unsupported scheme", url=url)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return FetchError(FailureKind.PERMANENT, "too many redirects", url=url)
+    if isinstance(exc, httpx.ConnectError) and _is_dns_failure(str(exc)):
+        return FetchError(FailureKind.PERMANENT, "DNS lookup failed: no such host", url=url)
+    if isinstance(exc, httpx.TimeoutException):
+        return FetchError(FailureKind.TRANSIENT, f"timed out ({type(exc).__name__})", url=url)
+    detail = str(exc)[:120] or type(exc).__name__
+    return FetchError(FailureKind.TRANSIENT, f"connection failed: {detail}", url=url)
+
+
+def _is_dns_failure(message: str) -> bool:
+    """A name that does not resolve is permanent; a resolver hiccup is not."""
+    message = message.lower()
+    if "temporary failure" in message:  # EAI_AGAIN: the resolver, not the name
+        return False
+    return any(marker in message for marker in _DNS_FAILURES)
+
+
+# --- the response ----------------------------------------------------------------------
+
+
+async def _receive(
+    response: httpx.Response, request: FetchRequest, started: float, now: Now
+) -> Snapshot | NotModified:
+    """Turn one response into a Snapshot, checking type and size before reading."""
+    if response.status_code == 304:
+        return NotModified(url=request.url, fetched_at=now(), elapsed=time.monotonic() - started)
+    if not response.is_success:
+        await _raise_for_status(response, request.url, now)
+    if response.url.scheme not in ("http", "https"):
+        raise _error(FailureKind.PERMANENT, response, "redirected to a non-HTTP URL", request)
+    mime = _mime(response.headers.get("content-type", ""))
+    if mime and mime not in _TEXT_TYPES:
+        raise _error(FailureKind.WRONG_TYPE, response, f"content type {mime}", request)
+    _check_content_length(response, request)
+    body = await _read_body(response, request)
+    _check_body(body, mime, response, request)
+    return Snapshot(
+        url=request.url,
+        final_url=str(response.url),
+        status=response.status_code,
+        headers=tuple((name.lower(), value) for name, value in response.headers.multi_items()),
+        body=body,
+        encoding=detect_encoding(body, response.headers.get("content-type", "")),
+        fetched_at=now(),
+        elapsed=time.monotonic() - started,
+    )
+
+
+def _error(
+    kind: FailureKind, response: httpx.Response, what: str, request: FetchRequest
+) -> FetchError:
+    """A FetchError whose message says what happened and with which status."""
+    message = f"HTTP {response.status_code}: {what}"
+    return FetchError(kind, message, url=request.url, status=response.status_code)
+
+
+async def _raise_for_status(response: httpx.Response, url: str, now: Now) -> NoReturn:
+    """Classify an error status, reading only the head of the body for a bot wall.
+
+    Cloudflare serves its challenge with 403 or 503: retrying a 503 wall would only
+    look more like a bot, so a wall is BLOCKED whatever the status.
+    """
+    status = response.status_code
+    what = f"HTTP {status} {response.reason_phrase}".rstrip()
+    if _is_challenge(await _read_head(response)):
+        raise FetchError(FailureKind.BLOCKED, f"{what}: challenge page", url=url, status=status)
+    if status in _BLOCKED_STATUSES:
+        raise FetchError(FailureKind.BLOCKED, what, url=url, status=status)
+    if status in _TRANSIENT_STATUSES or status >= 500:
+        header = response.headers.get("retry-after") if status in _RETRY_AFTER_STATUSES else None
+        retry_after = _parse_retry_after(header, now())
+        raise _RetryLater(what, url=url, status=status, retry_after=retry_after)
+    raise FetchError(FailureKind.PERMANENT, what, url=url, status=status)
+
+
+async def _read_head(response: httpx.Response) -> bytes:
+    """Up to 16 KB of an error body; an undecodable one simply has no head."""
+    decoder = _BodyDecoder.for_encoding(response.headers.get("content-encoding", ""))
+    if decoder is None:
+        return b""
+    try:
+        head, _ = await _read_limited(response, _HEAD_BYTES, decoder)
+    except zlib.error:
+        return b""
+    return head
+
+
+def _mime(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _check_content_length(response: httpx.Response, request: FetchRequest) -> None:
+    """Refuse a declared oversize body before reading a byte of it."""
+    length = response.headers.get("content-length", "").strip()
+    if length.isdigit() and int(length) > request.max_bytes:
+        what = f"Content-Length {length} exceeds the {request.max_bytes}-byte cap"
+        raise _error(FailureKind.TOO_LARGE, response, what, request)
+
+
+async def _read_body(response: httpx.Response, request: FetchRequest) -> bytes:
+    """The decoded body, refused as soon as it grows past the cap."""
+    decoder = _BodyDecoder.for_encoding(response.headers.get("content-encoding", ""))
+    if decoder is None:
+        encoding = response.headers.get("content-encoding", "")
+        raise _error(FailureKind.WRONG_TYPE, response, f"content-encoding {encoding}", request)
+    try:
+        body, truncated = await _read_limited(response, request.max_bytes, decoder)
+    except zlib.error:
+        raise _error(FailureKind.TRANSIENT, response, "corrupt compressed body", request) from None
+    if truncated:
+        what = f"body exceeds the {request.max_bytes}-byte cap"
+        raise _error(FailureKind.TOO_LARGE, response, what, request)
+    return body
+
+
+async def _read_limited(
+    response: httpx.Response, limit: int, decoder: _BodyDecoder
+) -> tuple[bytes, bool]:
+    """At most ``limit`` decoded bytes, and whether the body was longer.
+
+    Stops reading at the limit, so memory stays at the limit plus one piece.
+    """
+    body = bytearray()
+    async with contextlib.aclosing(_decoded_pieces(response, decoder)) as pieces:
+        async for piece in pieces:
+            body += piece
+            if len(body) > limit:
+                del body[limit:]
+                return bytes(body), True
+    return bytes(body), False
+
+
+async def _decoded_pieces(
+    response: httpx.Response, decoder: _BodyDecoder
+) -> AsyncGenerator[bytes, None]:
+    """The body in decoded pieces of bounded size, inflated here rather than by httpx.
+
+    httpx's ``aiter_bytes`` inflates a whole network chunk at once (64 KB of gzip can
+    become 64 MB); reading raw bytes and inflating step by step keeps the cap honest.
+    A response built with in-memory ``content=`` (mock transports) is already read.
+    """
+    if response.is_stream_consumed:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+        return
+    raw = cast("AsyncGenerator[bytes, None]", response.aiter_raw())  # typed as an iterator
+    async with contextlib.aclosing(raw) as chunks:
+        async for chunk in chunks:
+            for piece in decoder.feed(chunk):
+                yield piece
+    tail = decoder.flush()
+    if tail:
+        yield tail
+
+
+class _BodyDecoder:
+    """Content-Encoding decoding that never produces more than one piece per step."""
+
+    def __init__(self, wbits: int | None, *, raw_fallback: bool = False) -> None:
+        self._inflater = None if wbits is None else zlib.decompressobj(wbits)
+        self._raw_fallback = raw_fallback
+
+    @classmethod
+    def for_encoding(cls, content_encoding: str) -> _BodyDecoder | None:
+        """A decoder for the response's Content-Encoding, or None if fetch cannot bound it."""
+        codings = [c.strip().lower() for c in content_encoding.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return cls(None)
+        if codings in (["gzip"], ["x-gzip"]):
+            return cls(zlib.MAX_WBITS | 16)
+        if codings == ["deflate"]:  # zlib-wrapped by the RFC, raw deflate in practice too
+            return cls(zlib.MAX_WBITS, raw_fallback=True)
+        return None
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._inflater is None:
+            if data:
+                yield data
+            return
+        while True:
+            out = self._inflate(data)
+            data = self._inflater.unconsumed_tail
+            if out:
+                yield out
+            if not data and len(out) < _PIECE:
+                return
+
+    def _inflate(self, data: bytes) -> bytes:
+        assert self._inflater is not None
+        try:
+            out = self._inflater.decompress(data, _PIECE)
+        except zlib.error:
+            if not self._raw_fallback:
+                raise
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._inflater.decompress(data, _PIECE)
+        self._raw_fallback = False
+        return out
+
+    def flush(self) -> bytes:
+        return b"" if self._inflater is None else self._inflater.flush()
+
+
+# --- sniffing ------------------------------------------------------------------------
+
+_HTML_TAG = re.compile(rb"<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE)
+_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+# Each alternative always matches once started (unclosed runs end at \Z), so the scan
+# stays linear even on malformed markup.
+_HIDDEN = re.compile(
+    rb"<script\b.*?(?:</script\s*>|\Z)|<style\b.*?(?:</style\s*>|\Z)"
+    rb"|<!--.*?(?:-->|\Z)|<[^>]*(?:>|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
+_SPACE = re.compile(rb"\s+")
+
+
+def _check_body(body: bytes, mime: str, response: httpx.Response, request: FetchRequest) -> None:
+    """Catch bodies whose content type lies: PDFs, binaries, non-HTML, bot walls."""
+    head = body[:_SNIFF_BYTES]
+    if head.lstrip().startswith(b"%PDF"):
+        raise _error(FailureKind.WRONG_TYPE, response, "body is a PDF", request)
+    if b"\x00" in head and not head.startswith(_UNICODE_BOMS):
+        raise _error(FailureKind.WRONG_TYPE, response, "body is binary (NUL bytes)", request)
+    if not mime and not _HTML_TAG.search(head):
+        raise _error(FailureKind.WRONG_TYPE, response, "no content type, not HTML", request)
+    if _is_challenge(body):
+        raise _error(FailureKind.BLOCKED, response, "challenge page", request)
+
+
+def _is_challenge(body: bytes) -> bool:
+    """Whether the page is a bot wall, by CHALLENGE_MARKERS (see there for the rule)."""
+    head = body[:_HEAD_BYTES].decode("utf-8", "replace").lower()
+    title = _TITLE.search(head)
+    if title and any(marker.found_in(title.group(1)) for marker in CHALLENGE_MARKERS):
+        return True
+    if _visible_text_length(body[:_TEXT_SCAN_BYTES]) >= _LITTLE_TEXT:
+        return False
+    return any(marker.found_in(head) for marker in CHALLENGE_MARKERS if not marker.title_only)
+
+
+def _visible_text_length(html: bytes) -> int:
+    """Roughly how many bytes of text a reader would see: no tags, scripts or styles."""
+    text = _HIDDEN.sub(b" ", html)
+    return len(_SPACE.sub(b" ", text).strip())
+
+
+# --- character encoding ------------------------------------------------------------
+
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';,\s]+)""", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE, whose BOM is its prefix
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Labels that browsers (WHATWG Encoding) decode with a superset; pages declaring them
+# routinely contain the superset's extra characters (curly quotes, HKSCS hanzi).
+_SUPERSETS = {
+    "iso8859-1": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "big5": "big5hkscs",
+    "shift-jis": "cp932",
+    "euc-kr": "cp949",
+}
+
+
+def detect_encoding(body: bytes, content_type: str) -> str:
+    """The Python codec the page's author meant, so its text is compared, not mojibake.
+
+    In order: a byte-order mark (unambiguous, and browsers let it win over the header);
+    the Content-Type charset; a ``<meta>`` charset in the first 4 KB; UTF-8 if the
+    body is valid UTF-8; charset detection; UTF-8. A declared charset that cannot
+    decode the body is a lie and is skipped. Names are returned hyphenated
+    ("euc-jp"), which both Python and libxml2 accept.
+    """
+    return (
+        _bom_codec(body)
+        or _fitting(_header_charset(content_type), body)
+        or _fitting(_meta_charset(body[:_META_BYTES]), body)
+        or _fitting("utf-8", body)
+        or _detected_codec(body)
+        or "utf-8"
+    )
+
+
+def _bom_codec(body: bytes) -> str | None:
+    return next((codec for bom, codec in _BOMS if body.startswith(bom)), None)
+
+
+def _header_charset(content_type: str) -> str | None:
+    match = _HEADER_CHARSET.search(content_type)
+    return match.group(1) if match else None
+
+
+def _meta_charset(head: bytes) -> str | None:
+    """The <meta charset> or http-equiv charset; a UTF-16 one is impossible in ASCII."""
+    match = _META_CHARSET.search(head)
+    if not match:
+        return None
+    label = match.group(1).decode("ascii")
+    return "utf-8" if label.lower().startswith(("utf-16", "utf16", "utf-32", "utf32")) else label
+
+
+def _fitting(label: str | None, body: bytes) -> str | None:
+    """The codec for ``label`` if it exists and decodes the whole body."""
+    codec = _codec(label)
+    if codec is None:
+        return None
+    try:
+        body.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    return codec
+
+
+def _codec(label: str | None) -> str | None:
+    """A canonical text codec name for a charset label, or None if Python has none."""
+    if not label:
+        return None
+    try:
+        name = codecs.lookup(label).name.replace("_", "-")
+        b"".decode(name)  # rejects bytes-to-bytes codecs such as base64 or zlib
+    except (LookupError, ValueError):
+        return None
+    return _SUPERSETS.get(name, name)
+
+
+def _detected_codec(body: bytes) -> str | None:
+    best = charset_normalizer.from_bytes(body[:_DETECT_BYTES]).best()
+    return _codec(best.encoding) if best else None

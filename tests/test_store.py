@@ -1,0 +1,200 @@
+"""The store keeps exact proof, compactly, and never half a check."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor import store as store_mod
+from monitor.errors import StoreError
+from monitor.model import Block, Snapshot, Validators, document_hash
+from monitor.store import CheckRecord, Store
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+PAGE = "<html><body><main>{}</main><footer>Rendered at {}</footer></body></html>"
+POLICY = " ".join(
+    f"Sentence {i} about data requests from Hong Kong authorities." for i in range(400)
+)
+
+
+def snap(body: str, at: datetime = T0) -> Snapshot:
+    return Snapshot(
+        url="https://example.org/p",
+        final_url="https://example.org/p/",
+        status=200,
+        headers=(("content-type", "text/html; charset=utf-8"), ("etag", '"abc"')),
+        body=body.encode(),
+        encoding="utf-8",
+        fetched_at=at,
+        elapsed=0.25,
+    )
+
+
+DOC = (Block("heading", "Requests", (), 1), Block("paragraph", "Hong Kong: 12", ("Requests",)))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(str(tmp_path / "monitor.db"))
+    yield opened
+    opened.close()
+
+
+def record(store: Store, body: str, outcome: str = "new", **kw: object) -> int | None:
+    rec = CheckRecord(
+        "w",
+        kw.pop("at", T0),
+        0.3,
+        outcome,
+        snapshot=snap(body),
+        rules_hash="r1",
+        **kw,  # type: ignore[arg-type]
+    )
+    return store.record(rec)
+
+
+def test_a_version_round_trips_with_its_exact_snapshot(store: Store) -> None:
+    body = PAGE.format(POLICY, "10:00")
+    vid = record(
+        store,
+        body,
+        document=DOC,
+        version_kind="baseline",
+        validators=Validators('"abc"', None),
+        full_fetch=True,
+    )
+    version = store.latest_version("w")
+    assert version is not None and version.id == vid
+    assert version.document == DOC and version.doc_hash == document_hash(DOC)
+    assert version.kind == "baseline"
+    proof = store.snapshot(version.snapshot_id)
+    assert proof.body == body.encode() and proof.final_url == "https://example.org/p/"
+    assert proof.header("etag") == '"abc"' and proof.fetched_at == T0
+    state = store.state("w")
+    assert state.validators.etag == '"abc"' and state.last_full_fetch == T0
+    assert state.last_body_sha256 == proof.sha256
+
+
+def test_bodies_are_deduplicated_and_near_duplicates_cost_little(store: Store) -> None:
+    first = PAGE.format(POLICY, "10:00")
+    record(store, first)
+    record(store, first, outcome="unchanged")
+    assert store.count("bodies") == 1 and store.count("snapshots") == 2
+    for minute in range(1, 20):
+        record(store, PAGE.format(POLICY, f"10:{minute:02}"), outcome="unchanged")
+    with sqlite3.connect(store.engine.url.database) as db:  # type: ignore[arg-type]
+        rows = db.execute("SELECT codec, length(data), size FROM bodies").fetchall()
+    full = [r for r in rows if r[0] == "zstd"]
+    deltas = [r for r in rows if r[0] == "zstd-dict"]
+    assert len(full) == 1 and len(deltas) == 19
+    assert all(length < 200 for _, length, _ in deltas), deltas
+    for minute in (1, 19):  # every body reads back exactly
+        body = PAGE.format(POLICY, f"10:{minute:02}").encode()
+        assert store.body(snap(body.decode()).sha256) == body
+
+
+def test_failures_count_up_and_reset_on_success(store: Store) -> None:
+    record(store, "x", document=DOC, version_kind="baseline")
+    for i in range(3):
+        store.record(
+            CheckRecord(
+                "w",
+                T0 + timedelta(hours=i),
+                0.1,
+                "failed",
+                failure_kind="blocked",
+                message="challenge page",
+            )
+        )
+    state = store.state("w")
+    assert state.consecutive_failures == 3 and state.last_error == "challenge page"
+    record(store, "x", outcome="unchanged")
+    assert store.state("w").consecutive_failures == 0
+    assert [c["outcome"] for c in store.check_log("w")][:2] == ["unchanged", "failed"]
+
+
+def test_a_failed_snapshot_is_kept_as_evidence_but_is_not_the_last_good_body(store: Store) -> None:
+    record(store, "good", document=DOC, version_kind="baseline")
+    good = store.state("w").last_body_sha256
+    record(store, "<h1>Error</h1>", outcome="failed", failure_kind="extraction")
+    assert store.state("w").last_body_sha256 == good
+    assert store.count("snapshots") == 2
+
+
+def test_a_crash_inside_a_check_writes_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(store, "before", document=DOC, version_kind="baseline")
+
+    def boom(*_args: object) -> int:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(store_mod, "_insert_version", boom)
+    with pytest.raises(RuntimeError):
+        record(store, "after", outcome="changed", document=DOC[:1], version_kind="change")
+    assert store.count("snapshots") == 1 and store.count("bodies") == 1
+    assert store.count("checks") == 1 and store.state("w").last_outcome == "new"
+
+
+def test_schema_is_versioned_and_reopening_is_idempotent(tmp_path: Path) -> None:
+    url = str(tmp_path / "m.db")
+    Store.open(url).close()
+    again = Store.open(url)
+    assert again.schema_version() == store_mod.SCHEMA_VERSION
+    again.close()
+
+
+def test_an_unversioned_database_gets_the_schema_and_keeps_its_tables(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('kept')")
+    opened = Store.open(str(path))
+    assert opened.schema_version() == store_mod.SCHEMA_VERSION
+    opened.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT text FROM notes").fetchall() == [("kept",)]
+        assert db.execute("SELECT count(*) FROM versions").fetchone() == (0,)
+
+
+def test_a_newer_store_is_refused(tmp_path: Path) -> None:
+    url = str(tmp_path / "new.db")
+    Store.open(url).close()
+    with sqlite3.connect(tmp_path / "new.db") as db:
+        db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="newer than this monitor"):
+        Store.open(url)
+
+
+def test_an_unusable_store_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store.open(str(tmp_path / "garbage.db"))
+
+
+def test_heartbeat(store: Store) -> None:
+    assert store.last_heartbeat() is None
+    store.heartbeat(T0)
+    assert store.last_heartbeat() == T0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("monitor.db", "sqlite:///"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+        ("postgresql://u:p@h/db", "postgresql://u:p@h/db"),
+    ],
+)
+def test_database_url(value: str, expected: str) -> None:
+    assert store_mod.database_url(value).startswith(expected)
+
+
+def test_redact_db_hides_the_password() -> None:
+    assert (
+        store_mod.redact_db("postgresql://user:hunter2@db:5432/m")
+        == "postgresql://user:***@db:5432/m"
+    )
