@@ -84,12 +84,13 @@ _UNICODE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, 
 class ChallengeMarker:
     """Lower-case words that, all present, identify a bot wall or challenge page.
 
-    ``title_only`` markers are words that ordinary policy prose also uses ("captcha"),
-    so they count only inside ``<title>``.
+    ``weak`` markers are words that real policy pages also use, even in their titles
+    (Google's "reCAPTCHA" terms), so they count only in the ``<title>`` of a page
+    with little text.
     """
 
     words: tuple[str, ...]
-    title_only: bool = False
+    weak: bool = False
 
     def found_in(self, text: str) -> bool:
         return all(word in text for word in self.words)
@@ -105,13 +106,14 @@ CHALLENGE_MARKERS: tuple[ChallengeMarker, ...] = (
     ChallengeMarker(("captcha-delivery.com",)),  # DataDome
     ChallengeMarker(("px-captcha",)),  # PerimeterX / HUMAN
     ChallengeMarker(("request unsuccessful. incapsula",)),  # Imperva Incapsula
-    ChallengeMarker(("captcha",), title_only=True),
+    ChallengeMarker(("captcha",), weak=True),
 )
 """What bot walls say, so they are reported as BLOCKED instead of becoming a version.
 
-A page is a challenge if a marker is in its ``<title>``, or if it has little visible
-text (under ~2 KB) and a non-title-only marker is in its first 16 KB. Long real policy
-pages that merely discuss captchas are therefore never mistaken for walls.
+A page is a challenge if a (strong) marker is in its ``<title>``, or if it has little
+visible text (under ~2 KB) and a strong marker is in its first 16 KB or a weak one in
+its title. Long real policy pages that merely discuss captchas, bot checks or access
+denials are therefore never mistaken for walls.
 """
 
 
@@ -433,10 +435,10 @@ async def _read_head(response: httpx.Response) -> bytes:
     if decoder is None:
         return b""
     try:
-        head, _ = await _read_limited(response, _HEAD_BYTES, decoder)
+        pieces, _ = await _read_limited(response, _HEAD_BYTES, decoder)
     except zlib.error:
         return b""
-    return head
+    return b"".join(pieces)[:_HEAD_BYTES]
 
 
 def _mime(content_type: str) -> str:
@@ -458,30 +460,32 @@ async def _read_body(response: httpx.Response, request: FetchRequest) -> bytes:
         encoding = response.headers.get("content-encoding", "")
         raise _error(FailureKind.WRONG_TYPE, response, f"content-encoding {encoding}", request)
     try:
-        body, truncated = await _read_limited(response, request.max_bytes, decoder)
+        pieces, truncated = await _read_limited(response, request.max_bytes, decoder)
     except zlib.error:
         raise _error(FailureKind.TRANSIENT, response, "corrupt compressed body", request) from None
     if truncated:
         what = f"body exceeds the {request.max_bytes}-byte cap"
         raise _error(FailureKind.TOO_LARGE, response, what, request)
-    return body
+    return b"".join(pieces)
 
 
 async def _read_limited(
     response: httpx.Response, limit: int, decoder: _BodyDecoder
-) -> tuple[bytes, bool]:
-    """At most ``limit`` decoded bytes, and whether the body was longer.
+) -> tuple[list[bytes], bool]:
+    """The decoded body as pieces, stopping once past ``limit``; and whether it was.
 
-    Stops reading at the limit, so memory stays at the limit plus one piece.
+    Reading stops at the limit, so an oversized body costs the limit plus one piece;
+    pieces are joined by the caller only when kept, so refusing one copies nothing.
     """
-    body = bytearray()
-    async with contextlib.aclosing(_decoded_pieces(response, decoder)) as pieces:
-        async for piece in pieces:
-            body += piece
-            if len(body) > limit:
-                del body[limit:]
-                return bytes(body), True
-    return bytes(body), False
+    pieces: list[bytes] = []
+    size = 0
+    async with contextlib.aclosing(_decoded_pieces(response, decoder)) as stream:
+        async for piece in stream:
+            pieces.append(piece)
+            size += len(piece)
+            if size > limit:
+                return pieces, True
+    return pieces, False
 
 
 async def _decoded_pieces(
@@ -586,12 +590,13 @@ def _check_body(body: bytes, mime: str, response: httpx.Response, request: Fetch
 def _is_challenge(body: bytes) -> bool:
     """Whether the page is a bot wall, by CHALLENGE_MARKERS (see there for the rule)."""
     head = body[:_HEAD_BYTES].decode("utf-8", "replace").lower()
-    title = _TITLE.search(head)
-    if title and any(marker.found_in(title.group(1)) for marker in CHALLENGE_MARKERS):
+    match = _TITLE.search(head)
+    title = match.group(1) if match else ""
+    if any(not marker.weak and marker.found_in(title) for marker in CHALLENGE_MARKERS):
         return True
     if _visible_text_length(body[:_TEXT_SCAN_BYTES]) >= _LITTLE_TEXT:
         return False
-    return any(marker.found_in(head) for marker in CHALLENGE_MARKERS if not marker.title_only)
+    return any(marker.found_in(title if marker.weak else head) for marker in CHALLENGE_MARKERS)
 
 
 def _visible_text_length(html: bytes) -> int:
@@ -621,6 +626,12 @@ _SUPERSETS = {
     "shift-jis": "cp932",
     "euc-kr": "cp949",
 }
+
+# Python text codecs that are no web charset: escapes, IDNA, and UTF-7 (which browsers
+# refuse because it smuggles markup past filters).
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "raw-unicode-escape", "unicode-escape", "utf-7", "undefined"}
+)
 
 
 def detect_encoding(body: bytes, content_type: str) -> str:
@@ -678,8 +689,10 @@ def _codec(label: str | None) -> str | None:
         return None
     try:
         name = codecs.lookup(label).name.replace("_", "-")
-        b"".decode(name)  # rejects bytes-to-bytes codecs such as base64 or zlib
-    except (LookupError, ValueError):
+        "".encode(name)  # rejects bytes-to-bytes codecs such as base64 or zlib
+    except (LookupError, UnicodeError, ValueError):
+        return None
+    if name in _NOT_CHARSETS:
         return None
     return _SUPERSETS.get(name, name)
 

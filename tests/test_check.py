@@ -1,0 +1,249 @@
+"""The pipeline end to end against a real local HTTP server whose pages change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor import config
+from monitor.check import CheckResult, Context, Outcome, check, check_all
+from monitor.errors import FailureKind
+from monitor.fetch import make_client
+from monitor.store import Store
+from tests.conftest import LocalSite, Page
+
+SHELL = """<!doctype html><html><head><title>Law Enforcement Guidelines</title>
+<script>window.csrf = "{token}";</script></head><body>
+<nav><a href="/">Home</a> <a href="/privacy">Privacy</a></nav>
+<div class="cookie-banner">We use cookies. <button>Accept</button></div>
+<main><h1>Law Enforcement Guidelines</h1>
+<h2>Requests from outside the United States</h2>
+{body}
+</main>
+<footer>Page rendered at {stamp}. <input type="hidden" name="csrf" value="{token}"></footer>
+</body></html>"""
+
+HK = "<p>We do not respond to data requests from the Hong Kong government at this time.</p>"
+HK_CHANGED = "<p>We respond to data requests from the Hong Kong government as required by law.</p>"
+OTHER = "<p>Requests must be sent through the mutual legal assistance treaty process.</p>" * 5
+
+
+def page(body: str = HK + OTHER, stamp: str = "10:00", token: str = "a1") -> str:
+    return SHELL.format(body=body, stamp=stamp, token=token)
+
+
+def watchlist(site: LocalSite, **extra: str) -> config.Watchlist:
+    lines = "".join(f"    {k}: {v}\n" for k, v in extra.items())
+    text = (
+        "watches:\n  - id: tiktok-le\n    platform: TikTok\n    name: Law Enforcement Guidelines\n"
+        f"    url: {site.url('/le')}\n{lines}"
+    )
+    return config.loads(text, "test.yaml", env={}, known_jurisdictions={"HK", "MO", "CN"})
+
+
+class Harness:
+    """Runs checks the way the daemon does, with a clock the test moves."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = Store.open(str(tmp_path / "monitor.db"))
+        self.now = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def run(self, wl: config.Watchlist) -> CheckResult:
+        async def go() -> CheckResult:
+            async with make_client() as client:
+                ctx = Context(client, self.store, None, lambda: self.now)
+                return await check(wl.watches[0], ctx)
+
+        self.now += timedelta(hours=1)
+        return asyncio.run(go())
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    h = Harness(tmp_path)
+    yield h
+    h.store.close()
+
+
+def test_first_check_is_a_baseline_then_unchanged(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page()
+    wl = watchlist(site)
+    first = harness.run(wl)
+    assert first.outcome is Outcome.NEW and first.version_id is not None
+    version = harness.store.latest_version("tiktok-le")
+    assert version is not None and version.kind == "baseline"
+    texts = [b.text for b in version.document]
+    assert any("Hong Kong government" in t for t in texts)
+    assert not any("cookies" in t or "Home" in t or "rendered" in t for t in texts)
+    second = harness.run(wl)
+    assert second.outcome is Outcome.UNCHANGED and second.version_id is None
+
+
+def test_noise_only_changes_are_unchanged(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page()
+    wl = watchlist(site)
+    harness.run(wl)
+    site["/le"] = page(stamp="11:37", token="zz9")
+    result = harness.run(wl)
+    assert result.outcome is Outcome.UNCHANGED
+    assert harness.store.count("versions") == 1
+    assert harness.store.count("snapshots") == 2  # the new raw body is still kept as proof
+
+
+def test_a_changed_sentence_makes_a_new_version(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page()
+    wl = watchlist(site)
+    base = harness.run(wl)
+    site["/le"] = page(HK_CHANGED + OTHER, stamp="12:00")
+    result = harness.run(wl)
+    assert result.outcome is Outcome.CHANGED
+    assert result.previous_version_id == base.version_id
+    latest = harness.store.latest_version("tiktok-le")
+    assert latest is not None and latest.kind == "change"
+    assert any("as required by law" in b.text for b in latest.document)
+
+
+def test_not_modified_uses_validators_and_skips_parsing(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = Page(page().encode(), headers={"Content-Type": "text/html", "ETag": '"v1"'})
+    wl = watchlist(site)
+    harness.run(wl)
+    site["/le"] = Page(b"", 304, {"ETag": '"v1"'})
+    result = harness.run(wl)
+    assert result.outcome is Outcome.NOT_MODIFIED
+    assert site.requests[-1][1].get("If-None-Match") == '"v1"'
+
+
+def test_a_full_fetch_is_forced_once_a_day(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = Page(page().encode(), headers={"Content-Type": "text/html", "ETag": '"v1"'})
+    wl = watchlist(site)
+    harness.run(wl)
+    harness.now += timedelta(days=1)
+    harness.run(wl)
+    assert "If-None-Match" not in site.requests[-1][1]
+
+
+def test_a_missing_selector_is_a_failure_not_a_deletion(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page()
+    harness.run(watchlist(site, select="['main']"))
+    site["/le"] = "<html><body><div id='app'>Loading…</div></body></html>"
+    wl = watchlist(site, select="['main']")
+    for count in (1, 2):
+        result = harness.run(wl)
+        assert result.outcome is Outcome.FAILED and result.failure is FailureKind.EXTRACTION
+        assert result.consecutive_failures == count
+    assert harness.store.count("versions") == 1
+    site["/le"] = page(stamp="13:00")
+    assert harness.run(wl).outcome is Outcome.UNCHANGED
+    assert harness.store.state("tiktok-le").consecutive_failures == 0
+
+
+def test_an_error_page_that_lost_the_text_is_a_failure(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page()
+    wl = watchlist(site)
+    harness.run(wl)
+    site["/le"] = page("<p>Something went wrong. Please try again later.</p>")
+    result = harness.run(wl)
+    assert result.outcome is Outcome.FAILED and result.failure is FailureKind.CONTENT_LOST
+    assert harness.store.count("versions") == 1
+
+
+def test_a_real_rewrite_that_shrinks_the_page_is_a_change(
+    site: LocalSite, harness: Harness
+) -> None:
+    site["/le"] = page()
+    wl = watchlist(site)
+    harness.run(wl)
+    site["/le"] = page(HK_CHANGED)
+    assert harness.run(wl).outcome is Outcome.CHANGED
+
+
+def test_http_errors_are_classified_failures(site: LocalSite, harness: Harness) -> None:
+    wl = watchlist(site)
+    result = harness.run(wl)  # nothing served at /le yet: 404
+    assert result.outcome is Outcome.FAILED and result.failure is FailureKind.PERMANENT
+    assert harness.store.count("versions") == 0
+
+
+def test_changed_rules_record_a_silent_technical_version(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page()
+    harness.run(watchlist(site))
+    result = harness.run(watchlist(site, ignore="['at this time']"))
+    assert result.outcome is Outcome.UNCHANGED and result.technical
+    latest = harness.store.latest_version("tiktok-le")
+    assert latest is not None and latest.kind == "technical"
+    assert not any("at this time" in b.text for b in latest.document)
+
+
+def test_changed_rules_on_a_304_reextract_the_stored_snapshot(
+    site: LocalSite, harness: Harness
+) -> None:
+    site["/le"] = Page(page().encode(), headers={"Content-Type": "text/html", "ETag": '"v1"'})
+    harness.run(watchlist(site))
+    site["/le"] = Page(b"", 304, {"ETag": '"v1"'})
+    result = harness.run(watchlist(site, remove="['h2']"))
+    assert result.outcome is Outcome.NOT_MODIFIED and result.technical
+    latest = harness.store.latest_version("tiktok-le")
+    assert latest is not None and latest.kind == "technical"
+    assert not any(b.kind == "heading" and "United States" in b.text for b in latest.document)
+
+
+def test_check_all_bounds_concurrency_and_keeps_order(tmp_path: Path) -> None:
+    in_flight, peak = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return httpx.Response(200, html=f"<main><p>Page {request.url.path}</p></main>")
+
+    text = "watches:\n" + "".join(
+        f"  - {{id: w{i}, platform: P, name: N, url: 'https://h{i}.example/p{i}'}}\n"
+        for i in range(12)
+    )
+    wl = config.loads(text, env={}, known_jurisdictions={"HK", "MO", "CN"})
+    store = Store.open(str(tmp_path / "m.db"))
+
+    async def go() -> list[CheckResult]:
+        async with make_client(transport=httpx.MockTransport(handler)) as client:
+            return await check_all(wl.watches, Context(client, store), concurrency=3)
+
+    results = asyncio.run(go())
+    store.close()
+    assert [r.watch for r in results] == [f"w{i}" for i in range(12)]
+    assert all(r.outcome is Outcome.NEW for r in results)
+    assert peak <= 3
+
+
+def test_check_json_lines_contract(site: LocalSite, tmp_path: Path) -> None:
+    site["/le"] = page()
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(
+        "watches:\n"
+        f"  - {{id: good, platform: T, name: Good, url: '{site.url('/le')}'}}\n"
+        f"  - {{id: gone, platform: T, name: Gone, url: '{site.url('/gone')}'}}\n"
+    )
+    args = ["check", "--json", "--watchlist", str(path), "--db", str(tmp_path / "m.db")]
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    by_watch = {line["watch"]: line for line in lines}
+    assert all(line["type"] == "check" for line in lines)
+    assert by_watch["good"]["outcome"] == "new" and by_watch["good"]["version"] == 1
+    assert by_watch["gone"]["outcome"] == "failed"
+    assert by_watch["gone"]["failure"] == "permanent" and "404" in by_watch["gone"]["message"]
+    assert "1 new" in done.stderr and "1 failed" in done.stderr

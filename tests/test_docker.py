@@ -1,0 +1,114 @@
+"""The container is not broken silently.
+
+No Docker engine runs here, so this test does what the image does: it copies the
+files the Dockerfile copies, runs its install step in a fresh virtualenv, then runs
+the image's command line (ENTRYPOINT + CMD) with the image's environment, checks it
+with the HEALTHCHECK command, and stops it with the STOPSIGNAL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LocalSite
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def only(word: str) -> str:
+    found = [rest for w, rest in instructions() if w == word]
+    assert len(found) == 1, (word, found)
+    return found[0]
+
+
+def test_image_policy() -> None:
+    assert re.match(r"python:3\.1[1-9]-slim", only("FROM"))
+    assert only("USER") not in ("root", "0")
+    assert json.loads(only("VOLUME")) == ["/data"]
+    assert json.loads(only("ENTRYPOINT")) == ["monitor"]
+    assert json.loads(only("CMD")) == ["run"]
+    assert only("STOPSIGNAL") == "SIGTERM"
+    assert json.loads(only("HEALTHCHECK").split("CMD", 1)[1]) == ["monitor", "health"]
+
+
+def image_env(data: Path, watchlist: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in (kv.split("=", 1) for kv in shlex.split(only("ENV"))):
+        env[key] = value.replace("/data", str(data)).replace(
+            "/etc/monitor/watchlist.yaml", str(watchlist)
+        )
+    return env
+
+
+@pytest.mark.slow
+def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) -> None:
+    context = tmp_path / "src"
+    for _word, rest in (i for i in instructions() if i[0] == "COPY"):
+        *sources, _dest = rest.split()
+        for src in sources:
+            target = context / src
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if (ROOT / src).is_dir():
+                shutil.copytree(
+                    ROOT / src, context / src, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy(ROOT / src, context / src)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = next(r for w, r in instructions() if w == "RUN" and "pip install" in r)
+    pip_step = install.split("&&")[0].strip().replace("pip ", f"{venv}/bin/pip ", 1)
+    subprocess.run(pip_step, shell=True, cwd=context, check=True, capture_output=True, timeout=600)
+
+    site["/policy"] = "<html><body><main><p>Hong Kong requests: 12.</p></main></body></html>"
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(
+        "watches:\n  - id: local\n    platform: Local\n    name: Local\n"
+        f"    url: {site.url('/policy')}\n"
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    env = image_env(data, watchlist)
+    command = [
+        f"{venv}/bin/{word}" if i == 0 else word
+        for i, word in enumerate(json.loads(only("ENTRYPOINT")) + json.loads(only("CMD")))
+    ]
+    health = [f"{venv}/bin/monitor", "health"]
+    daemon = subprocess.Popen(command, env=env, cwd=data, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(health, env=env, capture_output=True).returncode != 0:
+            assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
+            assert time.monotonic() < deadline, "no heartbeat within 30 s"
+            time.sleep(0.3)
+        daemon.send_signal(getattr(signal, only("STOPSIGNAL")))
+        assert daemon.wait(timeout=40) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert (data / "monitor.db").exists()
+    logs = daemon.stderr.read() if daemon.stderr else ""
+    assert all(json.loads(line)["level"] for line in logs.splitlines() if line.strip())

@@ -1,0 +1,47 @@
+"""Docs that cannot rot: README examples and the shipped files are loaded by tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+from monitor.cli import _parser
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+YAML_BLOCKS = re.findall(r"```yaml\n(.*?)```", README, re.DOTALL)
+
+
+@pytest.mark.parametrize("block", [b for b in YAML_BLOCKS if "watches:" in b])
+def test_readme_watchlist_examples_validate(block: str) -> None:
+    env = {"SMTP_USER": "desk", "SMTP_PASS": "secret"}
+    watchlist = config.loads(block, "README.md", env=env)
+    assert watchlist.watches
+
+
+def test_readme_has_a_watchlist_example() -> None:
+    assert any("watches:" in b for b in YAML_BLOCKS)
+
+
+def test_readme_starts_with_the_run_and_test_commands() -> None:
+    commands = re.findall(r"```sh\n(.*?)\n```", README, re.DOTALL)
+    assert commands[0].endswith("monitor run")
+    assert commands[1].endswith("pytest")
+    ci = (ROOT / ".ci/run").read_text()
+    assert "<!-- test-command -->" in ci and "<!-- test-command -->" in README
+
+
+def test_readme_documents_every_watchlist_key() -> None:
+    keys = set(config.DefaultsSpec.model_fields) | set(config.WatchSpec.model_fields)
+    keys |= set(config.JurisdictionSpec.model_fields)
+    missing = [k for k in keys if f"`{k}`" not in README]
+    assert not missing, missing
+
+
+def test_readme_documents_every_command() -> None:
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        assert f"monitor {name}" in README
