@@ -11,7 +11,7 @@ How a page becomes blocks:
 2. Drop what a reader never sees: script, style, template, noscript, svg, iframe,
    object, head, select, textarea, canvas, video, audio, closed dialogs, and elements
    that are ``hidden``, ``aria-hidden="true"`` or styled ``display: none`` /
-   ``visibility: hidden``. Text of a ``<br>`` boundary becomes a space.
+   ``visibility: hidden``. A ``<br>`` becomes a space.
 3. Remove the watch's ``remove`` selectors (a selector matching nothing is fine).
 4. Choose the content:
    - with ``select``: the union of its matches in document order, nested matches
@@ -19,13 +19,14 @@ How a page becomes blocks:
      redesigned page must show up as a health problem, not as "the policy vanished";
    - without: the first of ``<main>``, ``[role=main]``, the single ``<article>`` (or
      the nearest common ancestor of several), else ``<body>``; the first of these that
-     yields any text wins. Navigation and cookie/consent banners are removed inside
-     the chosen content; page chrome (header, footer, aside and their ARIA roles) is
-     removed too when the content is not a main or a single article, except inside
-     an article or main. A banner is recognised by id/class tokens (a consent
-     vendor's name, or "cookie", "consent", "gdpr" or "ccpa" together with a banner
-     word such as "banner", "notice", "modal"), never on main, article or body, and
-     never on an element that holds an ``<h1>``: a cookie *policy* is content.
+     yields any text wins. Navigation (nav, role=navigation) is removed inside the
+     chosen content. When the content is not a main or a single article, page chrome
+     goes too: header, footer, aside and their ARIA roles (except inside an article
+     or main), and cookie/consent banners. A banner is recognised by its id/class
+     tokens (a consent vendor's name, or "cookie", "consent", "gdpr" or "ccpa"
+     together with a banner word such as "banner", "notice", "modal"), never on
+     main, article or body, and never on an element that holds an ``<h1>``: a
+     cookie *policy* is content.
 5. Walk the content in document order. Headings (h1-h6, role=heading) keep a stack
    that gives every block its section ``path``; p, address, figcaption and caption
    are paragraphs; li, dt and dd are items, terms and definitions holding only their
@@ -45,11 +46,10 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import lxml.html
 from cssselect import SelectorError
 from lxml import etree
 from lxml.cssselect import CSSSelector
-from lxml.html import HtmlElement
+from lxml.etree import _Element as Element
 
 from monitor.errors import ExtractError
 from monitor.model import Block, Document, ExtractRules
@@ -58,22 +58,20 @@ __all__ = ["extract", "normalize"]
 
 # --- normalisation -------------------------------------------------------------------
 
-# Invisible characters: removed before NFKC so that they cannot block a composition.
-_INVISIBLE = dict.fromkeys(
-    map(
-        ord,
-        "\u00ad\u034f\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-        "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff",
-    )
+# Characters that do not change the wording: invisible ones (zero-width, soft hyphen,
+# bidi controls) go, and typographic quotes and dashes, which editors swap freely,
+# become ASCII. (str.translate with a mapping is slow on long non-ASCII texts.)
+_INVISIBLE = (
+    "\u00ad\u034f\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
 )
-# Typographic variants that editors swap freely: not a change of wording.
-_TYPOGRAPHY = str.maketrans(
-    {
-        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'"),
-        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"'),
-        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
-    }
-)
+_TYPOGRAPHY = {
+    **dict.fromkeys(_INVISIBLE, ""),
+    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'"),
+    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"'),
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+}
+_TYPOGRAPHIC = re.compile("[" + "".join(_TYPOGRAPHY) + "]")
 # A list marker typed into the text ("1.", "(a)", "iv.", "•"): renumbering a list
 # must not change every item after the insertion point. Latin markers need a space
 # after them, so "1.5 million", "2024" and "e.g." survive; Chinese enumerators
@@ -104,11 +102,24 @@ def normalize(text: str, *, strip_numbering: bool = True) -> str:
     table cells keep their numbers: there they are content).
     """
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).translate(_TYPOGRAPHY)
+        # Invisible characters go before NFKC, so that they cannot block a
+        # composition; NFKC can make typographic characters ("\u2033" is two primes),
+        # so the mapping runs again after it.
+        text = _plain(text)
+        if not unicodedata.is_normalized("NFKC", text):
+            text = _plain(unicodedata.normalize("NFKC", text))
     text = " ".join(text.split())
     if strip_numbering:
         while match := _NUMBERING.match(text):
             text = text[match.end() :]
+    return text
+
+
+def _plain(text: str) -> str:
+    """Map invisible and typographic characters (one str.replace per distinct one
+    found: a substitution with a callback per match is ten times slower)."""
+    for char in set(_TYPOGRAPHIC.findall(text)):
+        text = text.replace(char, _TYPOGRAPHY[char])
     return text
 
 
@@ -178,59 +189,50 @@ def _html_blocks(
 
 # --- parsing and cleaning ------------------------------------------------------------
 
-_XML_DECLARATION = re.compile(r"^\W*<\?xml[^>]*\?>", re.IGNORECASE)
 
-
-def _parse(html: str) -> HtmlElement:
+def _parse(html: str) -> Element:
     """Parse with lxml, wrapping its exceptions: nothing above sees an lxml error.
 
-    lxml refuses a str that starts with an XML encoding declaration (the text is
-    already decoded, so the declaration is moot): it is stripped and parsing retried.
+    The text is handed to libxml2 as UTF-8 bytes with the encoding stated: lxml
+    refuses a str that starts with an XML encoding declaration, and silently drops
+    everything after a lone surrogate in a str; with bytes, an encoding declaration
+    or ``<meta charset>`` in the page cannot override the decoding done by fetch.
+    The plain etree parser is used, not lxml.html's, whose element classes cost a
+    Python call for every element touched.
     """
-    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    data = html.encode("utf-8", "replace")  # a lone surrogate becomes "?"
+    parser = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
     try:
-        try:
-            return lxml.html.document_fromstring(html, parser=parser)
-        except ValueError:
-            return lxml.html.document_fromstring(_XML_DECLARATION.sub("", html), parser=parser)
-    except (ValueError, etree.LxmlError) as exc:
+        root = etree.fromstring(data, parser)
+    except etree.LxmlError as exc:
         raise ExtractError(f"no text found: the page cannot be parsed ({exc})") from exc
+    if root is None:
+        raise ExtractError("no text found: the page is empty")
+    return root
 
 
-_DROP_TAGS = frozenset(
-    {
-        "script",
-        "style",
-        "template",
-        "noscript",
-        "svg",
-        "iframe",
-        "object",
-        "head",
-        "select",
-        "textarea",
-        "canvas",
-        "video",
-        "audio",
-    }
-)
-_MAYBE_INVISIBLE = " | ".join(
-    [f"//{tag}" for tag in sorted(_DROP_TAGS)]
-    + ["//dialog[not(@open)]", "//*[@hidden]", "//*[@aria-hidden]", "//*[@style]"]
-)
+# fmt: off
+_DROP_TAGS = frozenset({
+    "script", "style", "template", "noscript", "svg", "iframe", "object", "head", "select",
+    "textarea", "canvas", "video", "audio",
+})
+# fmt: on
+_DROP_TUPLE = (*sorted(_DROP_TAGS), "dialog")
+_MAYBE_HIDDEN = "descendant::*[@hidden or @aria-hidden or @style]"
 _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
-def _drop_invisible(root: HtmlElement) -> None:
+def _drop_invisible(root: Element) -> None:
     """Remove what a reader never sees, and make every <br> a space."""
-    for element in _xpath(root, _MAYBE_INVISIBLE):
+    candidates = [*root.iter(*_DROP_TUPLE), *_xpath(root, _MAYBE_HIDDEN)]
+    for element in candidates:
         if _is_invisible(element):
             _drop(element)
     for br in root.iter("br"):
         br.tail = " " + (br.tail or "")
 
 
-def _is_invisible(element: HtmlElement) -> bool:
+def _is_invisible(element: Element) -> bool:
     """Whether an element is never rendered (hidden="until-found" is findable text)."""
     hidden = element.get("hidden")
     return (
@@ -242,22 +244,30 @@ def _is_invisible(element: HtmlElement) -> bool:
     )
 
 
-def _drop(element: HtmlElement) -> None:
+def _drop(element: Element) -> None:
     """Remove an element and its subtree, keeping the text that follows it."""
-    if element.getparent() is not None:
-        element.drop_tree()
+    parent = element.getparent()
+    if parent is None:
+        return
+    if element.tail:
+        previous = element.getprevious()
+        if previous is None:
+            parent.text = (parent.text or "") + element.tail
+        else:
+            previous.tail = (previous.tail or "") + element.tail
+    parent.remove(element)
 
 
-def _xpath(element: HtmlElement, expression: str) -> list[HtmlElement]:
+def _xpath(element: Element, expression: str) -> list[Element]:
     """Evaluate an element-returning XPath; compiled per call (XPath is not shareable
     across threads, and compiling costs microseconds)."""
     return _elements(element.xpath(expression))
 
 
-def _elements(result: object) -> list[HtmlElement]:
+def _elements(result: object) -> list[Element]:
     """The elements of an XPath result (lxml types it as any XPath value)."""
     assert isinstance(result, list)
-    return [node for node in result if isinstance(node, HtmlElement)]
+    return [node for node in result if isinstance(node, Element)]
 
 
 # --- choosing the content ------------------------------------------------------------
@@ -271,16 +281,16 @@ def _compile_css(selector: str) -> CSSSelector:
         raise ExtractError(f"invalid CSS selector {selector!r}: {exc}") from exc
 
 
-def _match_all(root: HtmlElement, selectors: Iterable[str]) -> list[HtmlElement]:
+def _match_all(root: Element, selectors: Iterable[str]) -> list[Element]:
     """Every element matched by any of the selectors (for ``remove``)."""
     return [el for selector in selectors for el in _css(_compile_css(selector), root)]
 
 
-def _css(selector: CSSSelector, root: HtmlElement) -> list[HtmlElement]:
+def _css(selector: CSSSelector, root: Element) -> list[Element]:
     return _elements(selector(root))
 
 
-def _select(root: HtmlElement, selectors: Sequence[str]) -> list[HtmlElement]:
+def _select(root: Element, selectors: Sequence[str]) -> list[Element]:
     """The union of the selectors' matches in document order, nested ones once."""
     compiled = [_compile_css(selector) for selector in selectors]
     for source, selector in zip(selectors, compiled, strict=True):
@@ -290,9 +300,9 @@ def _select(root: HtmlElement, selectors: Sequence[str]) -> list[HtmlElement]:
     return _outermost(_xpath(root, " | ".join(selector.path for selector in compiled)))
 
 
-def _outermost(elements: Iterable[HtmlElement]) -> list[HtmlElement]:
+def _outermost(elements: Iterable[Element]) -> list[Element]:
     """Keep the elements (in document order) that are not inside another one."""
-    seen: set[HtmlElement] = set()
+    seen: set[Element] = set()
     kept = []
     for element in elements:
         if element not in seen and not any(a in seen for a in element.iterancestors()):
@@ -301,26 +311,28 @@ def _outermost(elements: Iterable[HtmlElement]) -> list[HtmlElement]:
     return kept
 
 
-_PAGE_CHROME = " | ".join(
-    f".//{step}[not(ancestor::article or ancestor::main)]"
-    for step in (
-        "header",
-        "footer",
-        "aside",
-        "*[@role='banner']",
-        "*[@role='contentinfo']",
-        "*[@role='complementary']",
-    )
-)
+_PAGE_CHROME = "descendant::header | descendant::footer | descendant::aside | descendant::*[@role]"
+_CHROME_ROLES = frozenset({"banner", "contentinfo", "complementary"})
 
 
-def _heuristic_roots(root: HtmlElement) -> Iterator[list[HtmlElement]]:
+def _page_chrome(content: Element) -> list[Element]:
+    """Header, footer, aside and their ARIA roles, unless inside an article or main
+    (an article's own header holds its title and date)."""
+    return [
+        element
+        for element in _xpath(content, _PAGE_CHROME)
+        if (element.tag in ("header", "footer", "aside") or element.get("role") in _CHROME_ROLES)
+        and not any(a.tag in ("article", "main") for a in element.iterancestors())
+    ]
+
+
+def _heuristic_roots(root: Element) -> Iterator[list[Element]]:
     """Candidate content roots, best first: main, role=main, article(s), body."""
-    for expression in ("//main", "//*[@role='main']"):
+    for expression in ("descendant::main", "descendant::*[@role='main']"):
         found = _outermost(_xpath(root, expression))
         if found:
             yield [_strip_chrome(element, page=False) for element in found]
-    articles = _outermost(_xpath(root, "//article"))
+    articles = _outermost(_xpath(root, "descendant::article"))
     if len(articles) == 1:
         yield [_strip_chrome(articles[0], page=False)]
     elif articles:
@@ -329,7 +341,7 @@ def _heuristic_roots(root: HtmlElement) -> Iterator[list[HtmlElement]]:
     yield [_strip_chrome(root if body is None else body, page=True)]
 
 
-def _common_ancestor(elements: Sequence[HtmlElement]) -> HtmlElement:
+def _common_ancestor(elements: Sequence[Element]) -> Element:
     """The nearest element that contains all of the given ones."""
     chain = [elements[0], *elements[0].iterancestors()]
     for element in elements[1:]:
@@ -338,83 +350,57 @@ def _common_ancestor(elements: Sequence[HtmlElement]) -> HtmlElement:
     return chain[0]
 
 
-def _strip_chrome(content: HtmlElement, *, page: bool) -> HtmlElement:
-    """Remove navigation and consent banners inside the content; with ``page``, also
-    header, footer and aside outside any article or main: they repeat on every page
-    and change for reasons that have nothing to do with the policy."""
-    expression = ".//nav | .//*[@role='navigation']"
+def _strip_chrome(content: Element, *, page: bool) -> Element:
+    """Remove navigation inside the content; with ``page`` (the content is not a main
+    or a single article), also consent banners, and header, footer and aside outside
+    any article or main: they repeat on every page and change for reasons that have
+    nothing to do with the policy. (Banners are not searched for inside a main or an
+    article: they live outside it, and the search costs a look at every element.)"""
+    expression = "descendant::nav | descendant::*[@role='navigation']"
+    doomed = _xpath(content, expression)
     if page:
-        expression += " | " + _PAGE_CHROME
-    doomed = _xpath(content, expression) + _banners(content)
+        doomed += _page_chrome(content) + _banners(content)
     for element in doomed:
         if element is not content:
             _drop(element)
     return content
 
 
+# fmt: off
 _BANNER_VENDORS = (
-    "onetrust",
-    "optanon",
-    "ot-sdk",
-    "cookiebot",
-    "didomi",
-    "usercentrics",
-    "truste",
-    "osano",
-    "iubenda",
-    "qc-cmp",
-    "sp_message",
-    "fc-consent",
-    "termly",
-    "cookieyes",
-    "cky-consent",
-    "cookie-law-info",
-    "cmplz",
-    "cc-banner",
-    "cc-window",
-    "cc_banner",
+    "onetrust", "optanon", "ot-sdk", "cookiebot", "didomi", "usercentrics", "truste",
+    "osano", "iubenda", "qc-cmp", "sp_message", "fc-consent", "termly", "cookieyes",
+    "cky-consent", "cookie-law-info", "cmplz", "cc-banner", "cc-window", "cc_banner",
 )
+# fmt: on
 _BANNER_TOPICS = ("cookie", "consent", "gdpr", "ccpa")
+# fmt: off
 _BANNER_WORDS = (
-    "banner",
-    "bar",
-    "notice",
-    "notification",
-    "popup",
-    "pop-up",
-    "modal",
-    "dialog",
-    "overlay",
-    "prompt",
-    "wall",
-    "sdk",
-    "cmp",
-    "toast",
-    "snackbar",
-    "layer",
+    "banner", "bar", "notice", "notification", "popup", "pop-up", "modal",
+    "dialog", "overlay", "prompt", "wall", "sdk", "cmp", "toast",
+    "snackbar", "layer",
 )
-_LOWER = "translate(concat(' ', @id, ' ', @class), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', " + (
-    "'abcdefghijklmnopqrstuvwxyz')"
-)
-_BANNER_CANDIDATES = (
-    ".//*[@id or @class][not(self::main or self::article or self::body or @role='main')]["
-    + " or ".join(f"contains({_LOWER}, '{word}')" for word in _BANNER_VENDORS + _BANNER_TOPICS)
-    + "]"
-)
+# fmt: on
+_BANNER_HINT = re.compile("|".join(_BANNER_VENDORS + _BANNER_TOPICS))
+_NEVER_BANNER = frozenset({"html", "body", "main", "article"})
 
 
-def _banners(content: HtmlElement) -> list[HtmlElement]:
+def _banners(content: Element) -> list[Element]:
     """Cookie and consent banners inside the content (see the module docstring)."""
-    return [
-        element
-        for element in _xpath(content, _BANNER_CANDIDATES)
-        if any(_is_banner_token(token) for token in _tokens(element))
-        and not _xpath(element, ".//h1 | .//main | .//article")
-    ]
+    return [el for el in _xpath(content, "descendant::*[@id or @class]") if _is_banner(el)]
 
 
-def _tokens(element: HtmlElement) -> list[str]:
-    return f"{element.get('id') or ''} {element.get('class') or ''}".lower().split()
+def _is_banner(element: Element) -> bool:
+    """A consent banner: named like one, and not a content element (a cookie policy's
+    <main class="cookie-policy"> or a section holding the page's <h1>)."""
+    label = f"{element.get('id') or ''} {element.get('class') or ''}".lower()
+    return (
+        _BANNER_HINT.search(label) is not None
+        and element.tag not in _NEVER_BANNER
+        and element.get("role") != "main"
+        and any(_is_banner_token(token) for token in label.split())
+        and not _xpath(element, "descendant::h1 | descendant::main | descendant::article")
+    )
 
 
 def _is_banner_token(token: str) -> bool:
@@ -443,61 +429,19 @@ _TEXT_KINDS = {
 # Structures inside a text block (an item's sub-list) that become blocks of their own.
 _NESTED = frozenset({"ul", "ol", "dl", "table", "menu", "dir"})
 # Elements that start a new line: never part of a paragraph's running text.
-_BLOCK_TAGS = frozenset(
-    {
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "body",
-        "caption",
-        "center",
-        "dd",
-        "details",
-        "dialog",
-        "dir",
-        "div",
-        "dl",
-        "dt",
-        "fieldset",
-        "figcaption",
-        "figure",
-        "footer",
-        "form",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hgroup",
-        "hr",
-        "html",
-        "li",
-        "main",
-        "menu",
-        "nav",
-        "ol",
-        "p",
-        "pre",
-        "search",
-        "section",
-        "summary",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "ul",
-        "legend",
-    }
-)
+# fmt: off
+_BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details",
+    "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer",
+    "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup",
+    "hr", "html", "li", "main", "menu", "nav", "ol", "p", "pre",
+    "search", "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead",
+    "tr", "ul", "legend",
+})
+# fmt: on
 _BLOCK_TUPLE = tuple(sorted(_BLOCK_TAGS))
 _HEADING_TUPLE = tuple(_HEADING_LEVELS)
-_LAYOUT_TUPLE = (*_HEADING_TUPLE, "table")  # cells holding these are layout, not data
+_ARIA_HEADINGS = "descendant::*[@role='heading']"
 
 
 @dataclass
@@ -510,6 +454,7 @@ class _Builder:
     path: tuple[str, ...] = ()
 
     def clean(self, raw: str, *, strip_numbering: bool) -> str:
+        """Normalise, then apply the watch's ignore patterns."""
         text = normalize(raw, strip_numbering=strip_numbering)
         if text and self.ignore:
             for pattern in self.ignore:
@@ -523,9 +468,10 @@ class _Builder:
             return
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
-        self.blocks.append(Block("heading", text, self.path, level=level))
+        path = tuple(heading for _, heading in self.headings)
+        self.blocks.append(Block("heading", text, path, level=level))
         self.headings.append((level, text))
-        self.path = tuple(heading for _, heading in self.headings)
+        self.path = (*path, text)
 
     def text(self, kind: str, raw: str) -> None:
         if raw and not raw.isspace():
@@ -534,36 +480,149 @@ class _Builder:
                 self.blocks.append(Block(kind, text, self.path))
 
     def row(self, raw_cells: Sequence[str]) -> None:
+        """A row keeps its empty cells, so that a value moving to another column is a
+        change; ignore patterns apply to each cell, so that text and cells agree."""
         cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
         if any(cells):
             self.blocks.append(Block("row", " | ".join(cells), self.path, cells=cells))
 
 
-def _walk_roots(roots: Iterable[HtmlElement], ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
-    out = _Builder(ignore)
+def _walk_roots(roots: Sequence[Element], ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
+    walker = _Walker(_Builder(ignore), _Marks.of(roots))
     for root in roots:
-        _walk(root, out)
-    return out.blocks
+        walker.walk(root)
+    return walker.out.blocks
 
 
-def _walk(element: HtmlElement, out: _Builder) -> None:
-    """Emit the blocks of one element and its subtree, in document order."""
-    level = _heading_level(element)
-    kind = _TEXT_KINDS.get(element.tag)
-    if level:
-        out.heading(level, _text(element))
-    elif element.tag == "tr":
-        _walk_row(element, out)
-    elif kind and not _contains(element, _HEADING_TUPLE):
-        nested: list[HtmlElement] = []
-        out.text(kind, _text(element, nested))
-        for structure in nested:
-            _walk(structure, out)
-    else:
-        _walk_container(element, out)
+def _mark_ancestors(element: Element, marked: set[Element]) -> None:
+    ancestor = element.getparent()
+    while ancestor is not None and ancestor not in marked:
+        marked.add(ancestor)
+        ancestor = ancestor.getparent()
 
 
-def _heading_level(element: HtmlElement) -> int:
+@dataclass(frozen=True)
+class _Marks:
+    """Which elements contain blocks, headings or tables somewhere below them.
+
+    Found in one pass, then looked up in O(1): asking each element for its
+    descendants again and again costs far more.
+    """
+
+    blocks: set[Element] = field(default_factory=set)
+    headings: set[Element] = field(default_factory=set)
+    tables: set[Element] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, roots: Sequence[Element]) -> _Marks:
+        marks = cls()
+        for root in roots:
+            for element in root.iter(*_BLOCK_TUPLE):
+                _mark_ancestors(element, marks.blocks)
+                if element.tag in _HEADING_LEVELS:
+                    _mark_ancestors(element, marks.headings)
+                elif element.tag == "table":
+                    _mark_ancestors(element, marks.tables)
+            for element in _xpath(root, _ARIA_HEADINGS):
+                _mark_ancestors(element, marks.headings)
+        return marks
+
+
+@dataclass(frozen=True)
+class _Walker:
+    """Walks content in document order and feeds the blocks it finds to a builder."""
+
+    out: _Builder
+    marks: _Marks
+
+    def walk(self, element: Element) -> None:
+        """Emit the blocks of one element and its subtree (an item or paragraph that
+        holds a heading is walked as a container, so that the heading stays one)."""
+        level = _heading_level(element)
+        kind = _TEXT_KINDS.get(element.tag)
+        if level:
+            self.out.heading(level, self.text(element))
+        elif element.tag == "tr":
+            self.walk_row(element)
+        elif kind and element not in self.marks.headings:
+            nested: list[Element] = []
+            self.out.text(kind, self.text(element, nested))
+            for structure in nested:
+                self.walk(structure)
+        else:
+            self.walk_container(element)
+
+    def walk_container(self, element: Element) -> None:
+        """Walk block children; inline runs between them are paragraphs of their own.
+
+        Whitespace between blocks is skipped early: wrapper-heavy pages have far more
+        of it than text, and this loop visits every wrapper.
+        """
+        run = [element.text] if element.text and not element.text.isspace() else []
+        for child in element:
+            if self.is_inline(child):
+                run.append(_all_text(child))
+            else:
+                if run:
+                    self.out.text("paragraph", "".join(run))
+                    run = []
+                self.walk(child)
+            tail = child.tail
+            if tail and (run or not tail.isspace()):
+                run.append(tail)
+        if run:
+            self.out.text("paragraph", "".join(run))
+
+    def is_inline(self, element: Element) -> bool:
+        """Inline elements (a, span, em, unknown tags ...) flow within a paragraph,
+        unless they wrap blocks (a card link around a heading and a paragraph)."""
+        return (
+            element.tag not in _BLOCK_TAGS
+            and element not in self.marks.blocks
+            and element.get("role") != "heading"
+        )
+
+    def walk_row(self, row: Element) -> None:
+        """A data row is one block of cell texts; a layout row (a cell holding a
+        heading or a table) is walked as containers."""
+        cells = [cell for cell in row if cell.tag in ("td", "th")]
+        if any(cell in self.marks.headings or cell in self.marks.tables for cell in cells):
+            for cell in cells:
+                self.walk(cell)
+        else:
+            self.out.row([self.text(cell) for cell in cells])
+
+    def text(self, element: Element, nested: list[Element] | None = None) -> str:
+        """The visible text of an element, block boundaries as spaces.
+
+        With ``nested``, sub-lists and tables are skipped and appended to it instead,
+        so that an item holds only its own text.
+        """
+        if element not in self.marks.blocks:
+            return _all_text(element)
+        parts: list[str] = []
+        self.gather(element, parts, nested)
+        return "".join(parts)
+
+    def gather(self, element: Element, parts: list[str], nested: list[Element] | None) -> None:
+        """Collect text depth-first, with a space around every block element; a
+        subtree without blocks is serialised by libxml2 in one call."""
+        parts.append(element.text or "")
+        for child in element:
+            if nested is not None and child.tag in _NESTED:
+                nested.append(child)
+            elif child in self.marks.blocks:
+                parts.append(" ")
+                self.gather(child, parts, nested)
+                parts.append(" ")
+            elif child.tag in _BLOCK_TAGS:
+                parts.extend((" ", _all_text(child), " "))
+            else:
+                parts.append(_all_text(child))
+            parts.append(child.tail or "")
+
+
+def _heading_level(element: Element) -> int:
     """1-6 for h1-h6 and ARIA headings (aria-level defaults to 2), else 0."""
     level = _HEADING_LEVELS.get(element.tag, 0)
     if level or element.get("role") != "heading":
@@ -572,66 +631,6 @@ def _heading_level(element: HtmlElement) -> int:
     return min(max(int(aria_level), 1), 6) if aria_level.isdigit() else 2
 
 
-def _walk_container(element: HtmlElement, out: _Builder) -> None:
-    """Walk block children; inline runs between them are paragraphs of their own."""
-    run = [element.text or ""]
-    for child in element:
-        if _is_inline(child):
-            run.append(_text(child))
-        else:
-            out.text("paragraph", "".join(run))
-            run.clear()
-            _walk(child, out)
-        run.append(child.tail or "")
-    out.text("paragraph", "".join(run))
-
-
-def _is_inline(element: HtmlElement) -> bool:
-    """Inline elements (a, span, em, unknown tags ...) flow within a paragraph, unless
-    they wrap blocks (a card link around a heading and a paragraph)."""
-    return (
-        element.tag not in _BLOCK_TAGS
-        and element.get("role") != "heading"
-        and not _contains(element, _BLOCK_TUPLE)
-    )
-
-
-def _walk_row(row: HtmlElement, out: _Builder) -> None:
-    """A data row is one block of cell texts; a layout row is walked as containers."""
-    cells = [cell for cell in row if cell.tag in ("td", "th")]
-    if any(_contains(cell, _LAYOUT_TUPLE) for cell in cells):
-        for cell in cells:
-            _walk(cell, out)
-    else:
-        out.row([_text(cell) for cell in cells])
-
-
-def _contains(element: HtmlElement, tags: tuple[str, ...]) -> bool:
-    return next(element.iterdescendants(*tags), None) is not None
-
-
-def _text(element: HtmlElement, nested: list[HtmlElement] | None = None) -> str:
-    """The visible text of an element, block boundaries as spaces.
-
-    With ``nested``, sub-lists and tables are skipped and appended to it instead, so
-    that an item holds only its own text.
-    """
-    if not _contains(element, _BLOCK_TUPLE):
-        return "".join(element.itertext())
-    parts: list[str] = []
-    _gather(element, parts, nested)
-    return "".join(parts)
-
-
-def _gather(element: HtmlElement, parts: list[str], nested: list[HtmlElement] | None) -> None:
-    parts.append(element.text or "")
-    for child in element:
-        if nested is not None and child.tag in _NESTED:
-            nested.append(child)
-        elif child.tag in _BLOCK_TAGS:
-            parts.append(" ")
-            _gather(child, parts, nested)
-            parts.append(" ")
-        else:
-            _gather(child, parts, nested)
-        parts.append(child.tail or "")
+def _all_text(element: Element) -> str:
+    """The text of an element without its tail, serialised by libxml2 (fast)."""
+    return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
