@@ -131,3 +131,59 @@ def document_json(document: Document) -> str:
 
 def document_hash(document: Document) -> str:
     return hashlib.sha256(document_json(document).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between two versions, at the finest useful grain.
+
+    kind: added | removed | modified | moved.
+    For prose the unit is a sentence; for table rows, headings, terms and short list
+    items it is the whole block. `segments` is the word-level (characters for CJK)
+    edit script of a modification: ("=", text) kept, ("-", text) removed, ("+", text)
+    added, in reading order.
+    """
+
+    kind: str
+    block_kind: str
+    before: str | None = None
+    after: str | None = None
+    path_before: tuple[str, ...] = ()
+    path_after: tuple[str, ...] = ()
+    cells_before: tuple[str, ...] = ()
+    cells_after: tuple[str, ...] = ()
+    segments: tuple[tuple[str, str], ...] = ()
+    index_before: int | None = None  # block index in the before document
+    index_after: int | None = None  # block index in the after document
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return self.path_after if self.after is not None else self.path_before
+
+
+@dataclass(frozen=True)
+class CellDelta:
+    """A changed cell of a table row, with a numeric delta when both sides are numbers."""
+
+    column: str  # the column's header text, or its position as "#3"
+    before: str
+    after: str
+    delta: float | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A change that concerns a watched jurisdiction, and the evidence why.
+
+    kind: sentence_added | sentence_removed | sentence_modified | section_changed |
+          page_about | appeared | disappeared | table_row | revert
+    where: sentence | heading | row | page  (where the jurisdiction's name was found)
+    """
+
+    jurisdiction: str
+    kind: str
+    where: str
+    terms: tuple[str, ...]
+    change: Change | None = None
+    cells: tuple[CellDelta, ...] = ()
+    note: str = ""
