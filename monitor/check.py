@@ -22,20 +22,32 @@ import enum
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from monitor.config import Watch
+from monitor.config import Watch, Watchlist
+from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract
 from monitor.fetch import HostLimiter, fetch
-from monitor.model import Document, FetchRequest, NotModified, Snapshot, Validators, document_hash
-from monitor.store import CheckRecord, Store, StoredVersion, WatchState
+from monitor.jurisdictions import ExtraSpec, Jurisdiction, Matcher, catalog, extend, matcher_for
+from monitor.model import (
+    Document,
+    FetchRequest,
+    Finding,
+    NotModified,
+    Snapshot,
+    Validators,
+    document_hash,
+)
+from monitor.relevance import assess
+from monitor.store import CheckRecord, Store, StoredVersion, WatchState, finding_data
 
 FULL_FETCH_EVERY = timedelta(hours=24)  # ignore validators this often: servers lie about 304
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
+REVERT_WINDOW = 10  # versions back in which a page returning to a state is a revert
 _ERROR_WORDS = re.compile(
     r"\b(error|not found|unavailable|something went wrong|try again|access denied|"
     r"forbidden|temporarily|maintenance)\b",
@@ -69,6 +81,8 @@ class CheckResult:
     message: str | None = None
     technical: bool = False
     consecutive_failures: int = 0
+    findings: tuple[Finding, ...] = ()
+    note: str | None = None
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -86,11 +100,54 @@ class CheckResult:
             "failure": self.failure.value if self.failure else None,
             "message": self.message,
             "consecutive_failures": self.consecutive_failures or None,
+            "findings": len(self.findings) or None,
+            "note": self.note,
         }
         data |= {k: v for k, v in optional.items() if v is not None}
         if self.technical:
             data["technical"] = True
         return data
+
+    def finding_lines(self) -> list[dict[str, object]]:
+        """One JSON object per finding, per the DESIGN.md contract."""
+        lines = []
+        for finding in self.findings:
+            change = finding.change
+            line: dict[str, object] = {
+                "type": "finding",
+                "watch": self.watch,
+                "version": self.version_id,
+                "jurisdiction": finding.jurisdiction,
+                "kind": finding.kind,
+                "change": change.kind if change else None,
+                "before": change.before if change else None,
+                "after": change.after if change else None,
+                "section": list(change.path) if change else [],
+            }
+            data = finding_data(finding)
+            line |= {k: data[k] for k in ("where", "terms", "cells", "note") if data[k]}
+            if change and change.segments:
+                line["segments"] = [list(s) for s in change.segments]
+            lines.append(line)
+        return lines
+
+
+class Matchers:
+    """Jurisdiction matchers, built once per distinct set of watched jurisdictions."""
+
+    def __init__(self, watchlist: Watchlist | None = None) -> None:
+        extra = {
+            jid: ExtraSpec(spec.name, tuple(spec.terms))
+            for jid, spec in (watchlist.jurisdictions if watchlist else {}).items()
+        }
+        self.jurisdictions: dict[str, Jurisdiction] = extend(catalog(), extra)
+        self._cache: dict[tuple[str, ...], Matcher] = {}
+
+    def for_watch(self, watch: Watch) -> Matcher:
+        ids = tuple(sorted({*watch.jurisdictions, *([watch.about] if watch.about else [])}))
+        if ids not in self._cache:
+            self._cache[ids] = matcher_for(ids, self.jurisdictions)
+        return self._cache[ids]
 
 
 @dataclass(frozen=True)
@@ -101,6 +158,7 @@ class Context:
     store: Store
     limiter: HostLimiter | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    matchers: Matchers = field(default_factory=Matchers)
 
 
 class _Failed(Exception):
@@ -121,7 +179,7 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
     request = _request(watch, Validators() if full else state.validators)
     try:
         fetched = await _fetch(ctx, request)
-        record = _assess(watch, state, previous, fetched, ctx.store)
+        record = _assess(watch, state, previous, fetched, ctx)
     except _Failed as failed:
         record = CheckRecord(
             watch.id,
@@ -163,19 +221,22 @@ def _assess(
     state: WatchState,
     previous: StoredVersion | None,
     fetched: Snapshot | NotModified,
-    store: Store,
+    ctx: Context,
 ) -> CheckRecord:
     """Decide what a fetched response means for the watch, without writing anything."""
     rules_hash = watch.rules.digest()
     base = CheckRecord(watch.id, datetime.now(UTC), 0.0, "", rules_hash=rules_hash)
     if isinstance(fetched, NotModified):
-        return _not_modified(watch, state, previous, store, base)
+        return _not_modified(watch, state, previous, ctx.store, base)
     base = replace(base, snapshot=fetched, validators=_validators(fetched))
     same_rules = previous is not None and previous.rules_hash == rules_hash
     if same_rules and fetched.sha256 == state.last_body_sha256:
         return replace(base, outcome=Outcome.UNCHANGED.value)  # same bytes: no re-extraction
     document = _extract(watch, fetched)
-    return _compare(previous, document, fetched, base)
+    record = _compare(previous, document, fetched, base)
+    if record.version_kind != "change" or previous is None:
+        return record
+    return _relevant(watch, previous, record, ctx)
 
 
 def _not_modified(
@@ -233,6 +294,31 @@ def _compare(
             snapshot,
         )
     return replace(base, outcome=Outcome.CHANGED.value, document=document, version_kind="change")
+
+
+def _relevant(
+    watch: Watch, previous: StoredVersion, record: CheckRecord, ctx: Context
+) -> CheckRecord:
+    """Attach the findings of a change; a flip back to a recent state is a revert."""
+    assert record.document is not None
+    changes = compare(previous.document, record.document)
+    matcher = ctx.matchers.for_watch(watch)
+    found = assess(previous.document, record.document, changes, matcher, about=watch.about)
+    recent = ctx.store.recent_versions(watch.id, REVERT_WINDOW)
+    new_hash = document_hash(record.document)
+    earlier = [vid for vid, doc_hash, _ in recent[1:] if doc_hash == new_hash]
+    if not earlier:
+        return replace(record, findings=tuple(found))
+    if any(kind == "revert" for _, _, kind in recent):
+        note = f"flapping: back to version {earlier[0]} again; not alerted"
+        return replace(record, version_kind="revert", findings=(), note=note)
+    note = f"revert: the page is back to its state of version {earlier[0]}"
+    return replace(
+        record,
+        version_kind="revert",
+        note=note,
+        findings=tuple(replace(f, note=note) for f in found),
+    )
 
 
 def content_lost(before: Document, after: Document, snapshot: Snapshot) -> bool:
@@ -297,6 +383,8 @@ def _result(
         message=record.message,
         technical=record.technical,
         consecutive_failures=state.consecutive_failures + 1 if failed else 0,
+        findings=record.findings,
+        note=record.note,
     )
 
 

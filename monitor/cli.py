@@ -23,6 +23,7 @@ from typing import TextIO
 
 from monitor import __version__, config
 from monitor.errors import ConfigError, MonitorError
+from monitor.model import Finding
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DB = "sqlite:///monitor.db"
@@ -182,10 +183,13 @@ class _Progress:
         assert isinstance(result, CheckResult)
         self.done += 1
         if self.json_mode:
-            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            for line in [result.to_json(), *result.finding_lines()]:
+                print(json.dumps(line, ensure_ascii=False), flush=True)
             return
         why = f"  {result.failure}: {result.message}" if result.failure else ""
         print(f"[{self.done}/{self.total}] {result.watch}: {result.outcome.value}{why}", flush=True)
+        for finding in result.findings:
+            print(f"    {finding_line(finding)}", flush=True)
 
     def summary(self, results: Sequence[object]) -> None:
         from monitor.check import CheckResult
@@ -197,6 +201,21 @@ class _Progress:
             f"checked {len(results)} watches: {line}",
             file=self.err if self.json_mode else sys.stdout,
         )
+
+
+def finding_line(finding: Finding) -> str:
+    """One line a person can read: `HK sentence_removed: "…"`."""
+    change = finding.change
+    text = (
+        (change.after if change and change.after is not None else change.before) if change else ""
+    )
+    terms = ", ".join(finding.terms)
+    detail = f' "{_short(text or "")}"' if text else (f" ({terms})" if terms else "")
+    return f"{finding.jurisdiction} {finding.kind}:{detail}"
+
+
+def _short(text: str, width: int = 100) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,17 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
-from monitor.model import Block, Document, Snapshot, Validators, document_hash, document_json
+from monitor.model import (
+    Block,
+    CellDelta,
+    Change,
+    Document,
+    Finding,
+    Snapshot,
+    Validators,
+    document_hash,
+    document_json,
+)
 
 metadata = MetaData()
 
@@ -134,12 +144,33 @@ checks = Table(
 )
 
 
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("watch_id", String(100), nullable=False),
+    Column("jurisdiction", String(40), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", Text, nullable=False),  # JSON: where, terms, change, cells, note
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_findings_watch", "watch_id", "id"),
+    Index("ix_findings_version", "version_id"),
+)
+
+
 def _migrate_1(conn: Connection) -> None:
+    """Schema 1: bodies, snapshots, versions, per-watch state and the check log."""
     for table in (bodies, snapshots, versions, watch_state, checks):
         table.create(conn)
 
 
-MIGRATIONS: Sequence[Callable[[Connection], None]] = (_migrate_1,)
+def _migrate_2(conn: Connection) -> None:
+    """Schema 2: findings, stored with the version that produced them."""
+    findings.create(conn)
+
+
+MIGRATIONS: Sequence[Callable[[Connection], None]] = (_migrate_1, _migrate_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 KEYFRAME_RATIO = 0.5  # a delta larger than this share of a full encoding starts a new keyframe
 
@@ -175,6 +206,16 @@ class StoredVersion:
 
 
 @dataclass(frozen=True)
+class StoredFinding:
+    """A finding read back from the store, with the version it belongs to."""
+
+    id: int
+    version_id: int
+    watch_id: str
+    finding: Finding
+
+
+@dataclass(frozen=True)
 class CheckRecord:
     """Everything one check writes, applied in a single transaction."""
 
@@ -191,6 +232,8 @@ class CheckRecord:
     validators: Validators | None = None
     full_fetch: bool = False
     technical: bool = False
+    findings: tuple[Finding, ...] = ()
+    note: str | None = None
 
 
 def database_url(value: str) -> str:
@@ -300,6 +343,35 @@ class Store:
         with self._tx() as conn:
             return [_version(r._mapping) for r in conn.execute(query)]
 
+    def recent_versions(self, watch_id: str, limit: int = 10) -> list[tuple[int, str, str]]:
+        """(id, doc_hash, kind) of the newest versions, newest first: for revert detection."""
+        query = (
+            select(versions.c.id, versions.c.doc_hash, versions.c.kind)
+            .where(versions.c.watch_id == watch_id)
+            .order_by(versions.c.id.desc())
+            .limit(limit)
+        )
+        with self._tx() as conn:
+            return [(r.id, r.doc_hash, r.kind) for r in conn.execute(query)]
+
+    def version(self, version_id: int) -> StoredVersion:
+        with self._tx() as conn:
+            row = conn.execute(select(versions).where(versions.c.id == version_id)).first()
+        if row is None:
+            raise StoreError(f"no version {version_id}")
+        return _version(row._mapping)
+
+    def findings(
+        self, *, watch_id: str | None = None, version_id: int | None = None, limit: int = 1000
+    ) -> list[StoredFinding]:
+        query = select(findings).order_by(findings.c.id).limit(limit)
+        if watch_id is not None:
+            query = query.where(findings.c.watch_id == watch_id)
+        if version_id is not None:
+            query = query.where(findings.c.version_id == version_id)
+        with self._tx() as conn:
+            return [_finding(r._mapping) for r in conn.execute(query)]
+
     def snapshot(self, snapshot_id: int) -> Snapshot:
         """A stored snapshot with its exact raw body, as the proof of what was served."""
         with self._tx() as conn:
@@ -355,6 +427,7 @@ class Store:
                 if snapshot_id is None:
                     raise StoreError("a version needs the snapshot it was extracted from")
                 version_id = _insert_version(conn, rec, snapshot_id)
+                _insert_findings(conn, rec, version_id)
             conn.execute(
                 insert(checks).values(
                     watch_id=rec.watch_id,
@@ -362,7 +435,7 @@ class Store:
                     elapsed=rec.elapsed,
                     outcome=rec.outcome,
                     failure_kind=rec.failure_kind,
-                    message=rec.message,
+                    message=rec.message or rec.note,
                     snapshot_id=snapshot_id,
                     version_id=version_id,
                     technical=rec.technical,
@@ -460,6 +533,52 @@ def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> int
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def _insert_findings(conn: Connection, rec: CheckRecord, version_id: int) -> None:
+    rows = [
+        {
+            "version_id": version_id,
+            "watch_id": rec.watch_id,
+            "jurisdiction": f.jurisdiction,
+            "kind": f.kind,
+            "data": json.dumps(finding_data(f), ensure_ascii=False),
+            "created_at": rec.started_at,
+        }
+        for f in rec.findings
+    ]
+    if rows:
+        conn.execute(insert(findings), rows)
+
+
+def finding_data(finding: Finding) -> dict[str, Any]:
+    """The JSON form of a finding (also what `check --json` prints)."""
+    data = asdict(finding)
+    if finding.change is None:
+        data.pop("change")
+    return data
+
+
+def _finding(row: Any) -> StoredFinding:
+    data = json.loads(row["data"])
+    change = data.get("change")
+    finding = Finding(
+        jurisdiction=row["jurisdiction"],
+        kind=row["kind"],
+        where=data["where"],
+        terms=tuple(data["terms"]),
+        change=_change(change) if change else None,
+        cells=tuple(CellDelta(**c) for c in data.get("cells", [])),
+        note=data.get("note", ""),
+    )
+    return StoredFinding(row["id"], row["version_id"], row["watch_id"], finding)
+
+
+def _change(data: dict[str, Any]) -> Change:
+    tuples = ("path_before", "path_after", "cells_before", "cells_after")
+    fields: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+    fields["segments"] = tuple((op, text) for op, text in data.get("segments", []))
+    return Change(**fields)
 
 
 def _insert_snapshot(

@@ -97,18 +97,19 @@ def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) ->
         for i, word in enumerate(json.loads(only("ENTRYPOINT")) + json.loads(only("CMD")))
     ]
     health = [f"{venv}/bin/monitor", "health"]
-    daemon = subprocess.Popen(command, env=env, cwd=data, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while subprocess.run(health, env=env, capture_output=True).returncode != 0:
-            assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
-            assert time.monotonic() < deadline, "no heartbeat within 30 s"
-            time.sleep(0.3)
-        daemon.send_signal(getattr(signal, only("STOPSIGNAL")))
-        assert daemon.wait(timeout=40) == 0
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
+    logs = data / "daemon.log"
+    with logs.open("w") as log, subprocess.Popen(command, env=env, cwd=data, stderr=log) as daemon:
+        try:
+            deadline = time.monotonic() + 30
+            while subprocess.run(health, env=env, capture_output=True).returncode != 0:
+                assert daemon.poll() is None, logs.read_text()
+                assert time.monotonic() < deadline, "no heartbeat within 30 s"
+                time.sleep(0.3)
+            daemon.send_signal(getattr(signal, only("STOPSIGNAL")))
+            assert daemon.wait(timeout=40) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
     assert (data / "monitor.db").exists()
-    logs = daemon.stderr.read() if daemon.stderr else ""
-    assert all(json.loads(line)["level"] for line in logs.splitlines() if line.strip())
+    lines = [line for line in logs.read_text().splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["level"] for line in lines)

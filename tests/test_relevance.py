@@ -1,0 +1,146 @@
+"""Relevance: the right jurisdiction, the right kind, and the evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.jurisdictions import Matcher, catalog, matcher_for
+from monitor.model import Block, Change, Finding
+from monitor.relevance import assess, number_delta
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return matcher_for(["HK", "MO", "CN", "TW"], catalog())
+
+
+def p(text: str, *path: str) -> Block:
+    return Block("paragraph", text, path)
+
+
+HK_LINE = "We do not respond to requests from the Hong Kong government."
+DOC = (p("Intro."), p(HK_LINE, "Requests"))
+
+
+def kinds(findings: list[Finding]) -> list[tuple[str, str, str]]:
+    return [(f.jurisdiction, f.kind, f.where) for f in findings]
+
+
+def test_added_sentence_naming_hk(matcher: Matcher) -> None:
+    change = Change("added", "paragraph", after="Requests from Hong Kong SAR are paused.")
+    after = (*DOC, p(change.after or ""))
+    found = assess(DOC, after, [change], matcher)
+    assert kinds(found) == [("HK", "sentence_added", "sentence")]
+    assert found[0].terms == ("Hong Kong SAR",)
+
+
+def test_removed_sentence_and_disappearance(matcher: Matcher) -> None:
+    change = Change("removed", "paragraph", before=HK_LINE, path_before=("Requests",))
+    found = assess(DOC, DOC[:1], [change], matcher)
+    assert kinds(found) == [("HK", "sentence_removed", "sentence"), ("HK", "disappeared", "page")]
+
+
+def test_modified_sentence_that_still_names_hk_elsewhere(matcher: Matcher) -> None:
+    after_text = "We now respond to requests from the Hong Kong government."
+    change = Change(
+        "modified",
+        "paragraph",
+        before=HK_LINE,
+        after=after_text,
+        segments=(("=", "We "), ("-", "do not"), ("+", "now"), ("=", " respond …")),
+    )
+    found = assess(DOC, (DOC[0], p(after_text)), [change], matcher)
+    assert kinds(found) == [("HK", "sentence_modified", "sentence")]
+
+
+def test_change_inside_a_section_whose_heading_names_hk(matcher: Matcher) -> None:
+    change = Change(
+        "modified",
+        "paragraph",
+        before="Response rate: 46%.",
+        after="Response rate: 0%.",
+        path_before=("Hong Kong",),
+        path_after=("Hong Kong",),
+    )
+    found = assess(DOC, DOC, [change], matcher)
+    assert kinds(found) == [("HK", "section_changed", "heading")]
+
+
+def test_any_change_on_a_page_about_hk(matcher: Matcher) -> None:
+    change = Change("added", "paragraph", after="Requests are reviewed by our legal team.")
+    assert kinds(assess(DOC, DOC, [change], matcher, about="HK")) == [("HK", "page_about", "page")]
+
+
+def test_unrelated_change_is_no_finding(matcher: Matcher) -> None:
+    change = Change("added", "paragraph", after="We updated our cookie settings.")
+    assert assess(DOC, DOC, [change], matcher) == []
+
+
+def test_moves_concern_nobody(matcher: Matcher) -> None:
+    change = Change("moved", "paragraph", before=HK_LINE, after=HK_LINE)
+    assert assess(DOC, DOC, [change], matcher) == []
+
+
+def test_first_appearance_of_macao(matcher: Matcher) -> None:
+    text = "Users in Macao are served by TikTok Pte. Ltd."
+    change = Change("added", "paragraph", after=text)
+    found = assess(DOC, (*DOC, p(text)), [change], matcher)
+    assert kinds(found) == [("MO", "sentence_added", "sentence"), ("MO", "appeared", "page")]
+
+
+def test_chinese_taipei_is_taiwan_not_china(matcher: Matcher) -> None:
+    change = Change("added", "paragraph", after="Requests from Chinese Taipei: 3.")
+    assert [f.jurisdiction for f in assess(DOC, DOC, [change], matcher)] == ["TW"]
+
+
+def test_table_row_with_cell_deltas(matcher: Matcher) -> None:
+    header = Block(
+        "row", "Country | Requests | Data produced", cells=("Country", "Requests", "Data produced")
+    )
+    old = Block("row", "Hong Kong | 202 | 46 %", cells=("Hong Kong", "202", "46 %"))
+    new = Block("row", "Hong Kong | 0 | 0 %", cells=("Hong Kong", "0", "0 %"))
+    change = Change(
+        "modified",
+        "row",
+        before=old.text,
+        after=new.text,
+        cells_before=old.cells,
+        cells_after=new.cells,
+        index_before=1,
+        index_after=1,
+    )
+    found = assess((header, old), (header, new), [change], matcher)
+    assert kinds(found) == [("HK", "table_row", "row")]
+    cells = found[0].cells
+    assert [(c.column, c.before, c.after, c.delta) for c in cells] == [
+        ("Requests", "202", "0", -202.0),
+        ("Data produced", "46 %", "0 %", -46.0),
+    ]
+
+
+def test_chinese_text(matcher: Matcher) -> None:
+    change = Change(
+        "modified",
+        "paragraph",
+        before="我們不回應香港政府的要求。",
+        after="我們回應香港特區政府的要求。",
+    )
+    found = assess(DOC, DOC, [change], matcher)
+    assert kinds(found) == [("HK", "sentence_modified", "sentence")]
+    assert found[0].terms == ("香港", "香港特區") or "香港" in found[0].terms
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "delta"),
+    [
+        ("202", "0", -202),
+        ("1,234", "1,300", 66),
+        ("46%", "0%", -46),
+        ("12.5", "13", 0.5),
+        ("46%", "12", None),
+        ("n/a", "3", None),
+        ("2020", "2021 H1", None),
+    ],
+)
+def test_number_delta(before: str, after: str, delta: float | None) -> None:
+    assert number_delta(before, after) == delta
