@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from monitor import __version__, config
 from monitor.errors import ConfigError, MonitorError
@@ -65,6 +65,35 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--json", action="store_true", help="print one JSON object per line")
     chk.add_argument("--concurrency", type=int, default=8, help="checks at once (default 8)")
     chk.add_argument("watch_ids", nargs="*", metavar="WATCH_ID", help="only these watches")
+
+    diff = sub.add_parser("diff", help="show what changed between two versions of a watch")
+    _watchlist_arg(diff)
+    _db_arg(diff)
+    diff.add_argument("watch_id", metavar="WATCH_ID")
+    diff.add_argument(
+        "--from",
+        dest="from_version",
+        type=int,
+        metavar="VERSION",
+        help="the older version (default: the one before --to)",
+    )
+    diff.add_argument(
+        "--to",
+        dest="to_version",
+        type=int,
+        metavar="VERSION",
+        help="the newer version (default: the latest)",
+    )
+    diff.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="mark edits in colour (default: on a terminal)",
+    )
+
+    hist = sub.add_parser("history", help="list the stored versions of a watch")
+    _db_arg(hist)
+    hist.add_argument("watch_id", metavar="WATCH_ID")
 
     val = sub.add_parser("validate", help="validate the watchlist; list every problem")
     _watchlist_arg(val)
@@ -256,4 +285,79 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "validate": cmd_validate, "health": cmd_health}
+def cmd_history(args: argparse.Namespace) -> int:
+    from monitor.store import Store
+
+    store = Store.open(args.db or default_db())
+    try:
+        versions = store.versions(args.watch_id)
+        counts = {v.id: len(store.findings(version_id=v.id)) for v in versions}
+    finally:
+        store.close()
+    if not versions:
+        print(f"monitor: no versions stored for {args.watch_id!r}", file=sys.stderr)
+        return EXIT_USAGE
+    print("version  recorded (UTC)        kind        blocks  findings")
+    for v in versions:
+        at = v.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{v.id:>7}  {at}   {v.kind:<10}  {len(v.document):>6}  {counts[v.id]:>8}")
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from monitor.check import Matchers
+    from monitor.diff import compare
+    from monitor.relevance import assess
+    from monitor.render import Style, render_diff
+    from monitor.store import Store
+
+    watchlist = _load(args)
+    store = Store.open(args.db or default_db())
+    try:
+        pair = _version_pair(store, args)
+    finally:
+        store.close()
+    if pair is None:
+        return EXIT_USAGE
+    old, new = pair
+    watch = next((w for w in watchlist.watches if w.id == args.watch_id), None)
+    changes = compare(old.document, new.document)
+    findings = []
+    if watch is not None:
+        matcher = Matchers(watchlist).for_watch(watch)
+        findings = assess(old.document, new.document, changes, matcher, about=watch.about)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    title = (
+        f"{args.watch_id}: version {old.id} ({old.created_at:%Y-%m-%d %H:%M}) → "
+        f"version {new.id} ({new.created_at:%Y-%m-%d %H:%M})"
+    )
+    sys.stdout.write(render_diff(title, changes, findings, Style(color)))
+    return EXIT_OK
+
+
+def _version_pair(store: Any, args: argparse.Namespace) -> tuple[Any, Any] | None:
+    versions = store.versions(args.watch_id)
+    by_id = {v.id: v for v in versions}
+    to_id = args.to_version or (versions[-1].id if versions else None)
+    if to_id not in by_id:
+        print(
+            f"monitor: no version {to_id} of {args.watch_id!r} (see monitor history)",
+            file=sys.stderr,
+        )
+        return None
+    earlier = [v.id for v in versions if v.id < to_id]
+    from_id = args.from_version or (earlier[-1] if earlier else None)
+    if from_id not in by_id:
+        print(f"monitor: {args.watch_id!r} has no version to compare with", file=sys.stderr)
+        return None
+    return by_id[from_id], by_id[to_id]
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "validate": cmd_validate,
+    "health": cmd_health,
+    "diff": cmd_diff,
+    "history": cmd_history,
+}

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, insert, inspect
 
 from monitor import store as store_mod
 from monitor.errors import StoreError
-from monitor.model import Block, Snapshot, Validators, document_hash
+from monitor.model import Block, CellDelta, Change, Finding, Snapshot, Validators, document_hash
 from monitor.store import CheckRecord, Store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -160,6 +161,46 @@ def test_an_unversioned_database_gets_the_schema_and_keeps_its_tables(tmp_path: 
         assert db.execute("SELECT count(*) FROM versions").fetchone() == (0,)
 
 
+def test_a_schema_1_store_is_upgraded_keeping_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # a store as the first release of monitor left it
+        store_mod.meta.create(conn)
+        store_mod.MIGRATIONS[0](conn)
+        conn.execute(insert(store_mod.meta).values(key="schema_version", value="1"))
+    old = Store(engine)
+    record(old, "old page", document=DOC, version_kind="baseline")
+    engine.dispose()
+    assert not inspect(create_engine(f"sqlite:///{path}")).has_table("findings")
+
+    upgraded = Store.open(str(path))
+    assert upgraded.schema_version() == store_mod.SCHEMA_VERSION == 2
+    version = upgraded.latest_version("w")
+    assert version is not None and version.document == DOC
+    assert upgraded.snapshot(version.snapshot_id).body == b"old page"
+    finding = Finding(
+        "HK",
+        "sentence_added",
+        "sentence",
+        ("Hong Kong",),
+        Change("added", "paragraph", after="Hong Kong: 12"),
+    )
+    rec = CheckRecord(
+        "w",
+        T0,
+        0.1,
+        "changed",
+        snapshot=snap("new page"),
+        rules_hash="r1",
+        document=DOC[:1],
+        version_kind="change",
+        findings=(finding,),
+    )
+    vid = upgraded.record(rec)
+    assert [f.finding for f in upgraded.findings(version_id=vid)] == [finding]
+    upgraded.close()
+
+
 def test_a_newer_store_is_refused(tmp_path: Path) -> None:
     url = str(tmp_path / "new.db")
     Store.open(url).close()
@@ -173,6 +214,43 @@ def test_an_unusable_store_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the store"):
         Store.open(str(tmp_path / "garbage.db"))
+
+
+def test_findings_round_trip_with_cells_and_segments(store: Store) -> None:
+    change = Change(
+        "modified",
+        "row",
+        before="Hong Kong | 202",
+        after="Hong Kong | 0",
+        path_after=("Requests",),
+        cells_before=("Hong Kong", "202"),
+        cells_after=("Hong Kong", "0"),
+        segments=(("=", "Hong Kong | "), ("-", "202"), ("+", "0")),
+        index_before=3,
+        index_after=3,
+    )
+    finding = Finding(
+        "HK",
+        "table_row",
+        "row",
+        ("Hong Kong",),
+        change,
+        (CellDelta("Requests", "202", "0", -202.0),),
+        "note",
+    )
+    rec = CheckRecord(
+        "w",
+        T0,
+        0.1,
+        "new",
+        snapshot=snap("p"),
+        rules_hash="r",
+        document=DOC,
+        version_kind="baseline",
+        findings=(finding,),
+    )
+    store.record(rec)
+    assert [f.finding for f in store.findings(watch_id="w")] == [finding]
 
 
 def test_heartbeat(store: Store) -> None:

@@ -1,0 +1,433 @@
+"""The check benchmark: monitor against urlwatch 2.29 on the same local corpus.
+
+Three rounds are served by the local corpus server, and every tool checks every page
+once per round, as a subprocess:
+
+    first      nothing stored yet: every page is new
+    unchanged  only the footer timestamp, CSRF token and script nonces changed
+    changed    the same, and the main text of 20 % of the pages was edited
+
+For each tool and round it measures the wall time, the CPU time (user + system) and
+the peak resident memory of the child process (``os.wait4``), the size of the
+tool's store afterwards, and whether each page got the outcome it should have.
+Results go to ``bench/out/results.json`` and a Markdown table to stdout.
+
+    .venv/bin/python -m bench.run            # 1,000 pages (about 30 minutes)
+    .venv/bin/python -m bench.run --quick    # 100 pages, a sanity run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.corpus import DEFAULT_SEED, Corpus
+from bench.server import CorpusServer
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+OUT = BENCH / "out"
+URLWATCH_VENV = OUT / "urlwatch-venv"
+URLWATCH_VERSION = "2.29"
+URLWATCH_WORKERS = 10  # urlwatch.worker.MAX_WORKERS: fixed, no command-line option
+ROUNDS = (("first", 0), ("unchanged", 1), ("changed", 2))
+CHANGED_ROUND = 2
+POLITENESS_DELAY = 1.0  # monitor.fetch.HostLimiter: one request start per host per second
+GOALS = {"first": 0.5, "unchanged": 0.25, "changed": 0.5}  # CPU share of urlwatch's
+RSS_GOAL_MB = 100.0
+STORE_GOAL = 0.25
+
+Outcomes = dict[str, list[int]]  # outcome -> page indexes
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One contestant: how to run it on a round, where its store is, how to read it."""
+
+    name: str
+    command: list[str]
+    store: list[Path]
+    outcomes: Callable[[Path, int], Outcomes]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Measurement:
+    """What one run of one tool on one round cost and found."""
+
+    tool: str
+    round: str
+    wall_s: float
+    user_s: float
+    sys_s: float
+    cpu_s: float
+    max_rss_mb: float
+    store_bytes: int
+    store_files: dict[str, int]
+    exit_code: int
+    outcomes: dict[str, int]
+    wrong: dict[str, list[int]]
+
+
+# --- running and measuring a child ----------------------------------------------------
+
+
+def measure(
+    command: Sequence[str], env: dict[str, str], log: Path
+) -> tuple[int, float, resource.struct_rusage]:
+    """Run ``command``; its exit code, wall time and resource usage (os.wait4)."""
+    started = time.perf_counter()
+    with log.with_suffix(".out").open("wb") as out, log.with_suffix(".err").open("wb") as err:
+        child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=log.parent)
+        _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, time.perf_counter() - started, usage
+
+
+def run_round(tool: Tool, round_name: str, work: Path, expected: dict[int, str]) -> Measurement:
+    """One tool on the round being served, measured, and its outcomes checked."""
+    log = work / f"{tool.name.replace(' ', '_').replace(':', '-')}.{round_name}"
+    env = {**_child_env(), **tool.env}
+    code, wall, usage = measure(tool.command, env, log)
+    found = tool.outcomes(log, len(expected))
+    files = {p.name: p.stat().st_size for p in tool.store if p.exists()}
+    user, system = usage.ru_utime, usage.ru_stime
+    return Measurement(
+        tool=tool.name,
+        round=round_name,
+        wall_s=round(wall, 2),
+        user_s=round(user, 2),
+        sys_s=round(system, 2),
+        cpu_s=round(user + system, 2),
+        max_rss_mb=round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+        store_bytes=sum(v for k, v in files.items() if not k.endswith("-shm")),
+        store_files=files,
+        exit_code=code,
+        outcomes={k: len(v) for k, v in sorted(found.items())},
+        wrong=_wrong(found, expected),
+    )
+
+
+def _child_env() -> dict[str, str]:
+    """The environment without proxies: every request must go to 127.0.0.1 directly."""
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["NO_PROXY"] = env["no_proxy"] = "*"
+    return env
+
+
+def _wrong(found: Outcomes, expected: dict[int, str]) -> dict[str, list[int]]:
+    """Pages whose outcome is not the expected one, as 'expected->found': indexes."""
+    wrong: dict[str, list[int]] = {}
+    seen: set[int] = set()
+    for outcome, pages in found.items():
+        for page in pages:
+            seen.add(page)
+            if expected.get(page) != outcome:
+                wrong.setdefault(f"{expected.get(page)}->{outcome}", []).append(page)
+    for page in sorted(set(expected) - seen):
+        wrong.setdefault(f"{expected[page]}->missing", []).append(page)
+    return wrong
+
+
+# --- monitor --------------------------------------------------------------------------
+
+
+def monitor_tool(name: str, work: Path, urls: list[str], select: bool, concurrency: int) -> Tool:
+    """monitor check --json on a fresh store, with or without `select: [main]`."""
+    slug = "monitor-select" if select else "monitor"
+    watchlist = work / f"{slug}.yaml"
+    watchlist.write_text(_watchlist(urls, select), "utf-8")
+    db = work / f"{slug}.db"
+    command = [str(ROOT / ".venv/bin/monitor"), "check", "--json", "--watchlist", str(watchlist)]
+    command += ["--db", str(db), "--concurrency", str(concurrency)]
+    stores = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return Tool(name, command, stores, _monitor_outcomes)
+
+
+def _watchlist(urls: list[str], select: bool) -> str:
+    lines = ["defaults:", "  jurisdictions: [HK, MO, CN]", "watches:"]
+    for index, url in enumerate(urls):
+        lines += [
+            f"  - id: page-{index:04d}",
+            "    platform: Bench",
+            f"    name: Benchmark page {index}",
+            f"    url: {json.dumps(url)}",
+        ]
+        if select:
+            lines.append("    select: [main]")
+    return "\n".join(lines) + "\n"
+
+
+def _monitor_outcomes(log: Path, _pages: int) -> Outcomes:
+    found: Outcomes = {}
+    for line in log.with_suffix(".out").read_text("utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("type") == "check":
+            page = int(record["watch"].removeprefix("page-"))
+            found.setdefault(record["outcome"], []).append(page)
+    return found
+
+
+# --- urlwatch -------------------------------------------------------------------------
+
+
+def ensure_urlwatch() -> Path:
+    """urlwatch 2.29 and html2text in their own venv, never in the project's."""
+    binary = URLWATCH_VENV / "bin" / "urlwatch"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(URLWATCH_VENV)], check=True)
+        pip = [str(URLWATCH_VENV / "bin" / "pip"), "install", "--quiet"]
+        subprocess.run([*pip, f"urlwatch=={URLWATCH_VERSION}", "html2text"], check=True)
+    return binary
+
+
+def urlwatch_tool(name: str, work: Path, urls: list[str], method: str | None) -> Tool:
+    """urlwatch on a fresh cache: css `main`, then html2text (default method, or ``method``)."""
+    slug = "urlwatch" if method is None else f"urlwatch-{method}"
+    html2text: object = "html2text" if method is None else {"html2text": method}
+    jobs = [
+        {"name": f"page-{i:04d}", "url": url, "filter": [{"css": "main"}, html2text]}
+        for i, url in enumerate(urls)
+    ]
+    urls_file = work / f"{slug}-urls.yaml"
+    urls_file.write_text("\n---\n".join(json.dumps(job) for job in jobs) + "\n", "utf-8")
+    config = work / f"{slug}-config.yaml"
+    config.write_text(json.dumps(_urlwatch_config()), "utf-8")
+    cache = work / f"{slug}-cache.db"
+    command = [str(ensure_urlwatch()), "--urls", str(urls_file), "--config", str(config)]
+    command += ["--cache", str(cache), "--hooks", str(work / "no-hooks.py")]
+    stores = [cache, cache.with_name(cache.name + "-journal"), cache.with_name(cache.name + "-wal")]
+    home = {"XDG_CONFIG_HOME": str(work / "xdg"), "XDG_CACHE_HOME": str(work / "xdg")}
+    return Tool(name, command, stores, _urlwatch_outcomes, env=home)
+
+
+def _urlwatch_config() -> dict[str, object]:
+    """The text report on stdout, without colour, as a terminal user would see it."""
+    return {
+        "display": {"new": True, "error": True, "unchanged": True, "empty-diff": True},
+        "report": {
+            "text": {"details": True, "footer": True, "minimal": False, "separate": False},
+            "stdout": {"enabled": True, "color": False},
+        },
+    }
+
+
+def _urlwatch_outcomes(log: Path, _pages: int) -> Outcomes:
+    """Read the summary of urlwatch's text report: 'NN. CHANGED: page-0042'."""
+    found: Outcomes = {}
+    for line in log.with_suffix(".out").read_text("utf-8", "replace").splitlines():
+        number, _, rest = line.partition(". ")
+        kind, _, name = rest.partition(": ")
+        if number.strip().isdigit() and name.startswith("page-") and kind.isupper():
+            outcome = {"NEW": "new", "CHANGED": "changed", "ERROR": "failed"}.get(kind, kind)
+            found.setdefault(outcome.lower(), []).append(int(name.removeprefix("page-")))
+    return found
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def loopback_names() -> list[str]:
+    """Host names that resolve to 127.0.0.1 (from /etc/hosts), 127.0.0.1 first.
+
+    monitor lets one request start per host per second; spreading the pages over
+    several names of the same loopback address keeps that politeness floor visible
+    but not dominant, and no traffic ever leaves 127.0.0.1.
+    """
+    names = ["127.0.0.1"]
+    for line in Path("/etc/hosts").read_text().splitlines():
+        fields = line.split("#", 1)[0].split()
+        names += [n for n in fields[1:] if fields[0] == "127.0.0.1" and n not in names]
+    return [n for n in names if _resolves_to_loopback(n)]
+
+
+def _resolves_to_loopback(name: str) -> bool:
+    try:
+        return {a[4][0] for a in socket.getaddrinfo(name, 80, socket.AF_INET)} == {"127.0.0.1"}
+    except OSError:
+        return False
+
+
+def expected_outcomes(corpus: Corpus, round_name: str, round_: int) -> dict[int, str]:
+    pages = range(len(corpus.specs))
+    if round_name == "first":
+        return dict.fromkeys(pages, "new")
+    edited = corpus.changed_in(round_)
+    return {p: "changed" if p in edited else "unchanged" for p in pages}
+
+
+def build_tools(args: argparse.Namespace, work: Path, urls: list[str]) -> list[Tool]:
+    tools = [
+        monitor_tool("monitor", work, urls, select=False, concurrency=args.concurrency),
+        monitor_tool("monitor select:main", work, urls, select=True, concurrency=args.concurrency),
+        urlwatch_tool("urlwatch", work, urls, method=None),
+    ]
+    if args.pyhtml2text:
+        tools.append(urlwatch_tool("urlwatch pyhtml2text", work, urls, method="pyhtml2text"))
+    return tools
+
+
+def fresh_workdir(pages: int) -> Path:
+    work = OUT / f"run-{pages}"
+    work.mkdir(parents=True, exist_ok=True)
+    for old in work.glob("*"):
+        if old.is_file():
+            old.unlink()
+    (work / "no-hooks.py").write_text("", "utf-8")
+    return work
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    """Serve the corpus, run every tool on every round, return the results."""
+    hosts = loopback_names()[: args.hosts]
+    corpus = Corpus(args.pages, seed=args.seed, changed_rounds=[CHANGED_ROUND])
+    server = CorpusServer(corpus)
+    work = fresh_workdir(args.pages)
+    urls = [f"http://{hosts[s.index % len(hosts)]}:{server.port}{s.path}" for s in corpus.specs]
+    tools = build_tools(args, work, urls)
+    results: list[Measurement] = []
+    try:
+        for round_name, round_ in ROUNDS:
+            server.set_round(round_)
+            expected = expected_outcomes(corpus, round_name, round_)
+            for tool in tools:
+                print(f"[{time.strftime('%H:%M:%S')}] {tool.name}: {round_name} ...", flush=True)
+                results.append(run_round(tool, round_name, work, expected))
+                print(f"    {_line(results[-1])}", flush=True)
+    finally:
+        server.close()
+    return _report(args, corpus, hosts, results)
+
+
+def _line(m: Measurement) -> str:
+    wrong = {k: len(v) for k, v in m.wrong.items()}
+    return (
+        f"wall {m.wall_s}s cpu {m.cpu_s}s rss {m.max_rss_mb}MB store {m.store_bytes:,}B "
+        f"exit {m.exit_code} {m.outcomes} wrong {wrong}"
+    )
+
+
+def _report(
+    args: argparse.Namespace, corpus: Corpus, hosts: list[str], results: list[Measurement]
+) -> dict[str, object]:
+    sizes = sorted(len(corpus.render(s.index, 0).encode()) for s in corpus.specs)
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "pages": args.pages,
+        "seed": args.seed,
+        "page_bytes": {"min": sizes[0], "median": sizes[len(sizes) // 2], "max": sizes[-1]},
+        "changed_pages": len(corpus.changed_in(CHANGED_ROUND)),
+        "hosts": hosts,
+        "monitor_concurrency": args.concurrency,
+        "urlwatch_workers": URLWATCH_WORKERS,
+        "politeness_floor_s": round(args.pages / len(hosts) * POLITENESS_DELAY, 1),
+        "results": [asdict(m) for m in results],
+    }
+
+
+# --- the table --------------------------------------------------------------------------
+
+
+def markdown_table(report: dict[str, object]) -> str:
+    rows = [
+        "| tool | round | wall s | CPU s (user+sys) | peak RSS MB | store after | outcomes | wrong |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for m in report["results"]:  # type: ignore[attr-defined]
+        outcomes = ", ".join(f"{v} {k}" for k, v in m["outcomes"].items())
+        wrong = ", ".join(f"{len(v)} {k}" for k, v in m["wrong"].items()) or "none"
+        rows.append(
+            f"| {m['tool']} | {m['round']} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} "
+            f"({m['user_s']:.1f}+{m['sys_s']:.1f}) | {m['max_rss_mb']:.0f} | "
+            f"{_mb(m['store_bytes'])} | {outcomes} | {wrong} |"
+        )
+    return "\n".join(rows)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
+
+
+def goals_table(report: dict[str, object], baseline: str = "urlwatch") -> str:
+    """monitor's figures as shares of urlwatch's, against the issue's goals."""
+    by = {(m["tool"], m["round"]): m for m in report["results"]}  # type: ignore[attr-defined]
+    rows = [
+        f"| monitor variant | round | CPU / {baseline} (goal) | peak RSS MB (goal < 100) "
+        f"| store / {baseline} (goal <= 0.25) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for tool in ("monitor", "monitor select:main"):
+        for round_name, _ in ROUNDS:
+            ours, theirs = by.get((tool, round_name)), by.get((baseline, round_name))
+            if ours is None or theirs is None:
+                continue
+            cpu = ours["cpu_s"] / max(theirs["cpu_s"], 1e-9)
+            store = ours["store_bytes"] / max(theirs["store_bytes"], 1)
+            rows.append(
+                f"| {tool} | {round_name} | {cpu:.2f} ({GOALS[round_name]}) "
+                f"{_verdict(cpu <= GOALS[round_name])} | {ours['max_rss_mb']:.0f} "
+                f"{_verdict(ours['max_rss_mb'] < RSS_GOAL_MB)} | {store:.2f} "
+                f"{_verdict(store <= STORE_GOAL)} |"
+            )
+    return "\n".join(rows)
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark monitor check against urlwatch.")
+    parser.add_argument("--pages", type=int, default=1000, help="pages in the corpus")
+    parser.add_argument("--quick", action="store_true", help="100 pages: a sanity run")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=URLWATCH_WORKERS,
+        help=f"monitor --concurrency (default {URLWATCH_WORKERS}, urlwatch's worker count)",
+    )
+    parser.add_argument(
+        "--hosts", type=int, default=None, help="use at most this many loopback host names"
+    )
+    parser.add_argument(
+        "--pyhtml2text",
+        action="store_true",
+        help="also run urlwatch with `html2text: pyhtml2text` (the html2text module)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.pages = 100
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    report = run(args)
+    OUT.mkdir(exist_ok=True)
+    name = "results.json" if args.pages == 1000 else f"results-{args.pages}.json"
+    (OUT / name).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+    print(f"\n{args.pages} pages, hosts {report['hosts']}, written to {OUT / name}\n")
+    print(markdown_table(report))
+    print()
+    print(goals_table(report))
+
+
+if __name__ == "__main__":
+    main()
