@@ -23,22 +23,25 @@ import json
 import os
 import platform
 import resource
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bench.corpus import DEFAULT_SEED, Corpus
-from bench.server import CorpusServer
+from bench.corpus import DEFAULT_SEED
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 OUT = BENCH / "out"
 URLWATCH_VENV = OUT / "urlwatch-venv"
+MONITOR_SNAPSHOT = OUT / "monitor-snapshot"
 URLWATCH_VERSION = "2.29"
 URLWATCH_WORKERS = 10  # urlwatch.worker.MAX_WORKERS: fixed, no command-line option
 ROUNDS = (("first", 0), ("unchanged", 1), ("changed", 2))
@@ -88,11 +91,19 @@ def measure(
 ) -> tuple[int, float, resource.struct_rusage]:
     """Run ``command``; its exit code, wall time and resource usage (os.wait4)."""
     started = time.perf_counter()
-    with log.with_suffix(".out").open("wb") as out, log.with_suffix(".err").open("wb") as err:
+    with _out(log).open("wb") as out, _err(log).open("wb") as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=log.parent)
         _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     return child.returncode, time.perf_counter() - started, usage
+
+
+def _out(log: Path) -> Path:
+    return log.with_name(f"{log.name}.out")
+
+
+def _err(log: Path) -> Path:
+    return log.with_name(f"{log.name}.err")
 
 
 def run_round(tool: Tool, round_name: str, work: Path, expected: dict[int, str]) -> Measurement:
@@ -149,10 +160,43 @@ def monitor_tool(name: str, work: Path, urls: list[str], select: bool, concurren
     watchlist = work / f"{slug}.yaml"
     watchlist.write_text(_watchlist(urls, select), "utf-8")
     db = work / f"{slug}.db"
-    command = [str(ROOT / ".venv/bin/monitor"), "check", "--json", "--watchlist", str(watchlist)]
-    command += ["--db", str(db), "--concurrency", str(concurrency)]
+    command = [str(ROOT / ".venv/bin/python"), "-m", "monitor", "check", "--json"]
+    command += ["--watchlist", str(watchlist), "--db", str(db), "--concurrency", str(concurrency)]
     stores = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
-    return Tool(name, command, stores, _monitor_outcomes)
+    return Tool(name, command, stores, _monitor_outcomes, env=_snapshot_env())
+
+
+def snapshot_monitor(ref: str | None) -> dict[str, str]:
+    """Copy the monitor package, so edits made during the run do not mix in.
+
+    The copy is the working tree's, or the package at git ``ref``. It runs with the
+    project's venv (its dependencies) and comes first on PYTHONPATH, ahead of the
+    editable install. Returns what was copied.
+    """
+    shutil.rmtree(MONITOR_SNAPSHOT, ignore_errors=True)
+    git = ["git", "-C", str(ROOT)]
+    if ref is None:
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(ROOT / "monitor", MONITOR_SNAPSHOT / "monitor", ignore=ignore)
+    else:
+        MONITOR_SNAPSHOT.mkdir(parents=True)
+        archive = subprocess.run([*git, "archive", ref, "monitor"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(MONITOR_SNAPSHOT)], input=archive.stdout, check=True)
+    probe = [str(ROOT / ".venv/bin/python"), "-c", "import monitor.cli, monitor.check"]
+    env = {**os.environ, **_snapshot_env()}
+    done = subprocess.run(probe, env=env, cwd=MONITOR_SNAPSHOT, capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the monitor package does not import:\n{done.stderr.decode()}")
+    head = subprocess.run([*git, "rev-parse", "--short", ref or "HEAD"], capture_output=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "monitor"], capture_output=True)
+    return {
+        "commit": head.stdout.decode().strip(),
+        "uncommitted": "" if ref else dirty.stdout.decode().strip(),
+    }
+
+
+def _snapshot_env() -> dict[str, str]:
+    return {"PYTHONPATH": str(MONITOR_SNAPSHOT)}
 
 
 def _watchlist(urls: list[str], select: bool) -> str:
@@ -171,7 +215,7 @@ def _watchlist(urls: list[str], select: bool) -> str:
 
 def _monitor_outcomes(log: Path, _pages: int) -> Outcomes:
     found: Outcomes = {}
-    for line in log.with_suffix(".out").read_text("utf-8").splitlines():
+    for line in _out(log).read_text("utf-8").splitlines():
         record = json.loads(line)
         if record.get("type") == "check":
             page = int(record["watch"].removeprefix("page-"))
@@ -212,7 +256,7 @@ def urlwatch_tool(name: str, work: Path, urls: list[str], method: str | None) ->
     return Tool(name, command, stores, _urlwatch_outcomes, env=home)
 
 
-def _urlwatch_config() -> dict[str, object]:
+def _urlwatch_config() -> dict[str, Any]:
     """The text report on stdout, without colour, as a terminal user would see it."""
     return {
         "display": {"new": True, "error": True, "unchanged": True, "empty-diff": True},
@@ -226,7 +270,7 @@ def _urlwatch_config() -> dict[str, object]:
 def _urlwatch_outcomes(log: Path, _pages: int) -> Outcomes:
     """Read the summary of urlwatch's text report: 'NN. CHANGED: page-0042'."""
     found: Outcomes = {}
-    for line in log.with_suffix(".out").read_text("utf-8", "replace").splitlines():
+    for line in _out(log).read_text("utf-8", "replace").splitlines():
         number, _, rest = line.partition(". ")
         kind, _, name = rest.partition(": ")
         if number.strip().isdigit() and name.startswith("page-") and kind.isupper():
@@ -259,12 +303,61 @@ def _resolves_to_loopback(name: str) -> bool:
         return False
 
 
-def expected_outcomes(corpus: Corpus, round_name: str, round_: int) -> dict[int, str]:
-    pages = range(len(corpus.specs))
-    if round_name == "first":
-        return dict.fromkeys(pages, "new")
-    edited = corpus.changed_in(round_)
-    return {p: "changed" if p in edited else "unchanged" for p in pages}
+@dataclass(frozen=True)
+class Manifest:
+    """What the corpus server says about its corpus."""
+
+    paths: list[str]
+    sizes: list[int]
+    changed: dict[int, frozenset[int]]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        changed = {int(r): frozenset(pages) for r, pages in data["changed"].items()}
+        return cls(list(data["paths"]), list(data["bytes"]), changed)
+
+    def expected(self, round_name: str, round_: int) -> dict[int, str]:
+        """The outcome each page should get in a round."""
+        pages = range(len(self.paths))
+        if round_name == "first":
+            return dict.fromkeys(pages, "new")
+        edited = self.changed.get(round_, frozenset())
+        return {p: "changed" if p in edited else "unchanged" for p in pages}
+
+
+class ServerProcess:
+    """The corpus server in its own process, so its memory (hundreds of MB of pages) is
+    not inherited by the tools' processes and counted in their peak RSS."""
+
+    def __init__(self, pages: int, seed: int) -> None:
+        command = [sys.executable, "-m", "bench.server", "--pages", str(pages)]
+        command += ["--seed", str(seed), "--changed", str(CHANGED_ROUND), "--until-eof"]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=_child_env()
+        )
+        assert self.process.stdout is not None
+        ready = self.process.stdout.readline().decode()
+        if not ready.startswith("READY "):
+            self.close()
+            raise SystemExit("the corpus server did not start")
+        self.port = int(ready.split()[1])
+        self.manifest = Manifest.from_json(json.loads(self._call("GET", "/_control/manifest")))
+
+    def set_round(self, round_: int) -> None:
+        self._call("POST", f"/_control/round/{round_}")
+
+    def _call(self, method: str, path: str) -> bytes:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        with _DIRECT.open(request, timeout=600) as response:
+            return bytes(response.read())
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def build_tools(args: argparse.Namespace, work: Path, urls: list[str]) -> list[Tool]:
@@ -288,26 +381,27 @@ def fresh_workdir(pages: int) -> Path:
     return work
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     """Serve the corpus, run every tool on every round, return the results."""
     hosts = loopback_names()[: args.hosts]
-    corpus = Corpus(args.pages, seed=args.seed, changed_rounds=[CHANGED_ROUND])
-    server = CorpusServer(corpus)
+    monitor = snapshot_monitor(args.monitor_ref)
+    server = ServerProcess(args.pages, args.seed)
     work = fresh_workdir(args.pages)
-    urls = [f"http://{hosts[s.index % len(hosts)]}:{server.port}{s.path}" for s in corpus.specs]
+    paths = server.manifest.paths
+    urls = [f"http://{hosts[i % len(hosts)]}:{server.port}{p}" for i, p in enumerate(paths)]
     tools = build_tools(args, work, urls)
     results: list[Measurement] = []
     try:
         for round_name, round_ in ROUNDS:
             server.set_round(round_)
-            expected = expected_outcomes(corpus, round_name, round_)
+            expected = server.manifest.expected(round_name, round_)
             for tool in tools:
                 print(f"[{time.strftime('%H:%M:%S')}] {tool.name}: {round_name} ...", flush=True)
                 results.append(run_round(tool, round_name, work, expected))
                 print(f"    {_line(results[-1])}", flush=True)
     finally:
         server.close()
-    return _report(args, corpus, hosts, results)
+    return _report(args, server.manifest, hosts, monitor, results)
 
 
 def _line(m: Measurement) -> str:
@@ -319,9 +413,13 @@ def _line(m: Measurement) -> str:
 
 
 def _report(
-    args: argparse.Namespace, corpus: Corpus, hosts: list[str], results: list[Measurement]
-) -> dict[str, object]:
-    sizes = sorted(len(corpus.render(s.index, 0).encode()) for s in corpus.specs)
+    args: argparse.Namespace,
+    manifest: Manifest,
+    hosts: list[str],
+    monitor: dict[str, str],
+    results: list[Measurement],
+) -> dict[str, Any]:
+    sizes = sorted(manifest.sizes)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -329,10 +427,16 @@ def _report(
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "monitor": monitor,
         "pages": args.pages,
         "seed": args.seed,
-        "page_bytes": {"min": sizes[0], "median": sizes[len(sizes) // 2], "max": sizes[-1]},
-        "changed_pages": len(corpus.changed_in(CHANGED_ROUND)),
+        "page_bytes": {
+            "min": sizes[0],
+            "median": sizes[len(sizes) // 2],
+            "max": sizes[-1],
+            "total": sum(sizes),
+        },
+        "changed_pages": len(manifest.changed.get(CHANGED_ROUND, ())),
         "hosts": hosts,
         "monitor_concurrency": args.concurrency,
         "urlwatch_workers": URLWATCH_WORKERS,
@@ -344,12 +448,13 @@ def _report(
 # --- the table --------------------------------------------------------------------------
 
 
-def markdown_table(report: dict[str, object]) -> str:
+def markdown_table(report: dict[str, Any]) -> str:
     rows = [
-        "| tool | round | wall s | CPU s (user+sys) | peak RSS MB | store after | outcomes | wrong |",
+        "| tool | round | wall s | CPU s (user+sys) | peak RSS MB | store after | outcomes "
+        "| wrong |",
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
-    for m in report["results"]:  # type: ignore[attr-defined]
+    for m in report["results"]:
         outcomes = ", ".join(f"{v} {k}" for k, v in m["outcomes"].items())
         wrong = ", ".join(f"{len(v)} {k}" for k, v in m["wrong"].items()) or "none"
         rows.append(
@@ -364,9 +469,9 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.2f} MB"
 
 
-def goals_table(report: dict[str, object], baseline: str = "urlwatch") -> str:
+def goals_table(report: dict[str, Any], baseline: str = "urlwatch") -> str:
     """monitor's figures as shares of urlwatch's, against the issue's goals."""
-    by = {(m["tool"], m["round"]): m for m in report["results"]}  # type: ignore[attr-defined]
+    by = {(m["tool"], m["round"]): m for m in report["results"]}
     rows = [
         f"| monitor variant | round | CPU / {baseline} (goal) | peak RSS MB (goal < 100) "
         f"| store / {baseline} (goal <= 0.25) |",
@@ -410,6 +515,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pyhtml2text",
         action="store_true",
         help="also run urlwatch with `html2text: pyhtml2text` (the html2text module)",
+    )
+    parser.add_argument(
+        "--monitor-ref",
+        metavar="REF",
+        help="benchmark the monitor package at this git commit (default: the working tree)",
     )
     args = parser.parse_args(argv)
     if args.quick:

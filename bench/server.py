@@ -12,7 +12,10 @@ In process::
     ...
     server.close()
 
-Standalone, switching rounds with ``POST /_control/round/<n>``::
+Standalone (as the benchmark runs it, so that its memory is not counted in the
+tools' peak RSS), it prints ``READY <port>`` once round 0 is served, switches rounds
+on ``POST /_control/round/<n>`` (answering when the new round is served), and
+describes the corpus on ``GET /_control/manifest``::
 
     python -m bench.server --pages 100 --changed 2 --port 8765
 """
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import re
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench.corpus import Corpus
+from bench.corpus import DEFAULT_SEED, Corpus
 
 HOST = "127.0.0.1"
 _CONTROL = re.compile(r"^/_control/round/(\d+)$")
@@ -47,6 +52,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
+        if self.path == "/_control/manifest":
+            manifest = json.dumps(self.server.owner.manifest()).encode()
+            self._send(HTTPStatus.OK, manifest, "application/json")
+            return
         bodies = self.server.current.bodies.get(self.path.split("?", 1)[0])
         if bodies is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
@@ -107,25 +116,42 @@ class CorpusServer:
             self._httpd.current = _Pages(self.corpus.pages(round_))
             self.round = round_
 
+    def manifest(self) -> dict[str, object]:
+        """What a client needs to know: the paths, their sizes, which pages each round edits."""
+        first = _Pages(self.corpus.pages(0)) if self.round != 0 else self._httpd.current
+        return {
+            "seed": self.corpus.seed,
+            "paths": [spec.path for spec in self.corpus.specs],
+            "bytes": [len(first.bodies[spec.path][0]) for spec in self.corpus.specs],
+            "changed": {r: sorted(self.corpus.changed_in(r)) for r in self.corpus.changed_rounds},
+        }
+
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
 
 
 def main() -> None:
-    """Serve a corpus until interrupted."""
+    """Serve a corpus until interrupted (or until stdin closes, with --until-eof)."""
     parser = argparse.ArgumentParser(description="Serve the benchmark corpus on 127.0.0.1.")
     parser.add_argument("--pages", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--changed", type=int, nargs="*", default=[2], help="changed rounds")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument("--until-eof", action="store_true", help="stop when stdin closes")
     args = parser.parse_args()
-    server = CorpusServer(Corpus(args.pages, changed_rounds=args.changed), args.port)
-    print(f"serving {args.pages} pages on http://{HOST}:{server.port}/ (round 0)")
-    for path in [spec.path for spec in server.corpus.specs[:3]]:
-        print(f"  http://{HOST}:{server.port}{path}")
+    corpus = Corpus(args.pages, seed=args.seed, changed_rounds=args.changed)
+    server = CorpusServer(corpus, args.port)
+    print(f"READY {server.port}", flush=True)
+    print(f"serving {args.pages} pages on http://{HOST}:{server.port}/ (round 0)", file=sys.stderr)
     try:
-        threading.Event().wait()
+        if args.until_eof:
+            sys.stdin.read()
+        else:
+            threading.Event().wait()
     except KeyboardInterrupt:
+        pass
+    finally:
         server.close()
 
 

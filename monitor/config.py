@@ -152,6 +152,19 @@ class DefaultsSpec(_Schedule):
     timeout: Duration = 60.0
     max_size: Size = 10 * 1000**2
     failures_before_alert: int = Field(default=3, ge=1)
+    give_up_after: Duration = 2 * 86400.0
+
+
+AlertKind = Literal["change", "health"]
+ALERT_KINDS: tuple[str, ...] = ("change", "health")
+
+
+class RouteSpec(_Strict):
+    """An entry of `routes:`: apprise URLs, optionally only for some alerts."""
+
+    urls: list[str] = Field(min_length=1)
+    kinds: list[AlertKind] | None = None
+    jurisdictions: list[JurisdictionId] | None = None
 
 
 class JurisdictionSpec(_Strict):
@@ -210,12 +223,32 @@ class Watch:
 
 
 @dataclass(frozen=True)
+class Route:
+    """A named set of destinations; `urls` are interpolated and may hold secrets."""
+
+    name: str
+    urls: tuple[str, ...]
+    kinds: tuple[str, ...] = ALERT_KINDS
+    jurisdictions: tuple[str, ...] | None = None  # None: alerts about any jurisdiction
+
+    def accepts(self, kind: str, jurisdictions: Iterable[str]) -> bool:
+        """Whether an alert of this kind, about these jurisdictions, goes to this route."""
+        if kind not in self.kinds:
+            return False
+        return (
+            self.jurisdictions is None
+            or kind == "health"
+            or bool(set(self.jurisdictions) & set(jurisdictions))
+        )
+
+
+@dataclass(frozen=True)
 class Watchlist:
     """A validated watchlist. Route URLs are interpolated and may hold secrets."""
 
     source: str
     watches: tuple[Watch, ...]
-    routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    routes: Mapping[str, Route] = field(default_factory=dict)
     jurisdictions: Mapping[str, JurisdictionSpec] = field(default_factory=dict)
     defaults: DefaultsSpec = field(default_factory=DefaultsSpec)
 
@@ -402,20 +435,32 @@ class _Builder:
             self.out.add_validation(("defaults",), exc)
             return DefaultsSpec()
 
-    def routes(self, raw: object) -> dict[str, tuple[str, ...]]:
+    def routes(self, raw: object) -> dict[str, Route]:
         if not isinstance(raw, dict | None):
             self.out.add(("routes",), "must be a mapping of route name to a list of apprise URLs")
             return {}
-        routes: dict[str, tuple[str, ...]] = {}
-        for name, urls in (raw or {}).items():
-            items = [urls] if isinstance(urls, str) else urls
-            if not isinstance(items, list) or not items:
-                self.out.add(("routes", name), "must be a non-empty list of apprise URLs")
+        routes: dict[str, Route] = {}
+        for name, value in (raw or {}).items():
+            path: Path_ = ("routes", name)
+            spec = self.route_spec(path, value)
+            if spec is None:
                 continue
-            routes[str(name)] = tuple(
-                self.route_url(("routes", name, i), u) for i, u in enumerate(items)
-            )
+            upath = (*path, "urls") if isinstance(value, dict) else path
+            urls = tuple(self.route_url((*upath, i), u) for i, u in enumerate(spec.urls))
+            self.check_refs(path, spec.jurisdictions or [], [], set())
+            kinds = tuple(spec.kinds) if spec.kinds else ALERT_KINDS
+            jurisdictions = tuple(spec.jurisdictions) if spec.jurisdictions else None
+            routes[str(name)] = Route(str(name), urls, kinds, jurisdictions)
         return routes
+
+    def route_spec(self, path: Path_, value: object) -> RouteSpec | None:
+        if isinstance(value, str | list):
+            value = {"urls": [value] if isinstance(value, str) else value}
+        try:
+            return RouteSpec.model_validate(value)
+        except ValidationError as exc:
+            self.out.add_validation(path, exc)
+            return None
 
     def route_url(self, path: Path_, raw: object) -> str:
         url = self.interpolate(path, str(raw))

@@ -40,11 +40,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -125,6 +128,7 @@ watch_state = Table(
     Column("last_error", Text),
     Column("last_check_at", DateTime(timezone=True)),
     Column("last_success_at", DateTime(timezone=True)),
+    Column("health_alerted", Boolean, nullable=False, default=False),
 )
 
 checks = Table(
@@ -159,6 +163,41 @@ findings = Table(
 )
 
 
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", String(100), nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=True),
+    Column("kind", String(16), nullable=False),  # change | health
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("markdown", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("jurisdictions", Text, nullable=False),  # JSON list
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_alerts_watch", "watch_id", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
+    Column("route", String(100), nullable=False),
+    Column("destination", String(64), nullable=False),  # SHA-256 of the URL: no secret stored
+    Column("label", Text, nullable=False),  # the redacted URL, for people
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("alert_id", "route", "destination", name="uq_delivery"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+
 def _migrate_1(conn: Connection) -> None:
     """Schema 1: bodies, snapshots, versions, per-watch state and the check log."""
     for table in (bodies, snapshots, versions, watch_state, checks):
@@ -170,7 +209,18 @@ def _migrate_2(conn: Connection) -> None:
     findings.create(conn)
 
 
-MIGRATIONS: Sequence[Callable[[Connection], None]] = (_migrate_1, _migrate_2)
+def _migrate_3(conn: Connection) -> None:
+    """Schema 3: the alert and delivery ledger; health alerts remembered per watch."""
+    alerts.create(conn)
+    deliveries.create(conn)
+    columns = {c["name"] for c in inspect(conn).get_columns("watch_state")}
+    if "health_alerted" not in columns:  # schema 1 created watch_state without it
+        conn.execute(
+            text("ALTER TABLE watch_state ADD COLUMN health_alerted BOOLEAN NOT NULL DEFAULT FALSE")
+        )
+
+
+MIGRATIONS: Sequence[Callable[[Connection], None]] = (_migrate_1, _migrate_2, _migrate_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 KEYFRAME_RATIO = 0.5  # a delta larger than this share of a full encoding starts a new keyframe
 
@@ -189,6 +239,7 @@ class WatchState:
     last_error: str | None = None
     last_check_at: datetime | None = None
     last_success_at: datetime | None = None
+    health_alerted: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,6 +254,38 @@ class StoredVersion:
     document: Document
     kind: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert to write with its deliveries: one per (route, destination)."""
+
+    watch_id: str
+    kind: str  # change | health
+    title: str
+    text: str
+    markdown: str
+    html: str
+    jurisdictions: tuple[str, ...] = ()
+    destinations: tuple[tuple[str, str, str], ...] = ()  # (route, url sha256, redacted url)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery that is due, with the alert it carries."""
+
+    id: int
+    alert_id: int
+    watch_id: str
+    route: str
+    destination: str
+    label: str
+    attempts: int
+    created_at: datetime
+    title: str
+    text: str
+    markdown: str
+    html: str
 
 
 @dataclass(frozen=True)
@@ -234,6 +317,8 @@ class CheckRecord:
     technical: bool = False
     findings: tuple[Finding, ...] = ()
     note: str | None = None
+    alert: AlertRecord | None = None
+    health_alerted: bool | None = None  # set the watch's health-alert flag to this
 
 
 def database_url(value: str) -> str:
@@ -325,6 +410,7 @@ class Store:
             last_error=m["last_error"],
             last_check_at=_utc(m["last_check_at"]),
             last_success_at=_utc(m["last_success_at"]),
+            health_alerted=bool(m["health_alerted"]),
         )
 
     def latest_version(self, watch_id: str) -> StoredVersion | None:
@@ -428,6 +514,8 @@ class Store:
                     raise StoreError("a version needs the snapshot it was extracted from")
                 version_id = _insert_version(conn, rec, snapshot_id)
                 _insert_findings(conn, rec, version_id)
+            if rec.alert is not None:
+                insert_alert(conn, rec.alert, version_id, rec.started_at)
             conn.execute(
                 insert(checks).values(
                     watch_id=rec.watch_id,
@@ -473,9 +561,83 @@ class Store:
             values["last_modified"] = rec.validators.last_modified
         if rec.full_fetch:
             values["last_full_fetch"] = rec.started_at
+        if rec.health_alerted is not None:
+            values["health_alerted"] = rec.health_alerted
         conn.execute(
             update(watch_state).where(watch_state.c.watch_id == rec.watch_id).values(**values)
         )
+
+    # --- the alert and delivery ledger ---------------------------------------------
+
+    def add_alert(self, alert: AlertRecord, now: datetime) -> int:
+        """Write an alert that no check produced (e.g. a delivery that gave up)."""
+        with self._tx() as conn:
+            return insert_alert(conn, alert, None, now)
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        query = (
+            select(
+                deliveries,
+                alerts.c.watch_id,
+                alerts.c.title,
+                alerts.c.text,
+                alerts.c.markdown,
+                alerts.c.html,
+            )
+            .join(alerts, alerts.c.id == deliveries.c.alert_id)
+            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            .limit(limit)
+        )
+        with self._tx() as conn:
+            return [_delivery(r._mapping) for r in conn.execute(query)]
+
+    def next_due(self) -> datetime | None:
+        query = select(func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.status == "pending"
+        )
+        with self._tx() as conn:
+            return _utc(conn.execute(query).scalar())
+
+    def delivered(self, delivery_id: int, now: datetime) -> None:
+        self._set_delivery(
+            delivery_id,
+            status="sent",
+            sent_at=now,
+            last_error=None,
+            attempts=deliveries.c.attempts + 1,
+        )
+
+    def retry_later(self, delivery_id: int, error: str, at: datetime) -> None:
+        self._set_delivery(
+            delivery_id, next_attempt_at=at, last_error=error, attempts=deliveries.c.attempts + 1
+        )
+
+    def give_up(self, delivery_id: int, error: str) -> None:
+        self._set_delivery(
+            delivery_id, status="failed", last_error=error, attempts=deliveries.c.attempts + 1
+        )
+
+    def _set_delivery(self, delivery_id: int, **values: Any) -> None:
+        with self._tx() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+
+    def alerts(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest alerts with their deliveries; `status` keeps alerts with such a delivery."""
+        query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+        if status is not None:
+            having = select(deliveries.c.alert_id).where(deliveries.c.status == status)
+            query = query.where(alerts.c.id.in_(having))
+        with self._tx() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            for row in rows:
+                found = conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.alert_id == row["id"])
+                    .order_by(deliveries.c.id)
+                )
+                row["deliveries"] = [dict(d._mapping) for d in found]
+        return rows
 
     def heartbeat(self, now: datetime) -> None:
         """Record that a daemon is alive; `monitor health` reads it."""
@@ -533,6 +695,60 @@ def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> int
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def insert_alert(
+    conn: Connection, alert: AlertRecord, version_id: int | None, now: datetime
+) -> int:
+    result = conn.execute(
+        insert(alerts).values(
+            watch_id=alert.watch_id,
+            version_id=version_id,
+            kind=alert.kind,
+            title=alert.title,
+            text=alert.text,
+            markdown=alert.markdown,
+            html=alert.html,
+            jurisdictions=json.dumps(list(alert.jurisdictions)),
+            created_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    alert_id = int(key[0])
+    rows = [
+        {
+            "alert_id": alert_id,
+            "route": route,
+            "destination": dest,
+            "label": label,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for route, dest, label in dict.fromkeys(alert.destinations)
+    ]
+    if rows:
+        conn.execute(insert(deliveries), rows)
+    return alert_id
+
+
+def _delivery(m: Any) -> Delivery:
+    return Delivery(
+        id=m["id"],
+        alert_id=m["alert_id"],
+        watch_id=m["watch_id"],
+        route=m["route"],
+        destination=m["destination"],
+        label=m["label"],
+        attempts=m["attempts"],
+        created_at=_utc(m["created_at"]) or datetime.now(UTC),
+        title=m["title"],
+        text=m["text"],
+        markdown=m["markdown"],
+        html=m["html"],
+    )
 
 
 def _insert_findings(conn: Connection, rec: CheckRecord, version_id: int) -> None:

@@ -86,7 +86,20 @@ def test_watch_settings_override_defaults() -> None:
     assert watch.routes == ("ops",)
     assert dict(watch.headers) == {"Accept-Language": "zh-HK", "User-Agent": "research-bot/1.0"}
     assert watch.rules.select == ("main", "#content > p")
-    assert wl.routes["ops"] == ("mailto://u:s3cret@mail.example.org",)
+    assert wl.routes["ops"].urls == ("mailto://u:s3cret@mail.example.org",)
+    assert wl.routes["desk"].accepts("change", ["CN"]) and wl.routes["desk"].accepts("health", [])
+
+
+def test_routes_filter_by_kind_and_jurisdiction() -> None:
+    wl = load(
+        "routes:\n"
+        '  hk-desk: {urls: ["json://127.0.0.1:9/hk"], jurisdictions: [HK], kinds: [change]}\n'
+        '  ops: {urls: ["json://127.0.0.1:9/ops"], kinds: [health]}\n' + MINIMAL
+    )
+    hk, ops = wl.routes["hk-desk"], wl.routes["ops"]
+    assert hk.accepts("change", ["HK", "CN"]) and not hk.accepts("change", ["CN"])
+    assert not hk.accepts("health", [])
+    assert ops.accepts("health", []) and not ops.accepts("change", ["HK"])
 
 
 @pytest.mark.parametrize(
@@ -174,6 +187,19 @@ MISTAKES = [
         id="new-jurisdiction-without-name",
     ),
     pytest.param("watches: []\n", 1, "non-empty list", id="no-watches"),
+    pytest.param(
+        "routes:\n  r: {urls: ['json://h/x'], kinds: [sms]}\n" + MINIMAL,
+        2,
+        "'change' or 'health'",
+        id="bad-route-kind",
+    ),
+    pytest.param("routes:\n  r: {urls: []}\n" + MINIMAL, 2, "at least 1 item", id="empty-route"),
+    pytest.param(
+        "routes:\n  r: {urls: ['json://h/x'], jurisdictions: [ZZ]}\n" + MINIMAL,
+        2,
+        "unknown jurisdiction 'ZZ'",
+        id="route-unknown-jurisdiction",
+    ),
 ]
 
 

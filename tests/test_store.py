@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect
+import zstandard
+from sqlalchemy import create_engine, insert, inspect, text
 
 from monitor import store as store_mod
 from monitor.errors import StoreError
-from monitor.model import Block, CellDelta, Change, Finding, Snapshot, Validators, document_hash
+from monitor.model import (
+    Block,
+    CellDelta,
+    Change,
+    Finding,
+    Snapshot,
+    Validators,
+    document_hash,
+    document_json,
+)
 from monitor.store import CheckRecord, Store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -167,17 +178,52 @@ def test_a_schema_1_store_is_upgraded_keeping_its_history(tmp_path: Path) -> Non
     with engine.begin() as conn:  # a store as the first release of monitor left it
         store_mod.meta.create(conn)
         store_mod.MIGRATIONS[0](conn)
+        conn.execute(text("ALTER TABLE watch_state DROP COLUMN health_alerted"))  # added in 3
         conn.execute(insert(store_mod.meta).values(key="schema_version", value="1"))
-    old = Store(engine)
-    record(old, "old page", document=DOC, version_kind="baseline")
+        conn.execute(
+            text("INSERT INTO watch_state (watch_id, consecutive_failures) VALUES ('w', 2)")
+        )
+        snapshot = snap("old page")
+        body = zstandard.ZstdCompressor().compress(snapshot.body)
+        conn.execute(
+            insert(store_mod.bodies).values(
+                sha256=snapshot.sha256, size=8, codec="zstd", base=None, data=body
+            )
+        )
+        conn.execute(
+            insert(store_mod.snapshots).values(
+                watch_id="w",
+                url="u",
+                final_url="u",
+                status=200,
+                headers="[]",
+                body_sha256=snapshot.sha256,
+                encoding="utf-8",
+                fetched_at=T0,
+                elapsed=0.1,
+            )
+        )
+        conn.execute(
+            insert(store_mod.versions).values(
+                watch_id="w",
+                snapshot_id=1,
+                rules_hash="r1",
+                doc_hash=document_hash(DOC),
+                document=zlib.compress(document_json(DOC).encode()),
+                kind="baseline",
+                created_at=T0,
+            )
+        )
     engine.dispose()
     assert not inspect(create_engine(f"sqlite:///{path}")).has_table("findings")
 
     upgraded = Store.open(str(path))
-    assert upgraded.schema_version() == store_mod.SCHEMA_VERSION == 2
+    assert upgraded.schema_version() == store_mod.SCHEMA_VERSION == len(store_mod.MIGRATIONS)
     version = upgraded.latest_version("w")
     assert version is not None and version.document == DOC
     assert upgraded.snapshot(version.snapshot_id).body == b"old page"
+    state = upgraded.state("w")
+    assert state.consecutive_failures == 2 and state.health_alerted is False
     finding = Finding(
         "HK",
         "sentence_added",
