@@ -2,7 +2,9 @@
 
 Each page wraps one to three real documents (the Markdown versions in
 ``/work/shared/corpus/real``) in the shell a platform serves around them: a head with
-a stylesheet, several inline and external scripts and a JSON state blob, a navigation
+a stylesheet, several inline and external scripts and, to reach the page's size, one
+of three kinds of filler (server-rendered JSON props, an inline JavaScript bundle, or
+a blob of interface strings), a navigation
 of about fifty links, a OneTrust-like cookie banner, a ``<main>`` holding the
 documents and a table of government requests by country (Hong Kong, Macao and China
 among its fifty rows), and a footer. Pages are 50-300 KB.
@@ -23,7 +25,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -307,7 +309,7 @@ class Corpus:
         target = rng.randint(MIN_SIZE, MAX_SIZE)
         shell = len(f"{head}{body}{_table(spec.rows)}{spec.tail}".encode()) + 200
         spec.blocks = [body, *_fill(docs, target - shell)]
-        spec.head = head + _state_blob(rng, self.words, target - shell - _size(spec.blocks[1:]))
+        spec.head = head + _filler(rng, self, docs, target - shell - _size(spec.blocks[1:]))
         return spec
 
 
@@ -340,16 +342,47 @@ def _size(blocks: list[str]) -> int:
     return sum(len(b.encode()) for b in blocks)
 
 
-def _state_blob(rng: random.Random, words: list[str], size: int) -> str:
-    """A JSON state blob in a script, as single-page apps embed, of about ``size`` bytes."""
-    strings: dict[str, str] = {}
+def _filler(rng: random.Random, corpus: Corpus, docs: list[Source], size: int) -> str:
+    """What makes up the rest of a page's weight, in one of three styles seen on real sites.
+
+    ``ssr``: the page's documents again as JSON props, then related documents, as
+    server-rendered apps embed them; ``bundle``: inline minified JavaScript;
+    ``i18n``: a state blob of interface strings. They compress very differently.
+    """
+    style = rng.choice(("ssr", "bundle", "i18n"))
+    if size <= 0:
+        return ""
+    if style == "bundle":
+        code = _take((_js(rng, 1) for _ in iter(int, 1)), size)
+        return f'<script nonce="{NONCE}">{"".join(code)}</script>'
+    if style == "ssr":
+        related = [*docs, *rng.sample(corpus.sources, len(corpus.sources))]
+        blocks = (json.dumps(b, ensure_ascii=False) for doc in related for b in doc.blocks)
+        payload = ",".join(_take(blocks, size - 80))
+        return (
+            '<script id="__NEXT_DATA__" type="application/json">{"props":{"pageProps":'
+            f'{{"blocks":[{payload}]}}}},"page":"/legal/[slug]"}}</script>'
+        )
+    words = (
+        f'"i18n.{_ident(rng, 8)}":{json.dumps(" ".join(rng.choices(corpus.words, k=20)))}'
+        for _ in iter(int, 1)
+    )
+    blob = ",".join(_take(words, size - 80))
+    return f'<script id="__APP_STATE__" type="application/json">{{"strings":{{{blob}}}}}</script>'
+
+
+def _take(pieces: Iterator[str], size: int) -> list[str]:
+    """Pieces that together make at most about ``size`` bytes (too big ones are skipped)."""
+    taken: list[str] = []
     total = 0
-    while total < size - 60:
-        text = " ".join(rng.choices(words, k=rng.randint(5, 40)))
-        strings[f"i18n.{_ident(rng, 8)}"] = text
-        total += len(text) + 20
-    blob = json.dumps({"locale": "en-US", "strings": strings}, separators=(",", ":"))
-    return f'<script id="__APP_STATE__" type="application/json">{blob}</script>'
+    for piece in pieces:
+        length = len(piece.encode()) + 1
+        if total + length <= size:
+            taken.append(piece)
+            total += length
+        elif total > size - 2000:
+            break
+    return taken
 
 
 def _edit(blocks: list[str], rows: list[Row], rng: random.Random) -> None:

@@ -21,13 +21,14 @@ import asyncio
 import enum
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from monitor.config import Watch, Watchlist
+from monitor.alerting import decide
+from monitor.config import Route, Watch, Watchlist
 from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract
@@ -83,6 +84,7 @@ class CheckResult:
     consecutive_failures: int = 0
     findings: tuple[Finding, ...] = ()
     note: str | None = None
+    alerts: tuple[str, ...] = ()  # titles of the alerts this check raised
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -101,6 +103,7 @@ class CheckResult:
             "message": self.message,
             "consecutive_failures": self.consecutive_failures or None,
             "findings": len(self.findings) or None,
+            "alerts": list(self.alerts) or None,
             "note": self.note,
         }
         data |= {k: v for k, v in optional.items() if v is not None}
@@ -159,6 +162,7 @@ class Context:
     limiter: HostLimiter | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     matchers: Matchers = field(default_factory=Matchers)
+    routes: Mapping[str, Route] = field(default_factory=dict)
 
 
 class _Failed(Exception):
@@ -191,7 +195,22 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
             message=str(failed),
         )
     record = replace(record, started_at=started, elapsed=time.monotonic() - clock, full_fetch=full)
-    return _save(ctx.store, record, state, previous)
+    return _save(ctx.store, _with_alerts(watch, state, previous, record, ctx), state, previous)
+
+
+def _with_alerts(
+    watch: Watch,
+    state: WatchState,
+    previous: StoredVersion | None,
+    record: CheckRecord,
+    ctx: Context,
+) -> CheckRecord:
+    sha = ctx.store.snapshot_sha(previous.snapshot_id) if previous and record.findings else None
+    names = {jid: j.name for jid, j in ctx.matchers.jurisdictions.items()}
+    decision = decide(
+        watch, state, record, previous=previous, previous_sha=sha, routes=ctx.routes, names=names
+    )
+    return replace(record, alerts=decision.alerts, health_alerted=decision.health_alerted)
 
 
 async def _fetch(ctx: Context, request: FetchRequest) -> Snapshot | NotModified:
@@ -385,6 +404,7 @@ def _result(
         consecutive_failures=state.consecutive_failures + 1 if failed else 0,
         findings=record.findings,
         note=record.note,
+        alerts=tuple(a.title for a in record.alerts if version_id or not record.document),
     )
 
 

@@ -95,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     _db_arg(hist)
     hist.add_argument("watch_id", metavar="WATCH_ID")
 
+    alerts = sub.add_parser("alerts", help="list recent alerts and their deliveries")
+    _db_arg(alerts)
+    which = alerts.add_mutually_exclusive_group()
+    which.add_argument("--pending", action="store_true", help="only alerts not yet delivered")
+    which.add_argument("--failed", action="store_true", help="only alerts given up on")
+    alerts.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    alerts.add_argument("--show", action="store_true", help="print each alert's text")
+
+    test = sub.add_parser("test-notify", help="send a test alert to a route's destinations")
+    _watchlist_arg(test)
+    test.add_argument("routes", nargs="*", metavar="ROUTE", help="routes (default: all)")
+
     val = sub.add_parser("validate", help="validate the watchlist; list every problem")
     _watchlist_arg(val)
 
@@ -172,7 +184,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from monitor.check import CheckResult, Context, check_all
+    from monitor.check import CheckResult, Context, Matchers, check_all
+    from monitor.deliver import Deliverer, Report
     from monitor.fetch import HostLimiter, make_client
     from monitor.store import Store
 
@@ -185,18 +198,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     store = Store.open(args.db or default_db())
     progress = _Progress(len(watches), sys.stderr, json_mode=args.json)
 
-    async def go() -> list[CheckResult]:
+    async def go() -> tuple[list[CheckResult], Report]:
         async with make_client() as client:
-            ctx = Context(client, store, HostLimiter())
-            return await check_all(
+            ctx = Context(
+                client, store, HostLimiter(), matchers=Matchers(watchlist), routes=watchlist.routes
+            )
+            results = await check_all(
                 watches, ctx, concurrency=args.concurrency, on_result=progress.show
             )
+        deliverer = Deliverer(store, watchlist.routes, watchlist.defaults.give_up_after)
+        return results, await deliverer.run(everything=True)
 
     try:
-        results = asyncio.run(go())
+        results, report = asyncio.run(go())
     finally:
         store.close()
     progress.summary(results)
+    if report.sent or report.retrying or report.failed:
+        print(
+            f"deliveries: {report.sent} sent, {report.retrying} to retry, {report.failed} given up",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -353,7 +375,67 @@ def _version_pair(store: Any, args: argparse.Namespace) -> tuple[Any, Any] | Non
     return by_id[from_id], by_id[to_id]
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from monitor.messages import Message
+    from monitor.store import Store
+
+    status = "pending" if args.pending else ("failed" if args.failed else None)
+    store = Store.open(args.db or default_db())
+    try:
+        rows = store.alerts(status, limit=args.limit)
+    finally:
+        store.close()
+    if not rows:
+        print("no alerts" + (f" with {status} deliveries" if status else ""))
+    for row in rows:
+        print(f"#{row['id']} {row['created_at']:%Y-%m-%d %H:%M} [{row['kind']}] {row['title']}")
+        for d in row["deliveries"] or [
+            {
+                "status": "stored",
+                "route": "(no route)",
+                "label": "",
+                "attempts": 0,
+                "last_error": None,
+            }
+        ]:
+            error = f" - {d['last_error']}" if d["last_error"] else ""
+            print(
+                f"    {d['status']:<8} {d['route']} {d['label']} (attempts: {d['attempts']}){error}"
+            )
+        if args.show:
+            print(Message.from_json(row["message"]).text)
+    return EXIT_OK
+
+
+def cmd_test_notify(args: argparse.Namespace) -> int:
+    from monitor.messages import Line, Part, build
+    from monitor.notify import redact, send
+
+    watchlist = _load(args)
+    names = args.routes or list(watchlist.routes)
+    if unknown := [n for n in names if n not in watchlist.routes]:
+        print(f"monitor: unknown route(s): {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_USAGE
+    if not names:
+        print("monitor: the watchlist has no routes; alerts go to the log and the store")
+        return EXIT_OK
+    text = "This is a test alert from monitor: this destination receives alerts."
+    message = build("monitor: test alert", [Part("head", (Line("note", (("=", text),)),))])
+    failures = 0
+    for name in names:
+        for url in watchlist.routes[name].urls:
+            try:
+                asyncio.run(send(url, message))
+                print(f"sent     {name} {redact(url)}")
+            except MonitorError as exc:
+                failures += 1
+                print(f"FAILED   {name} {exc}")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
 COMMANDS = {
+    "alerts": cmd_alerts,
+    "test-notify": cmd_test_notify,
     "run": cmd_run,
     "check": cmd_check,
     "validate": cmd_validate,

@@ -23,8 +23,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.check import CheckResult, Context, Outcome, check
+from monitor.check import CheckResult, Context, Matchers, Outcome, check
 from monitor.config import Watch, Watchlist
+from monitor.deliver import Deliverer
 from monitor.errors import ConfigError
 from monitor.fetch import HostLimiter, make_client
 from monitor.store import Store
@@ -44,6 +45,7 @@ class Settings:
     host_delay: float = 1.0
     stop_grace: float = 30.0
     heartbeat_every: float = HEARTBEAT_EVERY
+    deliver_every: float = 15.0  # seconds between passes over due deliveries
     misfire_grace: float = 300.0
 
 
@@ -62,11 +64,9 @@ class Daemon:
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then finish running checks within the grace time."""
         client = make_client()
-        self._ctx = Context(
-            client,
-            self.store,
-            HostLimiter(self.settings.per_host, self.settings.host_delay),
-        )
+        self._limiter = HostLimiter(self.settings.per_host, self.settings.host_delay)
+        self._client = client
+        self._use(self.watchlist)
         self._gate = asyncio.Semaphore(self.settings.concurrency)
         scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler = scheduler
@@ -75,8 +75,20 @@ class Daemon:
         scheduler.add_job(
             self._beat, IntervalTrigger(seconds=self.settings.heartbeat_every), id="heartbeat"
         )
+        scheduler.add_job(
+            self._deliver,
+            IntervalTrigger(seconds=self.settings.deliver_every),
+            id="deliver",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
         self._schedule(self.watchlist.watches)
-        log.info("monitor started: %d watches", len(self.watchlist.watches))
+        log.info(
+            "monitor started: %d watches, %d routes",
+            len(self.watchlist.watches),
+            len(self.watchlist.routes),
+        )
         try:
             await stop.wait()
         finally:
@@ -92,6 +104,24 @@ class Daemon:
                 task.cancel()
         await client.aclose()
         log.info("monitor stopped")
+
+    def _use(self, watchlist: Watchlist) -> None:
+        """Build what checks and deliveries need from a (new) watchlist."""
+        self.watchlist = watchlist
+        self._ctx = Context(
+            self._client,
+            self.store,
+            self._limiter,
+            matchers=Matchers(watchlist),
+            routes=watchlist.routes,
+        )
+        self._deliverer = Deliverer(self.store, watchlist.routes, watchlist.defaults.give_up_after)
+
+    async def _deliver(self) -> None:
+        try:
+            await self._deliverer.run()
+        except Exception:  # a broken ledger read must not kill the daemon
+            log.exception("delivery pass crashed")
 
     def _beat(self) -> None:
         try:
@@ -140,6 +170,11 @@ class Daemon:
             self._running.discard(task)
 
     def _report(self, result: CheckResult) -> None:
+        for title in result.alerts:
+            where = "" if self.watchlist.watch(result.watch).routes else " (no route: stored only)"
+            log.warning("ALERT %s%s", title, where)
+        if result.alerts and not self._stopping:
+            self._scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
         level = logging.WARNING if result.outcome is Outcome.FAILED else logging.INFO
         log.log(
             level,
@@ -163,7 +198,7 @@ class Daemon:
         for gone in old_ids - new_ids:
             self._scheduler.remove_job(f"watch:{gone}")
         changed = tuple(w for w in new.watches if w not in self.watchlist.watches)
-        self.watchlist = new
+        self._use(new)
         self._schedule(changed)
         log.info(
             "watchlist reloaded: %d watches (%d added or changed, %d removed)",

@@ -537,14 +537,14 @@ class _Walker:
 
     def walk(self, element: Element) -> None:
         """Emit the blocks of one element and its subtree (an item or paragraph that
-        holds a heading is walked as a container, so that the heading stays one)."""
+        holds a heading, or an item made of paragraphs, is walked as a container)."""
         level = _heading_level(element)
         kind = _TEXT_KINDS.get(element.tag)
         if level:
             self.out.heading(level, self.text(element))
         elif element.tag == "tr":
             self.walk_row(element)
-        elif kind and element not in self.marks.headings:
+        elif kind and element not in self.marks.headings and not _holds_paragraphs(element):
             nested: list[Element] = []
             self.out.text(kind, self.text(element, nested))
             for structure in nested:
@@ -620,6 +620,15 @@ class _Walker:
             else:
                 parts.append(_all_text(child))
             parts.append(child.tail or "")
+
+
+_PARAGRAPH_TAGS = frozenset({"p", "div", "section", "blockquote", "pre", "address", "article"})
+
+
+def _holds_paragraphs(element: Element) -> bool:
+    """An item made of paragraphs is a container: its paragraphs stay apart, so that
+    the last sentence of one never runs into the first of the next."""
+    return element.tag != "p" and any(child.tag in _PARAGRAPH_TAGS for child in element)
 
 
 def _heading_level(element: Element) -> int:

@@ -171,9 +171,7 @@ alerts = Table(
     Column("version_id", Integer, ForeignKey("versions.id"), nullable=True),
     Column("kind", String(16), nullable=False),  # change | health
     Column("title", Text, nullable=False),
-    Column("text", Text, nullable=False),
-    Column("markdown", Text, nullable=False),
-    Column("html", Text, nullable=False),
+    Column("message", Text, nullable=False),  # JSON: the structured message, every format
     Column("jurisdictions", Text, nullable=False),  # JSON list
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_alerts_watch", "watch_id", "id"),
@@ -263,9 +261,7 @@ class AlertRecord:
     watch_id: str
     kind: str  # change | health
     title: str
-    text: str
-    markdown: str
-    html: str
+    message: str  # the structured message as JSON (messages.Message.to_json)
     jurisdictions: tuple[str, ...] = ()
     destinations: tuple[tuple[str, str, str], ...] = ()  # (route, url sha256, redacted url)
 
@@ -283,9 +279,7 @@ class Delivery:
     attempts: int
     created_at: datetime
     title: str
-    text: str
-    markdown: str
-    html: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -317,7 +311,7 @@ class CheckRecord:
     technical: bool = False
     findings: tuple[Finding, ...] = ()
     note: str | None = None
-    alert: AlertRecord | None = None
+    alerts: tuple[AlertRecord, ...] = ()
     health_alerted: bool | None = None  # set the watch's health-alert flag to this
 
 
@@ -477,6 +471,13 @@ class Store:
             elapsed=m["elapsed"],
         )
 
+    def snapshot_sha(self, snapshot_id: int) -> str | None:
+        """The SHA-256 of a snapshot's body: the proof an alert cites."""
+        query = select(snapshots.c.body_sha256).where(snapshots.c.id == snapshot_id)
+        with self._tx() as conn:
+            value = conn.execute(query).scalar()
+        return str(value) if value is not None else None
+
     def latest_snapshot_id(self, watch_id: str) -> int | None:
         query = select(func.max(snapshots.c.id)).where(snapshots.c.watch_id == watch_id)
         with self._tx() as conn:
@@ -514,8 +515,8 @@ class Store:
                     raise StoreError("a version needs the snapshot it was extracted from")
                 version_id = _insert_version(conn, rec, snapshot_id)
                 _insert_findings(conn, rec, version_id)
-            if rec.alert is not None:
-                insert_alert(conn, rec.alert, version_id, rec.started_at)
+            for alert in rec.alerts:
+                insert_alert(conn, alert, version_id, rec.started_at)
             conn.execute(
                 insert(checks).values(
                     watch_id=rec.watch_id,
@@ -574,21 +575,22 @@ class Store:
         with self._tx() as conn:
             return insert_alert(conn, alert, None, now)
 
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+    def due_deliveries(self, now: datetime | None, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries due by `now`; with None, every pending one."""
         query = (
             select(
                 deliveries,
                 alerts.c.watch_id,
                 alerts.c.title,
-                alerts.c.text,
-                alerts.c.markdown,
-                alerts.c.html,
+                alerts.c.message,
             )
             .join(alerts, alerts.c.id == deliveries.c.alert_id)
-            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+            .where(deliveries.c.status == "pending")
             .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
             .limit(limit)
         )
+        if now is not None:
+            query = query.where(deliveries.c.next_attempt_at <= now)
         with self._tx() as conn:
             return [_delivery(r._mapping) for r in conn.execute(query)]
 
@@ -706,9 +708,7 @@ def insert_alert(
             version_id=version_id,
             kind=alert.kind,
             title=alert.title,
-            text=alert.text,
-            markdown=alert.markdown,
-            html=alert.html,
+            message=alert.message,
             jurisdictions=json.dumps(list(alert.jurisdictions)),
             created_at=now,
         )
@@ -745,9 +745,7 @@ def _delivery(m: Any) -> Delivery:
         attempts=m["attempts"],
         created_at=_utc(m["created_at"]) or datetime.now(UTC),
         title=m["title"],
-        text=m["text"],
-        markdown=m["markdown"],
-        html=m["html"],
+        message=m["message"],
     )
 
 

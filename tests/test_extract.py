@@ -299,7 +299,8 @@ def test_nested_lists_give_one_item_per_li_with_its_own_text() -> None:
         ("item", "Name"),
         ("item", "Officer"),
         ("item", "Badge"),
-        ("item", "Account details"),
+        ("paragraph", "Account"),  # an item made of paragraphs keeps them apart
+        ("paragraph", "details"),
     ]
 
 

@@ -1,0 +1,159 @@
+"""Deliver pending alerts from the ledger, retrying with back-off across restarts.
+
+Every (alert, route, destination) is one delivery row: pending until a send
+succeeds (then `sent`), retried with exponential back-off and jitter while it fails,
+and `failed` once it has failed for longer than the give-up time — said loudly in the
+log and, for the watch's other health destinations, as an alert of its own.
+
+A delivery is marked sent only after the service accepted it. If the process dies
+between the two, that one delivery is sent again on restart: a rare duplicate, never
+a loss. Destinations are stored as the SHA-256 of their URL, so the store holds no
+secret; the URL is looked up in the running watchlist when it is time to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from monitor.config import Route
+from monitor.errors import NotifyError
+from monitor.messages import Line, Message, Part, build
+from monitor.notify import redact, send
+from monitor.store import AlertRecord, Delivery, Store
+
+log = logging.getLogger("monitor.deliver")
+
+BACKOFF_BASE = 30.0  # seconds before the first retry
+BACKOFF_CAP = 3600.0  # never wait longer than this between attempts
+Sender = Callable[[str, Message], Awaitable[None]]
+
+
+def destination_id(url: str) -> str:
+    """What the ledger stores for a destination: its URL's hash, never the URL."""
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def destinations(
+    routes: Mapping[str, Route], names: tuple[str, ...], kind: str, jurisdictions: tuple[str, ...]
+) -> tuple[tuple[str, str, str], ...]:
+    """(route, destination id, redacted URL) for every URL of the routes that want this alert."""
+    out: list[tuple[str, str, str]] = []
+    for name in names:
+        route = routes.get(name)
+        if route is not None and route.accepts(kind, jurisdictions):
+            out.extend((name, destination_id(u), redact(u)) for u in route.urls)
+    return tuple(out)
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after the n-th failed attempt: exponential, capped, full jitter."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempts, 0))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass
+class Report:
+    """What one delivery pass did."""
+
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Deliverer:
+    """Sends what is due. `send` is injected so tests can count calls."""
+
+    store: Store
+    routes: Mapping[str, Route]
+    give_up_after: float = 2 * 86400.0
+    send: Sender = send
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    concurrency: int = 4
+
+    async def run(self, *, everything: bool = False) -> Report:
+        """Deliver every due delivery once (with `everything`, every pending one, as a
+        one-off `monitor check` does); never raises for a failing destination."""
+        report = Report()
+        due = self.store.due_deliveries(None if everything else self.now())
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(delivery: Delivery) -> None:
+            async with gate:
+                await self._deliver(delivery, report)
+
+        await asyncio.gather(*(one(d) for d in due))
+        return report
+
+    async def _deliver(self, delivery: Delivery, report: Report) -> None:
+        url = self._url(delivery)
+        try:
+            if url is None:
+                raise NotifyError(f"{delivery.label}: no longer in route {delivery.route!r}")
+            await self.send(url, _message(delivery))
+        except NotifyError as exc:
+            self._failed(delivery, str(exc), report, final=url is None)
+            return
+        self.store.delivered(delivery.id, self.now())
+        report.sent += 1
+        log.info("alert %d delivered to %s (%s)", delivery.alert_id, delivery.label, delivery.route)
+
+    def _url(self, delivery: Delivery) -> str | None:
+        route = self.routes.get(delivery.route)
+        urls = route.urls if route is not None else ()
+        return next((u for u in urls if destination_id(u) == delivery.destination), None)
+
+    def _failed(self, delivery: Delivery, error: str, report: Report, *, final: bool) -> None:
+        now = self.now()
+        report.errors.append(error)
+        if final or now - delivery.created_at >= timedelta(seconds=self.give_up_after):
+            self.store.give_up(delivery.id, error)
+            report.failed += 1
+            log.error(
+                "GAVE UP delivering alert %d to %s after %d attempts: %s",
+                delivery.alert_id,
+                delivery.label,
+                delivery.attempts + 1,
+                error,
+            )
+            self._notice(delivery, error)
+            return
+        wait = backoff(delivery.attempts)
+        self.store.retry_later(delivery.id, error, now + timedelta(seconds=wait))
+        report.retrying += 1
+        log.warning(
+            "delivery of alert %d to %s failed (%s); retrying in %.0fs",
+            delivery.alert_id,
+            delivery.label,
+            error,
+            wait,
+        )
+
+    def _notice(self, delivery: Delivery, error: str) -> None:
+        """Tell the other health destinations that an alert could not be delivered."""
+        if delivery.title.startswith("Undelivered alert"):
+            return  # never a notice about a notice
+        others = tuple(
+            d
+            for d in destinations(self.routes, tuple(self.routes), "health", ())
+            if d[1] != delivery.destination
+        )
+        title = f"Undelivered alert: {delivery.title}"
+        text = (
+            f"An alert could not be delivered to {delivery.label} (route "
+            f"{delivery.route}) and was given up: {error}"
+        )
+        message = build(title, [Part("head", (Line("note", (("=", text),)),))], severity="failure")
+        notice = AlertRecord(delivery.watch_id, "health", title, message.to_json(), (), others)
+        self.store.add_alert(notice, self.now())
+
+
+def _message(delivery: Delivery) -> Message:
+    return Message.from_json(delivery.message)
