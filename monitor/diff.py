@@ -60,7 +60,7 @@ _ALIGN_WORK = 16
 _FULL_PAIRING = 16_384
 _WINDOW = 4
 # Occurrence pairs of one repeated unit text worth placing by position.
-_OCCURRENCE_WORK = 4_096
+_OCCURRENCE_WORK = 1_024
 # Word-set similarity from which a removed and an added unit are one modified unit,
 # and from which, in a large region, a unit where the removed one stood is taken at once.
 _SIMILAR = 0.5

@@ -17,7 +17,7 @@ YAML_BLOCKS = re.findall(r"```yaml\n(.*?)```", README, re.DOTALL)
 
 @pytest.mark.parametrize("block", [b for b in YAML_BLOCKS if "watches:" in b])
 def test_readme_watchlist_examples_validate(block: str) -> None:
-    env = {"SMTP_USER": "desk", "SMTP_PASS": "secret"}
+    env = {"SMTP_USER": "desk", "SMTP_PASS": "secret", "MATTERMOST_TOKEN": "t0ken"}
     watchlist = config.loads(block, "README.md", env=env)
     assert watchlist.watches
 
