@@ -6,36 +6,41 @@ only split, merged or moved. This stage is pure: no I/O, no clock, and the same 
 versions always give the same changes, in the reading order of the newer version
 (a removed sentence stands where it was).
 
-How two versions are compared (n blocks and sentences in all, D of them changed):
+How two versions are compared (n blocks and sentences in all, D of them in changed
+regions), and what each step costs:
 
-1. Blocks are aligned on (kind, text), ignoring their section path so that renaming a
-   heading changes the heading only. Common head and tail are matched first; in what
-   is left, blocks that occur exactly once on each side are anchors, and the longest
-   run of anchors in the same order on both sides (patience diff) splits it into
-   smaller gaps, handled the same way. A gap with no anchor is compared with difflib
-   when it is small (at most ``_SMALL_GAP`` block pairs). Each pass costs O(k log k)
-   for a gap of k blocks; all passes together may look at ``_ALIGN_WORK`` times the
-   number of blocks, after which gaps stay as they are: changed regions. Typical edits
-   cost O(n log n); no input costs more than O(n log n) times a constant.
-2. A gap between matched blocks is a changed region. A block removed in one region and
-   added, identical, in another is one ``moved`` change (an identical block on both
-   sides of one region is no change). O(D), by hashing.
-3. The remaining blocks of a region are cut into units: sentences for prose
-   (paragraphs, items, definitions, long terms), the whole block for rows, headings
-   and terms. A unit found on both sides of the region is unchanged, whichever block
-   holds it, so a paragraph split in two, two merged into one, or a sentence moved to
-   the next paragraph is no change. A sentence left over on one side of a region and
+1. Blocks are aligned on (kind, text), ignoring their section path, so that renaming a
+   heading changes the heading only. The common head and tail are matched first; in
+   what is left, the blocks that occur exactly once on each side are anchors, and the
+   longest chain of anchors in the same order on both sides (patience diff; of equal
+   chains, the one keeping more headings in place) splits it into gaps, handled the
+   same way. A gap without anchors is aligned by difflib when small (``_SMALL_GAP``
+   block pairs), else left whole. A pass over k blocks costs O(k log k), and all
+   passes together may look at ``_ALIGN_WORK`` times the number of blocks, after which
+   the remaining gaps are left whole: O(n log n) whatever the input, and one pass for
+   a typical edit.
+2. Each gap between matched blocks is a changed region. A block removed in one region
+   and added, identical, in another is one ``moved`` change; an identical block on
+   both sides of one region is no change. O(D), by hashing.
+3. The other blocks of a region are cut into units: sentences for prose (paragraphs,
+   items, definitions, long terms), the whole block for rows, headings and terms. A
+   unit found on both sides of the region is unchanged whichever block holds it, so
+   that a paragraph split in two, two merged into one, or a sentence moved to the next
+   paragraph is no change; a text repeated in the region is paired by position, so a
+   removed copy is reported where it was. A unit left over on one side of a region and
    found identical on the other side of another region is ``moved``. O(D), by hashing.
 4. What is left is paired into ``modified`` units: rows with the same first cell (the
-   row header), then units of the same kind whose word sets are similar (Dice
-   coefficient at least ``_SIMILAR``), best pairs first. A small region compares every
-   pair; a large one compares each unit with ``_WINDOW`` neighbours on either side of
-   where it stood, so the cost is O(D log D) even when every line of a page changed.
-   The rest is ``added`` or ``removed``.
+   row header), then units of one kind whose word sets are similar (Dice coefficient
+   at least ``_SIMILAR``), best pairs first. A small region compares every pair
+   (``_FULL_PAIRING``); a larger one compares each unit only with the units within
+   ``_WINDOW`` of where it stood, and takes at once one that is very similar
+   (``_SURE``). O(D log D), even when every line of a page changed. The rest is
+   ``added`` or ``removed``.
 5. A modified unit carries its edit script (``word_segments``): words, spaces and
    punctuation for alphabetic scripts, single characters for Chinese, Japanese and
-   Korean. Common head and tail tokens are skipped before difflib looks at the middle,
-   and a middle longer than ``_SEGMENT_WORK`` token pairs is one replacement.
+   Korean. The common head and tail are found by bisection on the characters, and
+   difflib sees only the differing middle, or makes it one replacement when longer
+   than ``_SEGMENT_WORK`` token pairs: O(length of the unit) for a typical edit.
 """
 
 from __future__ import annotations
@@ -56,13 +61,14 @@ __all__ = ["compare", "split_sentences", "word_segments"]
 _SMALL_GAP = 10_000
 # Block alignment may look at each block this many times before it stops refining.
 _ALIGN_WORK = 16
-# In a region with more leftover pairs than this, a unit is compared with neighbours only.
+# In a region with more leftover pairs than this, a unit is compared with the units
+# within _WINDOW of where it stood only.
 _FULL_PAIRING = 16_384
 _WINDOW = 4
-# Occurrence pairs of one repeated unit text worth placing by position.
+# Occurrences of one repeated unit text (pairs) that are placed by position, not in order.
 _OCCURRENCE_WORK = 1_024
-# Word-set similarity from which a removed and an added unit are one modified unit,
-# and from which, in a large region, a unit where the removed one stood is taken at once.
+# Word-set similarity from which a removed and an added unit are one modified unit, and
+# from which, in a large region, the unit standing where a removed one stood is taken.
 _SIMILAR = 0.5
 _SURE = 0.8
 # Token pairs word_segments hands to difflib; beyond, the middle is one replacement.
@@ -99,12 +105,11 @@ _ABBREVIATION_CHARS = 16
 # fmt: off
 _ABBREVIATIONS = frozenset({
     # English
-    "e.g.", "i.e.", "etc.", "vs.", "v.", "cf.", "al.", "inc.", "ltd.", "co.", "corp.",
-    "llc.", "pte.", "pty.", "no.", "nos.", "art.", "arts.", "sec.", "para.", "ch.", "vol.",
-    "pp.", "fig.",
-    "mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "sr.", "gen.", "gov.", "dept.",
-    "approx.", "est.", "ibid.", "viz.", "ph.d.", "jan.", "feb.", "mar.", "apr.", "jun.",
-    "jul.", "aug.", "sep.", "sept.", "oct.", "nov.", "dec.",
+    "e.g.", "i.e.", "etc.", "vs.", "cf.", "al.", "inc.", "ltd.", "co.", "corp.", "llc.",
+    "pte.", "pty.", "no.", "nos.", "art.", "arts.", "sec.", "para.", "ch.", "vol.", "pp.",
+    "fig.", "mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "sr.", "gen.", "gov.",
+    "dept.", "approx.", "est.", "ibid.", "viz.", "ph.d.", "jan.", "feb.", "mar.", "apr.",
+    "jun.", "jul.", "aug.", "sep.", "sept.", "oct.", "nov.", "dec.",
     # French
     "mme.", "mlle.", "mm.", "env.", "ex.", "chap.", "av.", "j.-c.",
     # German
@@ -185,8 +190,8 @@ def word_segments(a: str, b: str) -> tuple[tuple[str, str], ...]:
 
     The grain is what a reader compares: words, spaces and punctuation, or single
     characters in Chinese, Japanese and Korean, so that "香港政府" → "香港特區政府"
-    shows only "特區" added. Adjacent segments of one kind are merged, and a space
-    between two replacements joins them ("- quick brown", "+ slow red"), so a
+    shows only "特區" added. Segments of one kind are merged, and a short kept text
+    between two replacements joins them ("- quick brown", "+ slow red"), so that a
     rewritten phrase reads as one. Joining the "=" and "-" texts gives ``a``; joining
     the "=" and "+" texts gives ``b``.
     """

@@ -7,31 +7,22 @@ password or token.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-import json
 import socket
-import threading
 import time
-from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import apprise
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from monitor.errors import NotifyError
 from monitor.messages import Message, Proof, Subject, change_message
 from monitor.model import Change, Finding
 from monitor.notify import body_format, redact, send, validate
+from tests.conftest import PASSWORD, Mailbox, Receiver, free_port, mailto, parts
 
 T = TypeVar("T")
-PASSWORD = "s3cret-Pa55word"
 TOKEN = "hooktoken0123456789abcdef"
 SUBJECT = Subject(
     "Meta",
@@ -75,71 +66,6 @@ def removed(n: int) -> Finding:
 # ------------------------------------------------------------------------ SMTP server
 
 
-@dataclass
-class Mailbox:
-    """What a local SMTP server received."""
-
-    port: int
-    messages: list[EmailMessage] = field(default_factory=list)
-    envelopes: list[Envelope] = field(default_factory=list)
-
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        raw = envelope.original_content or b""
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def authenticate(
-    server: object, session: Session, envelope: Envelope, mechanism: str, data: object
-) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-        b"monitor",
-        PASSWORD.encode(),
-    )
-    return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 on failure
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox(free_port())
-    controller = Controller(
-        box,
-        hostname="127.0.0.1",
-        port=box.port,
-        authenticator=authenticate,
-        auth_require_tls=False,  # plain SMTP on loopback, as apprise's mode=insecure speaks
-    )
-    controller.start()
-    yield box
-    controller.stop()
-
-
-def mailto(port: int, password: str = PASSWORD) -> str:
-    return (
-        f"mailto://monitor:{password}@127.0.0.1:{port}"
-        "?to=desk@example.org&from=monitor@example.org&mode=insecure"
-    )
-
-
-def parts(message: EmailMessage) -> dict[str, str]:
-    found = {}
-    for part in message.walk():
-        if part.get_content_maintype() == "text":
-            assert isinstance(part, EmailMessage)
-            found[part.get_content_type()] = str(part.get_content())
-    return found
-
-
 def test_email_arrives_with_subject_text_and_html_parts(mailbox: Mailbox) -> None:
     message = alert()
     run(send(mailto(mailbox.port), message, timeout=10))
@@ -177,60 +103,6 @@ def test_email_with_a_wrong_password_fails_without_showing_it(mailbox: Mailbox) 
 
 
 # ---------------------------------------------------------------------- HTTP receiver
-
-
-@dataclass
-class Posted:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.body)
-        return data
-
-
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that records POSTs and answers `status`."""
-
-    def __init__(self) -> None:
-        self.posts: list[Posted] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                receiver.posts.append(Posted(self.path, dict(self.headers), body))
-                reply = b"ok" if receiver.status < 400 else b"boom"
-                self.send_response(receiver.status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        port: int = self.server.server_address[1]
-        return port
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    local = Receiver()
-    local.thread.start()
-    yield local
-    local.server.shutdown()
-    local.server.server_close()
-    local.thread.join(5)
 
 
 def test_json_webhook_gets_title_and_finding_as_text(receiver: Receiver) -> None:
