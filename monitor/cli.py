@@ -57,6 +57,24 @@ def _parser() -> argparse.ArgumentParser:
     _db_arg(run)
     _log_args(run)
     run.add_argument("--concurrency", type=int, default=8, help="checks at once (default 8)")
+    run.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        default=os.environ.get("MONITOR_HTTP"),
+        help="serve /healthz and Prometheus /metrics (off by default; host defaults to 127.0.0.1)",
+    )
+    run.add_argument(
+        "--spread",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="start never-checked or overdue watches within this many seconds (default 60)",
+    )
+    run.add_argument(
+        "--watch-file",
+        action="store_true",
+        help="reload the watchlist when its file changes (SIGHUP always reloads)",
+    )
 
     chk = sub.add_parser("check", help="check watches once now, print the outcomes, exit")
     _watchlist_arg(chk)
@@ -271,17 +289,30 @@ def _short(text: str, width: int = 100) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import Daemon, Settings, run
+    from monitor.metrics import parse_address
     from monitor.store import Store
 
     path = args.watchlist or default_watchlist()
     watchlist = config.load(path)
+    try:
+        http = parse_address(args.http) if args.http else None
+    except ValueError as exc:
+        print(f"monitor: --http: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = Settings(
+        concurrency=args.concurrency,
+        first_run_spread=args.spread,
+        http=http,
+        watch_file=5.0 if args.watch_file else 0.0,
+    )
     store = Store.open(args.db or default_db())
     try:
         daemon = Daemon(
             watchlist,
             store,
             reload=lambda: config.load(path),
-            settings=Settings(concurrency=args.concurrency),
+            settings=settings,
+            mtime=lambda: Path(path).stat().st_mtime,
         )
         return run(daemon)
     finally:

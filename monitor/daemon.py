@@ -28,6 +28,7 @@ from monitor.config import Watch, Watchlist
 from monitor.deliver import Deliverer
 from monitor.errors import ConfigError
 from monitor.fetch import HostLimiter, make_client
+from monitor.metrics import Metrics, serve_http
 from monitor.store import Store
 
 log = logging.getLogger("monitor.daemon")
@@ -46,6 +47,9 @@ class Settings:
     stop_grace: float = 30.0
     heartbeat_every: float = HEARTBEAT_EVERY
     deliver_every: float = 15.0  # seconds between passes over due deliveries
+    first_run_spread: float = FIRST_RUN_SPREAD
+    http: tuple[str, int] | None = None  # serve /healthz and /metrics here
+    watch_file: float = 0.0  # seconds between looks at the watchlist's mtime; 0 = off
     misfire_grace: float = 300.0
 
 
@@ -57,7 +61,9 @@ class Daemon:
     store: Store
     reload: Callable[[], Watchlist]
     settings: Settings = field(default_factory=Settings)
+    mtime: Callable[[], float] | None = None  # the watchlist file's, for reload on change
     on_result: Callable[[CheckResult], None] | None = None
+    metrics: Metrics | None = None
     _running: set[asyncio.Task[Any]] = field(default_factory=set)
     _stopping: bool = False
 
@@ -84,6 +90,8 @@ class Daemon:
             next_run_time=datetime.now(UTC),
         )
         self._schedule(self.watchlist.watches)
+        self._watch_file(scheduler)
+        server = await self._serve_http()
         log.info(
             "monitor started: %d watches, %d routes",
             len(self.watchlist.watches),
@@ -92,7 +100,41 @@ class Daemon:
         try:
             await stop.wait()
         finally:
+            if server is not None:
+                server.close()
             await self._shutdown(client)
+
+    async def _serve_http(self) -> asyncio.Server | None:
+        if self.settings.http is None:
+            return None
+        self.metrics = Metrics(self.store, lambda: [w.id for w in self.watchlist.watches])
+        host, port = self.settings.http
+        return await serve_http(host, port, self.metrics, self._healthy)
+
+    def _healthy(self) -> bool:
+        beat = self.store.last_heartbeat()
+        age = (datetime.now(UTC) - beat).total_seconds() if beat else float("inf")
+        return not self._stopping and age < 3 * self.settings.heartbeat_every
+
+    def _watch_file(self, scheduler: AsyncIOScheduler) -> None:
+        if not self.settings.watch_file or self.mtime is None:
+            return
+        self._seen = self.mtime()
+        scheduler.add_job(
+            self._poll_file, IntervalTrigger(seconds=self.settings.watch_file), id="watch-file"
+        )
+
+    def _poll_file(self) -> None:
+        assert self.mtime is not None
+        try:
+            current = self.mtime()
+        except OSError as exc:
+            log.error("cannot read the watchlist: %s", exc)
+            return
+        if current != self._seen:
+            self._seen = current
+            log.info("the watchlist file changed: reloading")
+            self.reload_watchlist()
 
     async def _shutdown(self, client: Any) -> None:
         self._stopping = True
@@ -148,7 +190,7 @@ class Daemon:
     def _first_run(self, watch: Watch, now: datetime) -> datetime:
         """Resume the rhythm from the store; spread overdue watches over a minute."""
         last = self.store.state(watch.id).last_check_at
-        spread = timedelta(seconds=random.uniform(0, FIRST_RUN_SPREAD))
+        spread = timedelta(seconds=random.uniform(0, self.settings.first_run_spread))
         if last is None or watch.schedule.interval is None:
             return now + spread if last is None else _next_cron(watch, now)
         due = last + timedelta(seconds=watch.schedule.interval)
@@ -185,6 +227,8 @@ class Daemon:
         )
         if self.on_result is not None:
             self.on_result(result)
+        if self.metrics is not None:
+            self.metrics.observe(result)
 
     def reload_watchlist(self) -> None:
         """Swap in a new watchlist if it is valid; otherwise keep the running one."""

@@ -624,6 +624,11 @@ class Store:
         with self._tx() as conn:
             conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
 
+    def delivery_counts(self) -> dict[str, int]:
+        query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+        with self._tx() as conn:
+            return {str(status): int(n) for status, n in conn.execute(query)}
+
     def alerts(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest alerts with their deliveries; `status` keeps alerts with such a delivery."""
         query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)

@@ -1,0 +1,85 @@
+"""The optional HTTP endpoint: /healthz for orchestrators, /metrics for Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.check import CheckResult, Outcome
+from monitor.metrics import Metrics, parse_address, serve_http
+from monitor.model import Finding
+from monitor.store import AlertRecord, CheckRecord, Store
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(str(tmp_path / "m.db"))
+    yield opened
+    opened.close()
+
+
+def fetch(metrics: Metrics, healthy: bool, *paths: str) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        server = await serve_http("127.0.0.1", 0, metrics, lambda: healthy)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                return [await client.get(p) for p in paths]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(go())
+
+
+def test_metrics_count_checks_findings_and_read_the_ledger(store: Store) -> None:
+    store.record(CheckRecord("a", NOW, 0.2, "failed", failure_kind="blocked", message="wall"))
+    store.record(CheckRecord("b", NOW, 0.2, "unchanged"))
+    alert = AlertRecord("b", "change", "t", "{}", ("HK",), (("desk", "d" * 64, "json://h"),))
+    store.add_alert(alert, NOW)
+    metrics = Metrics(store, lambda: ["a", "b"])
+    finding = Finding("HK", "sentence_removed", "sentence", ("Hong Kong",))
+    metrics.observe(CheckResult("b", Outcome.CHANGED, NOW, 0.3, findings=(finding,)))
+    metrics.observe(CheckResult("a", Outcome.FAILED, NOW, 1.5))
+    [response] = fetch(metrics, True, "/metrics")
+    text = response.text
+    assert response.status_code == 200 and "text/plain" in response.headers["content-type"]
+    assert 'monitor_checks_total{outcome="changed"} 1.0' in text
+    assert 'monitor_checks_total{outcome="failed"} 1.0' in text
+    assert 'monitor_findings_total{jurisdiction="HK"} 1.0' in text
+    assert 'monitor_deliveries{status="pending"} 1.0' in text
+    assert "monitor_watches_failing 1.0" in text
+    assert 'monitor_last_success_timestamp_seconds{watch="b"}' in text
+    assert "monitor_check_seconds_count 2.0" in text
+
+
+def test_healthz_follows_the_daemon_and_unknown_paths_are_404(store: Store) -> None:
+    metrics = Metrics(store, list)
+    ok, missing = fetch(metrics, True, "/healthz", "/nope")
+    assert ok.status_code == 200 and ok.text.startswith("ok")
+    assert missing.status_code == 404
+    [bad] = fetch(metrics, False, "/healthz")
+    assert bad.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("value", "address"),
+    [
+        ("9130", ("127.0.0.1", 9130)),
+        (":9130", ("127.0.0.1", 9130)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+    ],
+)
+def test_parse_address_defaults_to_localhost(value: str, address: tuple[str, int]) -> None:
+    assert parse_address(value) == address
+
+
+def test_parse_address_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="not a port"):
+        parse_address("localhost")
