@@ -322,3 +322,19 @@ def test_redact_db_hides_the_password() -> None:
         store_mod.redact_db("postgresql://user:hunter2@db:5432/m")
         == "postgresql://user:***@db:5432/m"
     )
+
+
+def test_the_first_body_of_a_watch_reuses_its_sites_template(store: Store) -> None:
+    shell = "<html><head>" + "<script>var x = 1;</script>" * 400 + "</head><body>{}</body></html>"
+    record(store, shell.format(POLICY))
+    other = CheckRecord(
+        "w2", T0, 0.1, "new", snapshot=snap(shell.format("Another page.")), rules_hash="r1"
+    )
+    store.record(other)
+    with sqlite3.connect(store.engine.url.database) as db:  # type: ignore[arg-type]
+        codecs = [r[0] for r in db.execute("SELECT codec FROM bodies ORDER BY rowid")]
+    assert codecs == ["zstd", "zstd-dict"]
+    assert (
+        store.body(snap(shell.format("Another page.")).sha256)
+        == shell.format("Another page.").encode()
+    )
