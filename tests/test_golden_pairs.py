@@ -60,7 +60,7 @@ from monitor.model import Change, ExtractRules, Finding
 from monitor.relevance import assess
 
 PAIRS = Path(__file__).parent / "golden" / "pairs"
-NAMES = sorted(path.name for path in PAIRS.iterdir() if path.is_dir())
+NAMES = sorted(path.name for path in PAIRS.iterdir() if path.is_dir()) if PAIRS.is_dir() else []
 DEFAULT_JURISDICTIONS = ("HK", "MO", "CN")
 WATCH_KEYS = {"jurisdictions", "about", "select", "remove", "ignore", "terms"}
 CASE_KEYS = {"description", "watch", "xfail", "changes", "findings"}
@@ -88,9 +88,7 @@ _Dumper.add_representer(list, _represent_list)
 
 
 def dump(data: Any) -> str:
-    return yaml.dump(
-        data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100, indent=2
-    )
+    return yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100, indent=2)
 
 
 # --- running the pipeline ------------------------------------------------------------
@@ -176,7 +174,7 @@ def _param(name: str) -> Any:
 
 
 def test_there_are_enough_cases() -> None:
-    assert len(NAMES) >= 18
+    assert len(NAMES) >= 18, f"expected at least 18 case folders in {PAIRS}"
 
 
 @pytest.mark.parametrize("name", [_param(name) for name in NAMES])
@@ -205,7 +203,9 @@ _FOOTER = re.compile(r"<footer\b.*?</footer>", re.DOTALL | re.IGNORECASE)
 def test_pages_carry_real_page_noise(name: str) -> None:
     """Every pair is a realistic page: navigation, scripts, and a footer that differs
     between the versions (a timestamp), so every case is also a noise test."""
-    before, after = ((PAIRS / name / f"{side}.html").read_text("utf-8") for side in ("before", "after"))
+    before, after = (
+        (PAIRS / name / f"{side}.html").read_text("utf-8") for side in ("before", "after")
+    )
     for page in (before, after):
         assert "<nav" in page and "<script" in page and "cookie" in page.lower()
     footers = [_FOOTER.search(page) for page in (before, after)]
