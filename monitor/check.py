@@ -33,7 +33,7 @@ from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract
 from monitor.fetch import HostLimiter, fetch
-from monitor.jurisdictions import ExtraSpec, Jurisdiction, Matcher, catalog, extend, matcher_for
+from monitor.jurisdictions import ExtraSpec, Jurisdiction, Watching, catalog, extend, matcher_for
 from monitor.model import (
     Document,
     FetchRequest,
@@ -144,9 +144,9 @@ class Matchers:
             for jid, spec in (watchlist.jurisdictions if watchlist else {}).items()
         }
         self.jurisdictions: dict[str, Jurisdiction] = extend(catalog(), extra)
-        self._cache: dict[tuple[str, ...], Matcher] = {}
+        self._cache: dict[tuple[str, ...], Watching] = {}
 
-    def for_watch(self, watch: Watch) -> Matcher:
+    def for_watch(self, watch: Watch) -> Watching:
         ids = tuple(sorted({*watch.jurisdictions, *([watch.about] if watch.about else [])}))
         if ids not in self._cache:
             self._cache[ids] = matcher_for(ids, self.jurisdictions)

@@ -138,12 +138,12 @@ class Daemon:
 
     async def _shutdown(self, client: Any) -> None:
         self._stopping = True
-        self._scheduler.shutdown(wait=False)
         if self._running:
             log.info("stopping: waiting for %d running checks", len(self._running))
             _, late = await asyncio.wait(set(self._running), timeout=self.settings.stop_grace)
             for task in late:
                 task.cancel()
+        self._scheduler.shutdown(wait=False)  # after the wait: it cancels running jobs
         await client.aclose()
         log.info("monitor stopped")
 

@@ -206,12 +206,35 @@ def _with_terms(place: Jurisdiction, spec: ExtraSpec) -> Jurisdiction:
     )
 
 
-def matcher_for(ids: Iterable[str], jurisdictions: Mapping[str, Jurisdiction]) -> Matcher:
-    """A matcher over just the watched jurisdictions; build it once and keep it.
+def matcher_for(ids: Iterable[str], jurisdictions: Mapping[str, Jurisdiction]) -> Watching:
+    """A matcher that reports just the watched jurisdictions; build it once and keep it.
 
-    Raises KeyError naming an id that ``jurisdictions`` does not define.
+    It matches the names of *every* jurisdiction and keeps the watched ones, so the
+    longer name of an unwatched place still wins: with only Taiwan watched, "People's
+    Republic of China" is China, not "Republic of China"; with Guinea watched,
+    "Equatorial Guinea" is not Guinea. Raises KeyError naming an unknown id.
     """
-    return Matcher(jurisdictions[jid] for jid in dict.fromkeys(ids))
+    watched = tuple(dict.fromkeys(ids))
+    for jid in watched:
+        jurisdictions[jid]  # an unknown id is a KeyError naming it
+    full = _full_matcher(tuple(jurisdictions[k] for k in sorted(jurisdictions)))
+    return Watching(full, frozenset(watched))
+
+
+@functools.lru_cache(maxsize=4)
+def _full_matcher(places: tuple[Jurisdiction, ...]) -> Matcher:
+    return Matcher(places)
+
+
+class Watching:
+    """The matches of a full matcher that concern the watched jurisdictions."""
+
+    def __init__(self, matcher: Matcher, ids: frozenset[str]) -> None:
+        self.matcher = matcher
+        self.ids = ids
+
+    def find(self, text: str) -> list[Match]:
+        return [m for m in self.matcher.find(text) if m.jurisdiction in self.ids]
 
 
 # A key's entries: (jurisdiction id or None for an exclusion, exact form or None).

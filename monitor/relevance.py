@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from monitor.jurisdictions import Matcher
+from monitor.jurisdictions import Watching
 from monitor.model import CellDelta, Change, Document, Finding
 
 _NUMBER = re.compile(r"^[^\d\-+]*([-+]?\d[\d,.\s]*)\s*(%|‰)?[^\d]*$")
@@ -28,7 +28,7 @@ def assess(
     before: Document,
     after: Document,
     changes: Iterable[Change],
-    matcher: Matcher,
+    matcher: Watching,
     *,
     about: str | None = None,
 ) -> list[Finding]:
@@ -41,7 +41,7 @@ def assess(
     return findings
 
 
-def _names(matcher: Matcher, text: str | None) -> dict[str, list[str]]:
+def _names(matcher: Watching, text: str | None) -> dict[str, list[str]]:
     """Jurisdiction id -> the words that named it, in order, without repeats."""
     found: dict[str, list[str]] = {}
     for match in matcher.find(text or ""):
@@ -60,7 +60,7 @@ def _merge(*sides: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def _change_findings(
-    change: Change, after: Document, matcher: Matcher, about: str | None
+    change: Change, after: Document, matcher: Watching, about: str | None
 ) -> list[Finding]:
     in_text = _merge(_names(matcher, change.before), _names(matcher, change.after))
     findings = [_text_finding(change, jid, terms, after) for jid, terms in in_text.items()]
@@ -126,7 +126,7 @@ def _number(cell: str) -> tuple[float, str] | None:
         return None
 
 
-def _presence(before: Document, after: Document, matcher: Matcher) -> list[Finding]:
+def _presence(before: Document, after: Document, matcher: Watching) -> list[Finding]:
     """A jurisdiction named on only one side of the comparison appeared or disappeared."""
     old, new = _page_names(before, matcher), _page_names(after, matcher)
     findings = [Finding(j, "appeared", "page", tuple(t)) for j, t in new.items() if j not in old]
@@ -136,5 +136,5 @@ def _presence(before: Document, after: Document, matcher: Matcher) -> list[Findi
     return findings
 
 
-def _page_names(document: Document, matcher: Matcher) -> dict[str, list[str]]:
+def _page_names(document: Document, matcher: Watching) -> dict[str, list[str]]:
     return _names(matcher, "\n".join(b.text for b in document))

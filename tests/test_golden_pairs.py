@@ -55,7 +55,7 @@ import yaml
 
 from monitor.diff import compare
 from monitor.extract import extract
-from monitor.jurisdictions import ExtraSpec, Matcher, catalog, extend, matcher_for
+from monitor.jurisdictions import ExtraSpec, Watching, catalog, extend, matcher_for
 from monitor.model import Change, ExtractRules, Finding
 from monitor.relevance import assess
 
@@ -95,7 +95,7 @@ def dump(data: Any) -> str:
 
 
 @cache
-def _matcher(ids: tuple[str, ...], terms: tuple[tuple[str, tuple[str, ...]], ...]) -> Matcher:
+def _matcher(ids: tuple[str, ...], terms: tuple[tuple[str, tuple[str, ...]], ...]) -> Watching:
     places = extend(catalog(), {jid: ExtraSpec(terms=extra) for jid, extra in terms})
     return matcher_for(ids, places)
 

@@ -18,7 +18,7 @@ import pytest
 
 from monitor.diff import compare
 from monitor.extract import extract
-from monitor.jurisdictions import Matcher, catalog, matcher_for
+from monitor.jurisdictions import Watching, catalog, matcher_for
 from monitor.model import Document, ExtractRules
 from monitor.relevance import assess
 
@@ -45,7 +45,7 @@ def document(relative: str) -> Document:
 
 
 @cache
-def matcher() -> Matcher:
+def matcher() -> Watching:
     return matcher_for(WATCHED, catalog())
 
 

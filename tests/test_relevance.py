@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.jurisdictions import Matcher, catalog, matcher_for
+from monitor.jurisdictions import Watching, catalog, matcher_for
 from monitor.model import Block, Change, Finding
 from monitor.relevance import assess, number_delta
 
 
 @pytest.fixture(scope="module")
-def matcher() -> Matcher:
+def matcher() -> Watching:
     return matcher_for(["HK", "MO", "CN", "TW"], catalog())
 
 
@@ -26,7 +26,7 @@ def kinds(findings: list[Finding]) -> list[tuple[str, str, str]]:
     return [(f.jurisdiction, f.kind, f.where) for f in findings]
 
 
-def test_added_sentence_naming_hk(matcher: Matcher) -> None:
+def test_added_sentence_naming_hk(matcher: Watching) -> None:
     change = Change("added", "paragraph", after="Requests from Hong Kong SAR are paused.")
     after = (*DOC, p(change.after or ""))
     found = assess(DOC, after, [change], matcher)
@@ -34,13 +34,13 @@ def test_added_sentence_naming_hk(matcher: Matcher) -> None:
     assert found[0].terms == ("Hong Kong SAR",)
 
 
-def test_removed_sentence_and_disappearance(matcher: Matcher) -> None:
+def test_removed_sentence_and_disappearance(matcher: Watching) -> None:
     change = Change("removed", "paragraph", before=HK_LINE, path_before=("Requests",))
     found = assess(DOC, DOC[:1], [change], matcher)
     assert kinds(found) == [("HK", "sentence_removed", "sentence"), ("HK", "disappeared", "page")]
 
 
-def test_modified_sentence_that_still_names_hk_elsewhere(matcher: Matcher) -> None:
+def test_modified_sentence_that_still_names_hk_elsewhere(matcher: Watching) -> None:
     after_text = "We now respond to requests from the Hong Kong government."
     change = Change(
         "modified",
@@ -53,7 +53,7 @@ def test_modified_sentence_that_still_names_hk_elsewhere(matcher: Matcher) -> No
     assert kinds(found) == [("HK", "sentence_modified", "sentence")]
 
 
-def test_change_inside_a_section_whose_heading_names_hk(matcher: Matcher) -> None:
+def test_change_inside_a_section_whose_heading_names_hk(matcher: Watching) -> None:
     change = Change(
         "modified",
         "paragraph",
@@ -66,34 +66,34 @@ def test_change_inside_a_section_whose_heading_names_hk(matcher: Matcher) -> Non
     assert kinds(found) == [("HK", "section_changed", "heading")]
 
 
-def test_any_change_on_a_page_about_hk(matcher: Matcher) -> None:
+def test_any_change_on_a_page_about_hk(matcher: Watching) -> None:
     change = Change("added", "paragraph", after="Requests are reviewed by our legal team.")
     assert kinds(assess(DOC, DOC, [change], matcher, about="HK")) == [("HK", "page_about", "page")]
 
 
-def test_unrelated_change_is_no_finding(matcher: Matcher) -> None:
+def test_unrelated_change_is_no_finding(matcher: Watching) -> None:
     change = Change("added", "paragraph", after="We updated our cookie settings.")
     assert assess(DOC, DOC, [change], matcher) == []
 
 
-def test_moves_concern_nobody(matcher: Matcher) -> None:
+def test_moves_concern_nobody(matcher: Watching) -> None:
     change = Change("moved", "paragraph", before=HK_LINE, after=HK_LINE)
     assert assess(DOC, DOC, [change], matcher) == []
 
 
-def test_first_appearance_of_macao(matcher: Matcher) -> None:
+def test_first_appearance_of_macao(matcher: Watching) -> None:
     text = "Users in Macao are served by TikTok Pte. Ltd."
     change = Change("added", "paragraph", after=text)
     found = assess(DOC, (*DOC, p(text)), [change], matcher)
     assert kinds(found) == [("MO", "sentence_added", "sentence"), ("MO", "appeared", "page")]
 
 
-def test_chinese_taipei_is_taiwan_not_china(matcher: Matcher) -> None:
+def test_chinese_taipei_is_taiwan_not_china(matcher: Watching) -> None:
     change = Change("added", "paragraph", after="Requests from Chinese Taipei: 3.")
     assert [f.jurisdiction for f in assess(DOC, DOC, [change], matcher)] == ["TW"]
 
 
-def test_table_row_with_cell_deltas(matcher: Matcher) -> None:
+def test_table_row_with_cell_deltas(matcher: Watching) -> None:
     header = Block(
         "row", "Country | Requests | Data produced", cells=("Country", "Requests", "Data produced")
     )
@@ -118,7 +118,7 @@ def test_table_row_with_cell_deltas(matcher: Matcher) -> None:
     ]
 
 
-def test_chinese_text(matcher: Matcher) -> None:
+def test_chinese_text(matcher: Watching) -> None:
     change = Change(
         "modified",
         "paragraph",
