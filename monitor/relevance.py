@@ -35,8 +35,10 @@ def assess(
     """Findings of one comparison, in reading order, presence findings last."""
     findings: list[Finding] = []
     for change in changes:
-        if change.kind != "moved":
-            findings.extend(_change_findings(change, after, matcher, about))
+        if change.kind == "moved":
+            findings.extend(_moved_findings(change, matcher))
+        else:
+            findings.extend(_change_findings(change, before, after, matcher, about))
     findings.extend(_presence(before, after, matcher))
     return findings
 
@@ -60,38 +62,65 @@ def _merge(*sides: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def _change_findings(
-    change: Change, after: Document, matcher: Watching, about: str | None
+    change: Change, before: Document, after: Document, matcher: Watching, about: str | None
 ) -> list[Finding]:
+    cells = _row_cells(change, before, after)
     in_text = _merge(_names(matcher, change.before), _names(matcher, change.after))
-    findings = [_text_finding(change, jid, terms, after) for jid, terms in in_text.items()]
+    findings = [_text_finding(change, jid, terms, cells) for jid, terms in in_text.items()]
     headings = _merge(*(_names(matcher, h) for h in change.path_before + change.path_after))
     for jid, terms in headings.items():
         if jid not in in_text:
-            findings.append(Finding(jid, "section_changed", "heading", tuple(terms), change))
+            findings.append(Finding(jid, "section_changed", "heading", tuple(terms), change, cells))
     if about is not None and about not in in_text and about not in headings:
-        findings.append(Finding(about, "page_about", "page", (), change))
+        findings.append(Finding(about, "page_about", "page", (), change, cells))
     return findings
 
 
-def _text_finding(change: Change, jid: str, terms: list[str], after: Document) -> Finding:
+def _moved_findings(change: Change, matcher: Watching) -> list[Finding]:
+    """Text that moved into or out of a section naming a jurisdiction changed what
+    it says about that place ("requests are paused" leaving the Hong Kong section)."""
+    old = _merge(*(_names(matcher, h) for h in change.path_before))
+    new = _merge(*(_names(matcher, h) for h in change.path_after))
+    moved = {j: t for j, t in _merge(old, new).items() if (j in old) != (j in new)}
+    return [Finding(j, "section_changed", "heading", tuple(t), change) for j, t in moved.items()]
+
+
+def _text_finding(
+    change: Change, jid: str, terms: list[str], cells: tuple[CellDelta, ...]
+) -> Finding:
     if change.block_kind == "row":
-        columns = _columns(after, change.index_after)
-        cells = _cell_deltas(change.cells_before, change.cells_after, columns)
         return Finding(jid, "table_row", "row", tuple(terms), change, cells)
     kind = {"added": "sentence_added", "removed": "sentence_removed"}.get(
         change.kind, "sentence_modified"
     )
-    return Finding(jid, kind, "sentence", tuple(terms), change)
+    where = "heading" if change.block_kind == "heading" else "sentence"
+    return Finding(jid, kind, where, tuple(terms), change)
 
 
-def _columns(document: Document, index: int | None) -> tuple[str, ...]:
-    """The header cells of the table a row belongs to: the first row of its run."""
+def _row_cells(change: Change, before: Document, after: Document) -> tuple[CellDelta, ...]:
+    """The changed cells of a table row, named by their column headers."""
+    if change.block_kind != "row":
+        return ()
+    if change.index_after is not None:
+        width = len(change.cells_after)
+        columns = _columns(after, change.index_after, width)
+    else:
+        columns = _columns(before, change.index_before, len(change.cells_before))
+    return _cell_deltas(change.cells_before, change.cells_after, columns)
+
+
+def _columns(document: Document, index: int | None, width: int) -> tuple[str, ...]:
+    """The header of the table a row belongs to: the nearest row above it, in the same
+    run of rows, that has as many cells and no number in them."""
     if index is None or index >= len(document):
         return ()
-    start = index
-    while start > 0 and document[start - 1].kind == "row":
-        start -= 1
-    return document[start].cells if start != index else ()
+    row = index - 1
+    while row >= 0 and document[row].kind == "row":
+        cells = document[row].cells
+        if len(cells) == width and not any(_number(c) for c in cells if c):
+            return cells
+        row -= 1
+    return ()
 
 
 def _cell_deltas(
@@ -115,13 +144,26 @@ def number_delta(before: str, after: str) -> float | None:
     return round(b[0] - a[0], 6)
 
 
+_GROUPED = re.compile(r"\d{1,3}(?:([.,\s'\u2019])\d{3})(?:\1\d{3})*")
+
+
 def _number(cell: str) -> tuple[float, str] | None:
+    """A cell's number and unit, reading both "1,019.5" and "1.019,5" (and "46,5 %")."""
     match = _NUMBER.match(cell.strip())
     if not match:
         return None
-    digits = re.sub(r"[,\s]", "", match[1])
+    digits, unit = match[1].strip(), match[2] or ""
+    sign = "-" if digits.startswith("-") else ""
+    digits = digits.lstrip("+-")
+    if _GROUPED.fullmatch(digits):
+        value = re.sub(r"\D", "", digits)  # 1.019 / 1,019 / 1 019: thousands
+    elif "," in digits and "." in digits:
+        decimal = max(digits.rfind(","), digits.rfind("."))
+        value = re.sub(r"\D", "", digits[:decimal]) + "." + digits[decimal + 1 :]
+    else:
+        value = re.sub(r"\s", "", digits).replace(",", ".")
     try:
-        return float(digits), match[2] or ""
+        return float(sign + value), unit
     except ValueError:
         return None
 
