@@ -74,7 +74,9 @@ CURATED_NAMES: dict[str, tuple[str, ...]] = {
         "Hong Kong SAR China | Hong Kong SAR, China | Hong Kong, China | Hong Kong (China) |"
         "Hong Kong Special Administrative Region |"
         "Hong Kong Special Administrative Region of the People's Republic of China |"
-        "香港 | 香港特別行政區 | 香港特别行政区 | 中国香港 | 中國香港 | 香港特區 | 香港特区"
+        "香港 | 香港特別行政區 | 香港特别行政区 | 中国香港 | 中國香港 | 香港特區 | 香港特区 |"
+        "香港特別行政区 | Région administrative spéciale de Hong Kong |"
+        "Sonderverwaltungszone Hongkong"
     ),
     "MO": listed(
         "Macau | Macao | Macao SAR | Macau SAR | Macao SAR China | Macau SAR China |"
@@ -85,7 +87,10 @@ CURATED_NAMES: dict[str, tuple[str, ...]] = {
     "CN": listed(
         "PRC | P.R.C. | PR China | P.R. China | People's Republic of China | mainland China |"
         "Chinese mainland | China mainland |"
-        "中国大陆 | 中國大陸 | 中国内地 | 中國內地 | 中华人民共和国 | 中華人民共和國"
+        "Festlandchina | chinesisches Festland | Chine continentale | Chine populaire |"
+        "China continental | China Continental | Cina continentale | continentaal China |"
+        "中国大陆 | 中國大陸 | 中国内地 | 中國內地 | 中华人民共和国 | 中華人民共和國 |"
+        "中国本土 | 中国大陸"
     ),
     "TW": listed(
         "Taiwan | Chinese Taipei | Republic of China | ROC | Taiwan, ROC | Taiwan (ROC) |"

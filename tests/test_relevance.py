@@ -144,3 +144,28 @@ def test_chinese_text(matcher: Watching) -> None:
 )
 def test_number_delta(before: str, after: str, delta: float | None) -> None:
     assert number_delta(before, after) == delta
+
+
+def test_text_moving_out_of_the_hong_kong_section_is_a_finding(matcher: Watching) -> None:
+    change = Change(
+        "moved",
+        "paragraph",
+        before="Requests are paused.",
+        after="Requests are paused.",
+        path_before=("Hong Kong",),
+        path_after=("Singapore",),
+    )
+    found = assess(DOC, DOC, [change], matcher)
+    assert kinds(found) == [("HK", "section_changed", "heading")]
+
+
+def test_text_moving_within_the_hong_kong_section_is_no_finding(matcher: Watching) -> None:
+    change = Change(
+        "moved",
+        "paragraph",
+        before="Requests are paused.",
+        after="Requests are paused.",
+        path_before=("Hong Kong", "Old"),
+        path_after=("Hong Kong", "New"),
+    )
+    assert assess(DOC, DOC, [change], matcher) == []
