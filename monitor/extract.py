@@ -44,6 +44,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cssselect import SelectorError
@@ -473,11 +474,24 @@ class _Builder:
         self.headings.append((level, text))
         self.path = (*path, text)
 
-    def text(self, kind: str, raw: str) -> None:
+    def text(self, kind: str, raw: str) -> str | None:
+        """Add a block; return its text (None when nothing visible was left)."""
         if raw and not raw.isspace():
             text = self.clean(raw, strip_numbering=True)
             if text:
                 self.blocks.append(Block(kind, text, self.path))
+                return text
+        return None
+
+    @contextmanager
+    def under(self, label: str) -> Iterator[None]:
+        """Blocks added inside carry `label` as the last part of their path."""
+        saved = self.path
+        self.path = (*saved, label)
+        try:
+            yield
+        finally:
+            self.path = saved
 
     def row(self, raw_cells: Sequence[str]) -> None:
         """A row keeps its empty cells, so that a value moving to another column is a
@@ -542,6 +556,8 @@ class _Walker:
         kind = _TEXT_KINDS.get(element.tag)
         if level:
             self.out.heading(level, self.text(element))
+        elif element.tag in ("dl", "details"):
+            self.walk_labelled(element)
         elif element.tag == "tr":
             self.walk_row(element)
         elif kind and element not in self.marks.headings and not _holds_paragraphs(element):
@@ -551,6 +567,28 @@ class _Walker:
                 self.walk(structure)
         else:
             self.walk_container(element)
+
+    def walk_labelled(self, element: Element) -> None:
+        """A definition list or a disclosure widget: each answer (dd, or the body of a
+        details) carries its question (the dt or the summary) in its path, so that an
+        answer under "Do you answer requests from Hong Kong?" concerns Hong Kong."""
+        label: str | None = None
+        if element.text and not element.text.isspace():
+            self.out.text("paragraph", element.text)
+        for child in element:
+            if child.tag in ("dt", "summary") and child in self.marks.headings:
+                self.walk(child)  # a question that is a heading is already in the path
+                label = None
+            elif child.tag in ("dt", "summary"):
+                label = self.out.text("term", self.text(child))
+            elif label and isinstance(child.tag, str):
+                with self.out.under(label):
+                    self.walk(child)
+            else:
+                self.walk(child)
+            tail = child.tail
+            if tail and not tail.isspace():
+                self.out.text("paragraph", tail)
 
     def walk_container(self, element: Element) -> None:
         """Walk block children; inline runs between them are paragraphs of their own.

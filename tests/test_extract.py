@@ -542,3 +542,19 @@ def test_extract_returns_blocks_or_raises_extract_error(html: str) -> None:
     except ExtractError:
         return
     assert all(block.text for block in document)
+
+
+def test_answers_carry_their_question_in_the_path() -> None:
+    html = """<main><h2>FAQ</h2>
+    <dl><dt>Do you answer requests from Hong Kong?</dt><dd>No, we do not.</dd></dl>
+    <details><summary>And from Macao?</summary><p>Yes, with a court order.</p></details>
+    <p>After the questions.</p></main>"""
+    document = extract(html, NO_RULES)
+    assert [(b.kind, b.text, b.path) for b in document] == [
+        ("heading", "FAQ", ()),
+        ("term", "Do you answer requests from Hong Kong?", ("FAQ",)),
+        ("definition", "No, we do not.", ("FAQ", "Do you answer requests from Hong Kong?")),
+        ("term", "And from Macao?", ("FAQ",)),
+        ("paragraph", "Yes, with a court order.", ("FAQ", "And from Macao?")),
+        ("paragraph", "After the questions.", ("FAQ",)),
+    ]
