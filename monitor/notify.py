@@ -21,8 +21,6 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import apprise
-
 from monitor.errors import NotifyError
 from monitor.messages import ELLIPSIS, Message, fit, headline
 
@@ -31,6 +29,13 @@ from monitor.messages import ELLIPSIS, Message, fit, headline
 MARKDOWN_NATIVE = frozenset({"mmost", "mmosts"})
 NOTIFY_TYPES = {"info", "success", "warning", "failure"}
 UNLIMITED = 1 << 30
+def _apprise() -> Any:
+    """apprise, imported on first use: it weighs 17 MB, and most checks send nothing."""
+    import apprise
+
+    return apprise
+
+
 DETAIL_MAX = 300  # characters of apprise's explanation kept in an error message
 GRACE = 2.0  # seconds past the deadline before the wait itself is abandoned
 
@@ -47,7 +52,7 @@ async def send(url: str, message: Message, *, timeout: float = 30.0) -> None:
     label = redact(url)
     fmt = body_format(service, url)
     parts = _parts(service, message, fmt)
-    manager = apprise.Apprise(asset=service.asset)
+    manager = _apprise().Apprise(asset=service.asset)
     manager.add(service)
     declared = _declared(service)
     notify = partial(
@@ -74,7 +79,7 @@ def redact(url: str) -> str:
     Falls back to `scheme://***` for a URL apprise cannot read, so a typo never
     prints a token.
     """
-    service: Any = apprise.Apprise.instantiate(url)
+    service: Any = _apprise().Apprise.instantiate(url)
     if service is None:
         scheme = url.split("://", 1)[0] if "://" in url else ""
         return f"{scheme}://***" if re.fullmatch(r"[A-Za-z][\w+.-]*", scheme) else "***"
@@ -83,7 +88,7 @@ def redact(url: str) -> str:
 
 def validate(url: str) -> bool:
     """Whether apprise accepts `url`, so a typo fails at load time, not at 3 a.m."""
-    return apprise.Apprise.instantiate(url) is not None
+    return _apprise().Apprise.instantiate(url) is not None
 
 
 def body_format(service: Any, url: str) -> str:
@@ -109,7 +114,7 @@ def body_format(service: Any, url: str) -> str:
 
 def _service(url: str, timeout: float) -> Any:
     """The apprise plugin for `url`, made to fail fast, once, and loudly."""
-    asset = apprise.AppriseAsset(
+    asset = _apprise().AppriseAsset(
         app_id="monitor",
         app_desc="monitor: alerts on platform policy pages",
         storage_mode="memory",
@@ -117,7 +122,7 @@ def _service(url: str, timeout: float) -> Any:
         interpret_emojis=False,  # page text like ":x:" stays as the page wrote it
         default_service_retry=0,
     )
-    service: Any = apprise.Apprise.instantiate(url, asset=asset)
+    service: Any = _apprise().Apprise.instantiate(url, asset=asset)
     if service is None:
         raise NotifyError(f"{redact(url)}: apprise does not accept this URL")
     service.retry = 0  # our ledger retries; apprise's retries would send twice
