@@ -111,6 +111,13 @@ class Daemon:
         host, port = self.settings.http
         return await serve_http(host, port, self.metrics, self._healthy)
 
+    def _forget_heartbeat(self) -> None:
+        """A daemon that stopped cleanly is not alive: `monitor health` says so at once."""
+        try:
+            self.store.clear_heartbeat()
+        except Exception as exc:  # stopping goes on whatever the store says
+            log.error("could not clear the heartbeat: %s", exc)
+
     def _healthy(self) -> bool:
         beat = self.store.last_heartbeat()
         age = (datetime.now(UTC) - beat).total_seconds() if beat else float("inf")
@@ -138,12 +145,14 @@ class Daemon:
 
     async def _shutdown(self, client: Any) -> None:
         self._stopping = True
+        self._scheduler.pause()  # no new check or delivery pass starts from now on
         if self._running:
             log.info("stopping: waiting for %d running checks", len(self._running))
             _, late = await asyncio.wait(set(self._running), timeout=self.settings.stop_grace)
             for task in late:
                 task.cancel()
         self._scheduler.shutdown(wait=False)  # after the wait: it cancels running jobs
+        self._forget_heartbeat()
         await client.aclose()
         log.info("monitor stopped")
 
@@ -188,9 +197,11 @@ class Daemon:
             )
 
     def _first_run(self, watch: Watch, now: datetime) -> datetime:
-        """Resume the rhythm from the store; spread overdue watches over a minute."""
+        """Resume the rhythm from the store; spread overdue watches over a minute (or
+        their interval, if shorter)."""
         last = self.store.state(watch.id).last_check_at
-        spread = timedelta(seconds=random.uniform(0, self.settings.first_run_spread))
+        window = min(self.settings.first_run_spread, watch.schedule.interval or float("inf"))
+        spread = timedelta(seconds=random.uniform(0, window))
         if last is None or watch.schedule.interval is None:
             return now + spread if last is None else _next_cron(watch, now)
         due = last + timedelta(seconds=watch.schedule.interval)

@@ -29,6 +29,8 @@ from monitor.messages import ELLIPSIS, Message, fit, headline
 MARKDOWN_NATIVE = frozenset({"mmost", "mmosts"})
 NOTIFY_TYPES = {"info", "success", "warning", "failure"}
 UNLIMITED = 1 << 30
+
+
 def _apprise() -> Any:
     """apprise, imported on first use: it weighs 17 MB, and most checks send nothing."""
     import apprise

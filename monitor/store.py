@@ -661,6 +661,10 @@ class Store:
         with self._tx() as conn:
             _set_meta(conn, "heartbeat", now.astimezone(UTC).isoformat())
 
+    def clear_heartbeat(self) -> None:
+        with self._tx() as conn:
+            conn.execute(meta.delete().where(meta.c.key == "heartbeat"))
+
     def last_heartbeat(self) -> datetime | None:
         with self._tx() as conn:
             row = conn.execute(select(meta.c.value).where(meta.c.key == "heartbeat")).scalar()

@@ -120,7 +120,6 @@ class Daemon:
 
     def wait_log(self, text: str, *, after: int = 0, timeout: float = 2 * INTERVAL + 5) -> int:
         """Wait for a line containing `text` at index `after` or later; return its index."""
-
         hits: list[int] = []
 
         def found() -> bool:
@@ -186,7 +185,7 @@ def test_a_hong_kong_change_while_running_is_mailed_once(
         seen = daemon.wait_log("meta-hk: unchanged")  # the daemon keeps its rhythm
         site["/p"] = page(HK_AFTER)
         changed = daemon.wait_log("meta-hk: changed", after=seen)
-        wait_for("the e-mail", lambda: mailbox.messages, timeout=15)
+        wait_for("the e-mail", lambda: len(mailbox.messages) > 0, timeout=15)
         sent = daemon.wait_log("alert 1 delivered", after=changed)
         daemon.wait_log("meta-hk: unchanged", after=sent)  # one more check: nothing new
         assert daemon.stop() == 0
@@ -365,8 +364,6 @@ def test_health_follows_the_heartbeat(tmp_path: Path, site: LocalSite) -> None:
         alive = monitor(tmp_path, "health", "--db", db, "--max-age", "10")
         assert alive.returncode == 0 and alive.stdout.startswith("healthy"), alive.stderr
         assert daemon.stop() == 0
-    strict = ("health", "--db", db, "--max-age", "1")
-    wait_for("a stale heartbeat", lambda: monitor(tmp_path, *strict).returncode == 1, timeout=10)
-    stale = monitor(tmp_path, *strict)
-    assert stale.returncode == 1 and "unhealthy: last heartbeat" in stale.stderr
+    stopped = monitor(tmp_path, "health", "--db", db)  # a clean stop clears the heartbeat
+    assert stopped.returncode == 1 and "no daemon heartbeat" in stopped.stderr
     assert daemon.problems() == []
