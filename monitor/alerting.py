@@ -57,7 +57,7 @@ def decide(
         alerts.append(
             AlertRecord(watch.id, "change", message.title, message.to_json(), jurisdictions, dests)
         )
-    reached = state.consecutive_failures + 1 >= watch.failures_before_alert
+    reached = state.consecutive_failures + 1 >= watch.failures_before_alert and record.counted
     if failed and reached and not state.health_alerted:
         alerts.append(_health(subject, watch, state, record, routes, failing=True))
         flag = True

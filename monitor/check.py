@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -135,6 +136,29 @@ class CheckResult:
         return lines
 
 
+@dataclass
+class Connectivity:
+    """Tells a watch's failure from the monitor's own.
+
+    When the hosts of `threshold` different watches in a row give no HTTP answer at
+    all (DNS, connection, timeout) and nothing answered since, the monitor's own
+    network is down: further such failures are recorded but not counted against the
+    watches, so a cut cable never pages anyone about 87 pages at once.
+    """
+
+    threshold: int = 3
+    unreached: set[str] = field(default_factory=set)
+
+    def answered(self) -> None:
+        self.unreached.clear()
+
+    def failed(self, host: str) -> bool:
+        """Record an unreachable host; True when the monitor itself looks offline."""
+        offline = len(self.unreached - {host}) >= self.threshold
+        self.unreached.add(host)
+        return offline
+
+
 class Matchers:
     """Jurisdiction matchers, built once per distinct set of watched jurisdictions."""
 
@@ -163,15 +187,24 @@ class Context:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     matchers: Matchers = field(default_factory=Matchers)
     routes: Mapping[str, Route] = field(default_factory=dict)
+    connectivity: Connectivity = field(default_factory=Connectivity)
 
 
 class _Failed(Exception):
     """Internal: a check failed for a classified reason."""
 
-    def __init__(self, kind: FailureKind, message: str, snapshot: Snapshot | None = None) -> None:
+    def __init__(
+        self,
+        kind: FailureKind,
+        message: str,
+        snapshot: Snapshot | None = None,
+        *,
+        unreachable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.snapshot = snapshot
+        self.unreachable = unreachable  # no HTTP answer at all (DNS, connection, timeout)
 
 
 async def check(watch: Watch, ctx: Context) -> CheckResult:
@@ -183,17 +216,10 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
     request = _request(watch, Validators() if full else state.validators)
     try:
         fetched = await _fetch(ctx, request)
+        ctx.connectivity.answered()
         record = _assess(watch, state, previous, fetched, ctx)
     except _Failed as failed:
-        record = CheckRecord(
-            watch.id,
-            started,
-            0.0,
-            Outcome.FAILED.value,
-            snapshot=failed.snapshot,
-            failure_kind=failed.kind.value,
-            message=str(failed),
-        )
+        record = _failure(watch, started, failed, ctx.connectivity)
     record = replace(record, started_at=started, elapsed=time.monotonic() - clock, full_fetch=full)
     return _save(ctx.store, _with_alerts(watch, state, previous, record, ctx), state, previous)
 
@@ -217,7 +243,32 @@ async def _fetch(ctx: Context, request: FetchRequest) -> Snapshot | NotModified:
     try:
         return await fetch(ctx.client, request, limiter=ctx.limiter, now=ctx.now)
     except FetchError as exc:
-        raise _Failed(exc.kind, str(exc)) from exc
+        unreachable = exc.status is None and exc.kind in _NETWORK
+        if not unreachable:
+            ctx.connectivity.answered()  # the host answered, even if badly
+        raise _Failed(exc.kind, str(exc), unreachable=unreachable) from exc
+
+
+_NETWORK = (FailureKind.TRANSIENT, FailureKind.PERMANENT)
+
+
+def _failure(
+    watch: Watch, started: datetime, failed: _Failed, connectivity: Connectivity
+) -> CheckRecord:
+    offline = failed.unreachable and connectivity.failed(urlsplit(watch.url).hostname or "")
+    message = str(failed)
+    if offline:
+        message += " (the monitor's own network looks down: not counted against the watch)"
+    return CheckRecord(
+        watch.id,
+        started,
+        0.0,
+        Outcome.FAILED.value,
+        snapshot=failed.snapshot,
+        failure_kind=failed.kind.value,
+        message=message,
+        counted=not offline,
+    )
 
 
 def _request(watch: Watch, validators: Validators) -> FetchRequest:

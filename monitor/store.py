@@ -323,6 +323,7 @@ class CheckRecord:
     note: str | None = None
     alerts: tuple[AlertRecord, ...] = ()
     health_alerted: bool | None = None  # set the watch's health-alert flag to this
+    counted: bool = True  # False: a failure that is the monitor's own, not the watch's
 
 
 def database_url(value: str) -> str:
@@ -559,7 +560,7 @@ class Store:
             "keyframe_sha256": keyframe,
         }
         if rec.outcome == "failed":
-            values["consecutive_failures"] = prior["consecutive_failures"] + 1
+            values["consecutive_failures"] = prior["consecutive_failures"] + int(rec.counted)
             values["last_error"] = rec.message
         else:
             values["consecutive_failures"] = 0

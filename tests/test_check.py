@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -247,3 +248,44 @@ def test_check_json_lines_contract(site: LocalSite, tmp_path: Path) -> None:
     assert by_watch["gone"]["outcome"] == "failed"
     assert by_watch["gone"]["failure"] == "permanent" and "404" in by_watch["gone"]["message"]
     assert "1 new" in done.stderr and "1 failed" in done.stderr
+
+
+def test_when_the_monitor_itself_is_offline_failures_are_not_held_against_watches(
+    tmp_path: Path,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "up.example":
+            return httpx.Response(200, html="<main><p>Reachable page.</p></main>")
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+
+    text = "watches:\n" + "".join(
+        f"  - {{id: w{i}, platform: P, name: N, url: 'https://h{i}.example/p'}}\n" for i in range(5)
+    )
+    wl = config.loads(text, env={}, known_jurisdictions={"HK", "MO", "CN"})
+    store = Store.open(str(tmp_path / "m.db"))
+    ctx_box: list[Context] = []
+
+    async def go(watches: tuple[config.Watch, ...]) -> list[CheckResult]:
+        async with make_client(transport=httpx.MockTransport(handler)) as client:
+            if not ctx_box:
+                ctx_box.append(Context(client, store))
+            ctx = replace(ctx_box[0], client=client)
+            return await check_all(watches, ctx, concurrency=1)
+
+    first = asyncio.run(go(wl.watches))
+    assert all(r.outcome is Outcome.FAILED for r in first)
+    counted = [store.state(f"w{i}").consecutive_failures for i in range(5)]
+    assert counted == [1, 1, 1, 0, 0]
+    assert "network looks down" in (first[3].message or "")
+    asyncio.run(go(wl.watches))  # still offline: nobody's count grows
+    assert [store.state(f"w{i}").consecutive_failures for i in range(5)] == counted
+    store.close()
+
+
+def test_one_unreachable_host_is_the_watchs_own_failure() -> None:
+    from monitor.check import Connectivity
+
+    seen = Connectivity(threshold=3)
+    assert not any(seen.failed("a.example") for _ in range(10))  # the same host again and again
+    seen.answered()
+    assert [seen.failed(h) for h in ("a", "b", "c", "d")] == [False, False, False, True]
