@@ -258,6 +258,8 @@ class Watchlist:
 
 # --- reading YAML with line numbers ---------------------------------------------------
 
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is 10x faster
+
 
 class _Collector:
     """Collects problems, locating each key path with the line map of the file."""
@@ -322,14 +324,18 @@ def _line_map(node: yaml.Node, path: Path_, lines: dict[Path_, int], dups: list[
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Path_]]:
+    """Parse once (with libyaml when present), keeping the node tree for line numbers."""
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([Problem(source, line, "", f"invalid YAML: {reason}")]) from None
+    finally:
+        loader.dispose()
     lines: dict[Path_, int] = {}
     dups: list[Path_] = []
     if node is not None:

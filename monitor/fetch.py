@@ -594,9 +594,9 @@ def _is_challenge(body: bytes) -> bool:
     title = match.group(1) if match else ""
     if any(not marker.weak and marker.found_in(title) for marker in CHALLENGE_MARKERS):
         return True
-    if _visible_text_length(body[:_TEXT_SCAN_BYTES]) >= _LITTLE_TEXT:
-        return False
-    return any(marker.found_in(title if marker.weak else head) for marker in CHALLENGE_MARKERS)
+    if not any(marker.found_in(title if marker.weak else head) for marker in CHALLENGE_MARKERS):
+        return False  # the common case, decided without measuring the text
+    return _visible_text_length(body[:_TEXT_SCAN_BYTES]) < _LITTLE_TEXT
 
 
 def _visible_text_length(html: bytes) -> int:

@@ -6,6 +6,7 @@ can be tested on its own with plain data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -124,8 +125,12 @@ class Block:
 Document = tuple[Block, ...]
 
 
+@functools.lru_cache(maxsize=32)
 def document_json(document: Document) -> str:
-    """Canonical JSON of a document: byte-identical for identical documents."""
+    """Canonical JSON of a document: byte-identical for identical documents.
+
+    Remembered for the last few documents: a check hashes, compares and stores the
+    same document, and encoding a 600-block page costs more than looking it up."""
     return json.dumps([b.to_json() for b in document], ensure_ascii=False, separators=(",", ":"))
 
 
