@@ -174,3 +174,26 @@ def test_a_delivery_that_keeps_failing_gives_up_loudly(
     assert "GAVE UP" in caplog.text
     message = Message.from_json(notices[0]["message"])
     assert "gave up" in message.text or "given up" in message.text
+
+
+def test_history_and_diff_show_the_change_with_its_findings(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watchlist = tmp_path / "w.yaml"
+    watchlist.write_text(
+        f"watches:\n  - {{id: m, platform: Meta, name: N, url: '{site.url('/p')}'}}\n"
+    )
+    site["/p"] = PAGE.format(hk=HK_BEFORE, stamp="1")
+    check(tmp_path, watchlist)
+    site["/p"] = PAGE.format(hk=HK_BEFORE.replace("do not respond", "respond"), stamp="2")
+    check(tmp_path, watchlist)
+    db = ["--db", str(tmp_path / "m.db")]
+    capsys.readouterr()
+    assert main(["history", *db, "m"]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in history[1:]] == ["baseline", "change"]
+    assert main(["diff", "--watchlist", str(watchlist), *db, "--color", "never", "m"]) == 0
+    out = capsys.readouterr().out
+    assert "1 finding(s):" in out and "HK · sentence modified" in out
+    assert "We [-do not-] respond" in out or "[-do not -]" in out
+    assert main(["diff", *db, "--watchlist", str(watchlist), "--to", "99", "m"]) == 2
