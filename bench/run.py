@@ -521,22 +521,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="REF",
         help="benchmark the monitor package at this git commit (default: the working tree)",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="only print the tables of an earlier run's results.json",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.pages = 100
     return args
 
 
+def print_tables(report: dict[str, Any]) -> None:
+    print(markdown_table(report))
+    tools = {m["tool"] for m in report["results"]}
+    for baseline in ("urlwatch", "urlwatch pyhtml2text"):
+        if baseline in tools:
+            print()
+            print(goals_table(report, baseline))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.report:
+        print_tables(json.loads(args.report.read_text("utf-8")))
+        return
     report = run(args)
     OUT.mkdir(exist_ok=True)
     name = "results.json" if args.pages == 1000 else f"results-{args.pages}.json"
     (OUT / name).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     print(f"\n{args.pages} pages, hosts {report['hosts']}, written to {OUT / name}\n")
-    print(markdown_table(report))
-    print()
-    print(goals_table(report))
+    print_tables(report)
 
 
 if __name__ == "__main__":

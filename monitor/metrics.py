@@ -45,7 +45,8 @@ class _StoreCollector(Collector):
             "Time of each watch's last successful check",
             labels=["watch"],
         )
-        states = [self.store.state(w) for w in self.watch_ids()]
+        watched = set(self.watch_ids())
+        states = [s for s in self.store.states() if s.watch_id in watched]
         failing.add_metric([], sum(1 for s in states if s.consecutive_failures > 0))
         for state in states:
             if state.last_success_at is not None:

@@ -401,22 +401,12 @@ class Store:
             row = conn.execute(
                 select(watch_state).where(watch_state.c.watch_id == watch_id)
             ).first()
-        if row is None:
-            return WatchState(watch_id)
-        m = row._mapping
-        return WatchState(
-            watch_id=watch_id,
-            validators=Validators(m["etag"], m["last_modified"]),
-            last_full_fetch=_utc(m["last_full_fetch"]),
-            last_body_sha256=m["last_body_sha256"],
-            keyframe_sha256=m["keyframe_sha256"],
-            consecutive_failures=m["consecutive_failures"],
-            last_outcome=m["last_outcome"],
-            last_error=m["last_error"],
-            last_check_at=_utc(m["last_check_at"]),
-            last_success_at=_utc(m["last_success_at"]),
-            health_alerted=bool(m["health_alerted"]),
-        )
+        return _state(row._mapping) if row is not None else WatchState(watch_id)
+
+    def states(self) -> list[WatchState]:
+        """Every watch's state in one query (for metrics: one scrape, one read)."""
+        with self._tx() as conn:
+            return [_state(r._mapping) for r in conn.execute(select(watch_state))]
 
     def latest_version(self, watch_id: str) -> StoredVersion | None:
         query = (
@@ -679,6 +669,22 @@ def _set_meta(conn: Connection, key: str, value: str) -> None:
     done = conn.execute(update(meta).where(meta.c.key == key).values(value=value))
     if done.rowcount == 0:
         conn.execute(insert(meta).values(key=key, value=value))
+
+
+def _state(m: Any) -> WatchState:
+    return WatchState(
+        watch_id=m["watch_id"],
+        validators=Validators(m["etag"], m["last_modified"]),
+        last_full_fetch=_utc(m["last_full_fetch"]),
+        last_body_sha256=m["last_body_sha256"],
+        keyframe_sha256=m["keyframe_sha256"],
+        consecutive_failures=m["consecutive_failures"],
+        last_outcome=m["last_outcome"],
+        last_error=m["last_error"],
+        last_check_at=_utc(m["last_check_at"]),
+        last_success_at=_utc(m["last_success_at"]),
+        health_alerted=bool(m["health_alerted"]),
+    )
 
 
 def _get_meta(conn: Connection, key: str) -> str | None:
