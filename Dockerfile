@@ -14,7 +14,7 @@ RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin moni
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
-RUN pip install --no-cache-dir . && rm -rf /src
+RUN pip install --no-cache-dir '.[postgres]' && rm -rf /src
 COPY monitor/data/watchlist.yaml /etc/monitor/watchlist.yaml
 
 WORKDIR /data
