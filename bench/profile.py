@@ -18,6 +18,7 @@ import pstats
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.corpus import DEFAULT_SEED
 from bench.run import (
@@ -55,10 +56,12 @@ IDLE = ("~", 0, "<method 'poll' of 'select.epoll' objects>")
 
 
 def entry_time(stats: pstats.Stats, suffix: str) -> float:
-    """Seconds spent in a module's functions when called from outside every stage module.
+    """Seconds spent in a module's functions when called by monitor's orchestration
+    (check.py, cli.py: any monitor module that is not a stage).
 
     A stage called by another stage (jurisdictions by relevance, model by store)
-    counts in the caller's stage only, so the stages add up.
+    counts in the caller's stage only, and calls coming back through a library
+    (contextlib, asyncio) are inside a call already counted, so the stages add up.
     """
     stage_files = tuple(STAGES.values())
     total = 0.0
@@ -66,7 +69,7 @@ def entry_time(stats: pstats.Stats, suffix: str) -> float:
         if not func[0].endswith(suffix):
             continue
         for caller, edge in callers.items():
-            if not caller[0].endswith(stage_files):
+            if "/monitor/" in caller[0] and not caller[0].endswith(stage_files):
                 total += edge[3]  # cumulative time along this edge
     return total
 
@@ -171,6 +174,14 @@ def print_report(report: dict[str, object]) -> None:
             print(f"  {own:7.2f} s own {cum:7.2f} s cum  {where}")
 
 
+def reanalyse(report: dict[str, Any], work: Path) -> dict[str, Any]:
+    """The same report with its breakdown computed again from the saved profiles."""
+    for name, _ in ROUNDS:
+        report[name]["stages_s"] = breakdown(work / f"{name}.prof")
+        report[name]["top_own_time"] = top_functions(work / f"{name}.prof")
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Profile monitor check by pipeline stage.")
     parser.add_argument("--pages", type=int, default=200)
@@ -178,9 +189,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--hosts", type=int, default=None)
     parser.add_argument("--monitor-ref", metavar="REF")
+    parser.add_argument(
+        "--reanalyse",
+        action="store_true",
+        help="do not run: split the profiles of the last run with --pages again",
+    )
     args = parser.parse_args(argv)
-    report = profile(args)
     out = OUT / f"profile-{args.pages}.json"
+    if args.reanalyse:
+        report = reanalyse(json.loads(out.read_text("utf-8")), OUT / f"profile-{args.pages}")
+    else:
+        report = profile(args)
     out.write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     print_report(report)
     print(f"\nwritten to {out}")

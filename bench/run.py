@@ -215,11 +215,12 @@ def _watchlist(urls: list[str], select: bool) -> str:
 
 def _monitor_outcomes(log: Path, _pages: int) -> Outcomes:
     found: Outcomes = {}
-    for line in _out(log).read_text("utf-8").splitlines():
-        record = json.loads(line)
-        if record.get("type") == "check":
-            page = int(record["watch"].removeprefix("page-"))
-            found.setdefault(record["outcome"], []).append(page)
+    with _out(log).open(encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            if record.get("type") == "check":
+                page = int(record["watch"].removeprefix("page-"))
+                found.setdefault(record["outcome"], []).append(page)
     return found
 
 
@@ -256,10 +257,12 @@ def urlwatch_tool(name: str, work: Path, urls: list[str], method: str | None) ->
     return Tool(name, command, stores, _urlwatch_outcomes, env=home)
 
 
-def _urlwatch_config() -> dict[str, Any]:
-    """The text report on stdout, without colour, as a terminal user would see it."""
+def _urlwatch_config() -> dict[str, object]:
+    """urlwatch's defaults: the text report on stdout (no colour), listing new, changed
+    and failed jobs. Unchanged jobs are not listed: with details, urlwatch would print
+    every unchanged page's whole text, which is not what anyone runs."""
     return {
-        "display": {"new": True, "error": True, "unchanged": True, "empty-diff": True},
+        "display": {"new": True, "error": True, "unchanged": False, "empty-diff": True},
         "report": {
             "text": {"details": True, "footer": True, "minimal": False, "separate": False},
             "stdout": {"enabled": True, "color": False},
@@ -267,15 +270,21 @@ def _urlwatch_config() -> dict[str, Any]:
     }
 
 
-def _urlwatch_outcomes(log: Path, _pages: int) -> Outcomes:
-    """Read the summary of urlwatch's text report: 'NN. CHANGED: page-0042'."""
+def _urlwatch_outcomes(log: Path, pages: int) -> Outcomes:
+    """Read the summary of urlwatch's text report ('NN. CHANGED: page-0042'); the jobs
+    it does not list are unchanged. The report is streamed, never held in memory."""
     found: Outcomes = {}
-    for line in _out(log).read_text("utf-8", "replace").splitlines():
-        number, _, rest = line.partition(". ")
-        kind, _, name = rest.partition(": ")
-        if number.strip().isdigit() and name.startswith("page-") and kind.isupper():
-            outcome = {"NEW": "new", "CHANGED": "changed", "ERROR": "failed"}.get(kind, kind)
-            found.setdefault(outcome.lower(), []).append(int(name.removeprefix("page-")))
+    with _out(log).open(encoding="utf-8", errors="replace") as report:
+        for line in report:
+            number, _, rest = line.rstrip("\n").partition(". ")
+            kind, _, name = rest.partition(": ")
+            if number.strip().isdigit() and name.startswith("page-") and kind.isupper():
+                outcome = {"NEW": "new", "CHANGED": "changed", "ERROR": "failed"}.get(kind, kind)
+                found.setdefault(outcome.lower(), []).append(int(name.removeprefix("page-")))
+    listed = {page for listed in found.values() for page in listed}
+    unchanged = [page for page in range(pages) if page not in listed]
+    if unchanged:
+        found["unchanged"] = unchanged
     return found
 
 
@@ -391,17 +400,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     urls = [f"http://{hosts[i % len(hosts)]}:{server.port}{p}" for i, p in enumerate(paths)]
     tools = build_tools(args, work, urls)
     results: list[Measurement] = []
+    floors: dict[str, float] = {}
     try:
         for round_name, round_ in ROUNDS:
             server.set_round(round_)
             expected = server.manifest.expected(round_name, round_)
+            floors[round_name] = rss_floor(work)
             for tool in tools:
                 print(f"[{time.strftime('%H:%M:%S')}] {tool.name}: {round_name} ...", flush=True)
                 results.append(run_round(tool, round_name, work, expected))
                 print(f"    {_line(results[-1])}", flush=True)
     finally:
         server.close()
-    return _report(args, server.manifest, hosts, monitor, results)
+    report = _report(args, server.manifest, hosts, monitor, results)
+    report["rss_floor_mb"] = floors
+    report["harness_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return report
+
+
+def rss_floor(work: Path) -> float:
+    """Peak RSS of a child that does nothing: where a child's ru_maxrss starts.
+
+    Some kernels (gVisor here) start a forked child's peak RSS at its parent's, so
+    the harness keeps itself small (it streams the tools' outputs) and records this.
+    """
+    _, _, usage = measure([sys.executable, "-c", "pass"], _child_env(), work / "floor")
+    return round(usage.ru_maxrss / 1024, 1)
 
 
 def _line(m: Measurement) -> str:
