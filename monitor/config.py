@@ -34,6 +34,7 @@ from pydantic import (
 
 from monitor.errors import ConfigError, Problem
 from monitor.model import ExtractRules
+from monitor.notify import redact, validate
 
 Path_ = tuple[str | int, ...]
 
@@ -389,7 +390,7 @@ def loads(
             out.add((key,), f"unknown key (expected one of: {', '.join(_SECTIONS)})")
     env = os.environ if env is None else env
     known = set(known_jurisdictions) if known_jurisdictions is not None else _catalog_ids()
-    builder = _Builder(out, env, known, check_url or _apprise_accepts)
+    builder = _Builder(out, env, known, check_url or validate)
     watchlist = builder.build(data, source)
     if out.problems:
         raise ConfigError(sorted(out.problems, key=lambda p: p.line or 0))
@@ -400,12 +401,6 @@ def _catalog_ids() -> set[str]:
     from monitor.jurisdictions import catalog
 
     return set(catalog())
-
-
-def _apprise_accepts(url: str) -> bool:
-    import apprise
-
-    return bool(apprise.Apprise().add(url))
 
 
 class _Builder:
@@ -594,17 +589,3 @@ def _schedule(spec: WatchSpec, defaults: DefaultsSpec) -> Schedule:
         if source.interval is not None or source.cron is not None:
             return Schedule(source.interval, source.cron, defaults.jitter)
     return Schedule(jitter=defaults.jitter)
-
-
-def redact(url: str) -> str:
-    """A form of a notification URL that is safe to log: no password, token or key."""
-    parts = urlsplit(url)
-    if not parts.scheme:
-        return "***"
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.password else ("***@" if parts.username else "")
-    path = "/***" if parts.path.strip("/") else ""
-    query = "?***" if parts.query else ""
-    return f"{parts.scheme}://{user}{host}{path}{query}"

@@ -1,7 +1,7 @@
 """Logging for people on a terminal, or JSON lines for log collectors.
 
 Secrets never reach a log line: notification URLs are logged only through
-`config.redact`, and this module adds no request details of its own.
+`notify.redact`, and this module adds no request details of its own.
 """
 
 from __future__ import annotations

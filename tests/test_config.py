@@ -9,6 +9,7 @@ import pytest
 
 from monitor import config
 from monitor.errors import ConfigError
+from monitor.notify import redact
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN = {"HK", "MO", "CN", "TW", "US", "GB", "EU", "FR"}
@@ -264,7 +265,7 @@ def test_secrets_are_redacted_in_messages() -> None:
     ],
 )
 def test_redact_hides_credentials_and_tokens(url: str) -> None:
-    redacted = config.redact(url)
+    redacted = redact(url)
     assert "pw" not in redacted and "secret-token" not in redacted and "k=v" not in redacted
     assert redacted.split("://")[0] == url.split("://")[0]
 
