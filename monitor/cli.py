@@ -439,7 +439,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_test_notify(args: argparse.Namespace) -> int:
-    from monitor.messages import Line, Part, build
+    from monitor.messages import note_message
     from monitor.notify import redact, send
 
     watchlist = _load(args)
@@ -451,7 +451,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
         print("monitor: the watchlist has no routes; alerts go to the log and the store")
         return EXIT_OK
     text = "This is a test alert from monitor: this destination receives alerts."
-    message = build("monitor: test alert", [Part("head", (Line("note", (("=", text),)),))])
+    message = note_message("monitor: test alert", text)
     failures = 0
     for name in names:
         for url in watchlist.routes[name].urls:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.config import Route
 from monitor.errors import NotifyError
-from monitor.messages import Line, Message, Part, build
+from monitor.messages import Message, note_message
 from monitor.notify import redact, send
 from monitor.store import AlertRecord, Delivery, Store
 
@@ -150,7 +150,7 @@ class Deliverer:
             f"An alert could not be delivered to {delivery.label} (route "
             f"{delivery.route}) and was given up: {error}"
         )
-        message = build(title, [Part("head", (Line("note", (("=", text),)),))], severity="failure")
+        message = note_message(title, text, severity="failure")
         notice = AlertRecord(delivery.watch_id, "health", title, message.to_json(), (), others)
         self.store.add_alert(notice, self.now())
 

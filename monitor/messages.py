@@ -230,6 +230,11 @@ def health_message(
     return build(title, parts, severity="failure" if failing else "success")
 
 
+def note_message(title: str, text: str, *, severity: str = "info") -> Message:
+    """A message of one plain note: test alerts, undelivered-alert notices."""
+    return build(title, [Part("head", (Line("note", (("=", text),)),))], severity=severity)
+
+
 def build(title: str, parts: Sequence[Part], *, severity: str = "info") -> Message:
     """A message rendered from its parts in every format."""
     parts = tuple(parts)
