@@ -168,6 +168,7 @@ class Matchers:
             for jid, spec in (watchlist.jurisdictions if watchlist else {}).items()
         }
         self.jurisdictions: dict[str, Jurisdiction] = extend(catalog(), extra)
+        self.names = {jid: place.name for jid, place in self.jurisdictions.items()}
         self._cache: dict[tuple[str, ...], Watching] = {}
 
     def for_watch(self, watch: Watch) -> Watching:
@@ -232,9 +233,14 @@ def _with_alerts(
     ctx: Context,
 ) -> CheckRecord:
     sha = ctx.store.snapshot_sha(previous.snapshot_id) if previous and record.findings else None
-    names = {jid: j.name for jid, j in ctx.matchers.jurisdictions.items()}
     decision = decide(
-        watch, state, record, previous=previous, previous_sha=sha, routes=ctx.routes, names=names
+        watch,
+        state,
+        record,
+        previous=previous,
+        previous_sha=sha,
+        routes=ctx.routes,
+        names=ctx.matchers.names,
     )
     return replace(record, alerts=decision.alerts, health_alerted=decision.health_alerted)
 

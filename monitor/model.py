@@ -26,8 +26,9 @@ class Snapshot:
     fetched_at: datetime
     elapsed: float  # seconds from request to last byte
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
+        """Computed once: fetch, the store and alerts all cite it."""
         return hashlib.sha256(self.body).hexdigest()
 
     @property
