@@ -431,6 +431,7 @@ def _save(
                 outcome=Outcome.FAILED.value,
                 failure_kind="transient",
                 message=f"could not record the check: {exc}",
+                alerts=(),  # nothing was written, so no alert was raised
             ),
             None,
             previous,
@@ -458,10 +459,10 @@ def _result(
         failure=FailureKind(record.failure_kind) if record.failure_kind else None,
         message=record.message,
         technical=record.technical,
-        consecutive_failures=state.consecutive_failures + 1 if failed else 0,
+        consecutive_failures=state.consecutive_failures + int(record.counted) if failed else 0,
         findings=record.findings,
         note=record.note,
-        alerts=tuple(a.title for a in record.alerts if version_id or not record.document),
+        alerts=tuple(a.title for a in record.alerts),
     )
 
 
