@@ -182,6 +182,7 @@ class Daemon:
 
     def _schedule(self, watches: tuple[Watch, ...]) -> None:
         now = datetime.now(UTC)
+        last_checks = {s.watch_id: s.last_check_at for s in self.store.states()}
         for watch in watches:
             self._scheduler.add_job(
                 self._job,
@@ -192,14 +193,13 @@ class Daemon:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=int(self.settings.misfire_grace),
-                next_run_time=self._first_run(watch, now),
+                next_run_time=self._first_run(watch, last_checks.get(watch.id), now),
                 replace_existing=True,
             )
 
-    def _first_run(self, watch: Watch, now: datetime) -> datetime:
-        """Resume the rhythm from the store; spread overdue watches over a minute (or
-        their interval, if shorter)."""
-        last = self.store.state(watch.id).last_check_at
+    def _first_run(self, watch: Watch, last: datetime | None, now: datetime) -> datetime:
+        """Resume the rhythm from the watch's last check; spread overdue watches over a
+        minute (or their interval, if shorter)."""
         window = min(self.settings.first_run_spread, watch.schedule.interval or float("inf"))
         spread = timedelta(seconds=random.uniform(0, window))
         if last is None or watch.schedule.interval is None:
