@@ -33,7 +33,7 @@ from monitor.config import Route, Watch, Watchlist
 from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind, FetchError, StoreError
 from monitor.extract import extract
-from monitor.fetch import HostLimiter, fetch
+from monitor.fetch import HostLimiter, asks_for_javascript, fetch
 from monitor.jurisdictions import ExtraSpec, Jurisdiction, Watching, catalog, extend, matcher_for
 from monitor.model import (
     Document,
@@ -50,6 +50,7 @@ from monitor.store import CheckRecord, Store, StoredVersion, WatchState, finding
 FULL_FETCH_EVERY = timedelta(hours=24)  # ignore validators this often: servers lie about 304
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
 REVERT_WINDOW = 10  # versions back in which a page returning to a state is a revert
+_HTML_END = re.compile(r"</html\b", re.IGNORECASE)
 _ERROR_WORDS = re.compile(
     r"\b(error|not found|unavailable|something went wrong|try again|access denied|"
     r"forbidden|temporarily|maintenance)\b",
@@ -312,7 +313,26 @@ def _assess(
     record = _compare(previous, document, fetched, base)
     if record.version_kind != "change" or previous is None:
         return record
+    _refuse_cut_off(fetched, previous, ctx.store)
     return _relevant(watch, previous, record, ctx)
+
+
+def _refuse_cut_off(snapshot: Snapshot, previous: StoredVersion, store: Store) -> None:
+    """A page that stops before the `</html>` its last version had was cut off.
+
+    A server that dies half-way through rendering, or a proxy that times out mid-body,
+    still frames the response correctly; without this, the missing half would be
+    reported as removed text. Only a changed page pays for reading the last body.
+    """
+    if _HTML_END.search(snapshot.text()):
+        return
+    if _HTML_END.search(store.snapshot(previous.snapshot_id).text()):
+        raise _Failed(
+            FailureKind.TRANSIENT,
+            "the page stops before its closing </html> tag, which its last version had: "
+            "cut off in transit",
+            snapshot,
+        )
 
 
 def _not_modified(
@@ -344,6 +364,9 @@ def _extract(watch: Watch, snapshot: Snapshot) -> Document:
     try:
         return extract(snapshot.text(), watch.rules, content_type=content_type)
     except ExtractError as exc:
+        if asks_for_javascript(snapshot.body):
+            message = f"{exc}: the page asks for JavaScript (a bot wall or an app shell)"
+            raise _Failed(FailureKind.BLOCKED, message, snapshot) from exc
         raise _Failed(FailureKind.EXTRACTION, str(exc), snapshot) from exc
 
 

@@ -70,7 +70,8 @@ _BACKOFF_BASE = 1.0
 _BACKOFF_CAP = 30.0
 
 _PIECE = 64 * 1024  # most bytes one inflate step may produce
-_SNIFF_BYTES = 1024  # where PDFs, NUL bytes and HTML tags are sniffed
+_SNIFF_BYTES = 1024  # where PDFs, binary bytes and HTML tags are sniffed
+_CONTROL_BYTES = bytes({*range(32), 127} - {9, 10, 12, 13})  # not in any text
 _META_BYTES = 4096  # where <meta charset> must appear
 _HEAD_BYTES = 16 * 1024  # where challenge markers are looked for
 _TEXT_SCAN_BYTES = 1024 * 1024  # how much is scanned to measure visible text
@@ -579,12 +580,40 @@ def _check_body(body: bytes, mime: str, response: httpx.Response, request: Fetch
     head = body[:_SNIFF_BYTES]
     if head.lstrip().startswith(b"%PDF"):
         raise _error(FailureKind.WRONG_TYPE, response, "body is a PDF", request)
-    if b"\x00" in head and not head.startswith(_UNICODE_BOMS):
-        raise _error(FailureKind.WRONG_TYPE, response, "body is binary (NUL bytes)", request)
+    if _looks_binary(head):
+        raise _error(FailureKind.WRONG_TYPE, response, "body is binary (control bytes)", request)
     if not mime and not _HTML_TAG.search(head):
         raise _error(FailureKind.WRONG_TYPE, response, "no content type, not HTML", request)
     if _is_challenge(body):
         raise _error(FailureKind.BLOCKED, response, "challenge page", request)
+
+
+_ASKS_FOR_JAVASCRIPT = re.compile(
+    rb"(?:enable|turn on|activate|allow) javascript|javascript (?:is )?(?:required|disabled)"
+    rb"|(?:requires|needs) javascript",
+    re.IGNORECASE,
+)
+
+
+def asks_for_javascript(body: bytes) -> bool:
+    """Whether a page says it needs JavaScript to show anything.
+
+    Only meaningful for a page in which extraction found no text: then it is a bot
+    wall or an app shell that a plain fetch cannot read, a *blocked* page. Many real
+    pages carry such a <noscript> line beside their text, so it is no marker alone.
+    """
+    return _ASKS_FOR_JAVASCRIPT.search(body[:_HEAD_BYTES]) is not None
+
+
+def _looks_binary(head: bytes) -> bool:
+    """More than 1 byte in 20 is a control character: an image, archive or executable.
+
+    A stray NUL or two, which broken CMSes do leave in real pages, is still text.
+    """
+    if head.startswith(_UNICODE_BOMS):
+        return False
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    return controls * 20 > len(head)
 
 
 def _is_challenge(body: bytes) -> bool:

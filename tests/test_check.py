@@ -165,6 +165,49 @@ def test_a_real_rewrite_that_shrinks_the_page_is_a_change(
     assert harness.run(wl).outcome is Outcome.CHANGED
 
 
+def test_a_page_cut_off_before_its_end_is_a_failure_then_recovers(
+    site: LocalSite, harness: Harness
+) -> None:
+    whole = page()
+    site["/le"] = whole
+    wl = watchlist(site)
+    harness.run(wl)
+    site["/le"] = whole[: whole.index("Hong Kong")]  # the server died mid-page
+    result = harness.run(wl)
+    assert result.outcome is Outcome.FAILED and result.failure is FailureKind.TRANSIENT
+    assert "cut off" in (result.message or "")
+    assert not result.findings
+    site["/le"] = page(HK_CHANGED)
+    assert harness.run(wl).findings  # the whole page is back, with a real change
+
+
+def test_a_page_that_never_closed_its_html_still_changes(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page().replace("</html>", "")
+    wl = watchlist(site)
+    harness.run(wl)
+    site["/le"] = page(HK_CHANGED).replace("</html>", "")
+    assert harness.run(wl).outcome is Outcome.CHANGED
+
+
+def test_an_app_shell_asking_for_javascript_is_blocked_not_empty(
+    site: LocalSite, harness: Harness
+) -> None:
+    site["/le"] = (
+        "<html><body><noscript>You need to enable JavaScript to run this app.</noscript>"
+        "<div id='root'></div></body></html>"
+    )
+    result = harness.run(watchlist(site))
+    assert result.outcome is Outcome.FAILED and result.failure is FailureKind.BLOCKED
+    assert "JavaScript" in (result.message or "")
+
+
+def test_a_page_with_text_and_a_noscript_banner_is_read(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page().replace(
+        "<main>", "<main><noscript>Please enable JavaScript for the best experience.</noscript>"
+    )
+    assert harness.run(watchlist(site)).outcome is Outcome.NEW
+
+
 def test_http_errors_are_classified_failures(site: LocalSite, harness: Harness) -> None:
     wl = watchlist(site)
     result = harness.run(wl)  # nothing served at /le yet: 404

@@ -817,3 +817,8 @@ def test_fetch_goes_through_the_limiter() -> None:
 def test_host_limiter_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         HostLimiter(per_host=0)
+
+
+def test_a_stray_nul_in_a_real_page_is_still_text() -> None:
+    body = b"<html><body><p>Hong Kong requests\x00 are reviewed.</p>" + b"<p>More text.</p>" * 20
+    assert isinstance(fetch_with(respond(body=body)), Snapshot)
