@@ -73,6 +73,9 @@ _TYPOGRAPHY = {
     **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
 }
 _TYPOGRAPHIC = re.compile("[" + "".join(_TYPOGRAPHY) + "]")
+# Control characters are no wording either, and page text must never smuggle a
+# terminal escape sequence into `monitor diff` (the whitespace ones become spaces).
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x9f]")
 # A list marker typed into the text ("1.", "(a)", "iv.", "•"): renumbering a list
 # must not change every item after the insertion point. Latin markers need a space
 # after them, so "1.5 million", "2024" and "e.g." survive; Chinese enumerators
@@ -96,11 +99,11 @@ _NUMBERING = re.compile(
 def normalize(text: str, *, strip_numbering: bool = True) -> str:
     """Reduce a text to its wording, so that only a change of wording is a change.
 
-    Invisible characters (zero-width, soft hyphen, bidi marks) go; NFKC unifies
-    compatibility forms (full-width ASCII, ligatures, non-breaking spaces, "…");
-    typographic quotes and dashes become ASCII; whitespace runs become one space;
-    list markers at the start go unless ``strip_numbering`` is false (headings and
-    table cells keep their numbers: there they are content).
+    Invisible and control characters (zero-width, soft hyphen, bidi marks, escapes)
+    go; NFKC unifies compatibility forms (full-width ASCII, ligatures, non-breaking
+    spaces, "…"); typographic quotes and dashes become ASCII; whitespace runs become
+    one space; list markers at the start go unless ``strip_numbering`` is false
+    (headings and table cells keep their numbers: there they are content).
     """
     if not text.isascii():
         # Invisible characters go before NFKC, so that they cannot block a
@@ -109,6 +112,8 @@ def normalize(text: str, *, strip_numbering: bool = True) -> str:
         text = _plain(text)
         if not unicodedata.is_normalized("NFKC", text):
             text = _plain(unicodedata.normalize("NFKC", text))
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
     text = " ".join(text.split())
     if strip_numbering:
         while match := _NUMBERING.match(text):

@@ -499,6 +499,8 @@ def test_extraction_is_deterministic() -> None:
         ("1.", "1."),
         ("-5 degrees", "-5 degrees"),
         ("香港特別行政區", "香港特別行政區"),
+        ("Hong Kong\x1b[2J\x1b]0;pwned\x07 text", "Hong Kong[2J]0;pwned text"),  # no escapes
+        ("香港\x9b31m 政府\x00", "香港31m 政府"),
     ],
 )
 def test_normalize(raw: str, expected: str) -> None:
