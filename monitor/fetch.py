@@ -161,7 +161,7 @@ class _HostState:
 
 
 class HostLimiter:
-    """Politeness per host: few parallel requests, and a pause between their starts.
+    """Politeness per host: few fetches at once, and a pause between their starts.
 
     Platforms rate-limit and block aggressive clients; a monitor that gets blocked
     stops seeing the page it exists to watch. One limiter is shared by every check
@@ -231,20 +231,23 @@ async def fetch(
 
     The deadline covers retries, back-off and slow bodies so that no server can stall
     a check; nothing but FetchError escapes, so the orchestrator never handles httpx.
+    It starts when the host's turn comes: waiting behind other watches of the same
+    site is the monitor's politeness, not the page's slowness, and must not fail it.
     """
-    deadline_at = asyncio.get_running_loop().time() + request.deadline
-    try:
-        async with asyncio.timeout_at(deadline_at):
-            return await _with_retries(client, request, limiter, sleep, now, deadline_at)
-    except TimeoutError:
-        message = f"deadline of {request.deadline:g}s exceeded"
-        raise FetchError(FailureKind.TRANSIENT, message, url=request.url) from None
+    url = _checked_url(request.url)
+    async with limiter.slot(url.host) if limiter else contextlib.nullcontext():
+        deadline_at = asyncio.get_running_loop().time() + request.deadline
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                return await _with_retries(client, request, sleep, now, deadline_at)
+        except TimeoutError:
+            message = f"deadline of {request.deadline:g}s exceeded"
+            raise FetchError(FailureKind.TRANSIENT, message, url=request.url) from None
 
 
 async def _with_retries(
     client: httpx.AsyncClient,
     request: FetchRequest,
-    limiter: HostLimiter | None,
     sleep: Sleep,
     now: Now,
     deadline_at: float,
@@ -254,7 +257,7 @@ async def _with_retries(
     attempt = 0
     while True:
         try:
-            return await _attempt(client, request, limiter, now)
+            return await _attempt(client, request, now)
         except FetchError as error:
             delay = _retry_delay(error, attempt, request.retries, deadline_at - loop.time())
             if delay is None:
@@ -304,19 +307,13 @@ def _parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 async def _attempt(
-    client: httpx.AsyncClient,
-    request: FetchRequest,
-    limiter: HostLimiter | None,
-    now: Now,
+    client: httpx.AsyncClient, request: FetchRequest, now: Now
 ) -> Snapshot | NotModified:
     """One HTTP exchange; httpx exceptions become classified FetchErrors here."""
-    url = _checked_url(request.url)
-    slot = limiter.slot(url.host) if limiter else contextlib.nullcontext()
+    started = time.monotonic()
     try:
-        async with slot:
-            started = time.monotonic()
-            async with client.stream("GET", url, headers=_request_headers(request)) as response:
-                return await _receive(response, request, started, now)
+        async with client.stream("GET", request.url, headers=_request_headers(request)) as response:
+            return await _receive(response, request, started, now)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
         raise _from_exception(exc, request.url) from exc
 

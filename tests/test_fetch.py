@@ -814,6 +814,20 @@ def test_fetch_goes_through_the_limiter() -> None:
     assert fake.sleeps == [5.0]
 
 
+def test_waiting_for_the_hosts_turn_is_no_part_of_the_deadline() -> None:
+    """Watches of one site queue behind each other; none of them fails for it."""
+    limiter = HostLimiter(per_host=1, delay=0.3)  # real time: the deadline is real time
+    handler, seen = sequence(ok())
+
+    async def go() -> list[Snapshot | NotModified]:
+        async with make_client(transport=httpx.MockTransport(handler)) as client:
+            request = FetchRequest(url=URL, deadline=0.2)
+            return await asyncio.gather(*(fetch(client, request, limiter=limiter) for _ in "abc"))
+
+    assert all(isinstance(result, Snapshot) for result in run(go()))
+    assert len(seen) == 3
+
+
 def test_host_limiter_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         HostLimiter(per_host=0)
