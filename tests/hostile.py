@@ -176,7 +176,8 @@ CHALLENGE_200 = b"""<html><head><title>Example</title></head><body>
 ERROR_PAGE = b"""<html><body><main><h1>Something went wrong</h1>
 <p>Please try again later.</p></main></body></html>"""
 ALTERNATE = page("We respond to requests from the Hong Kong government since 2021.")
-WITH_XSS = page(f"Requests from Hong Kong: {XSS.replace('<', '&lt;')} are answered.")
+ESCAPE = "\x1b]0;pwned\x07\x1b[2J"  # a terminal title change and screen clear
+WITH_XSS = page(f"Requests from Hong Kong: {XSS.replace('<', '&lt;')}{ESCAPE} are answered.")
 
 ROUTES: dict[str, Serve] = {
     "/malformed": _html(MALFORMED),
@@ -295,19 +296,22 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class HostileWeb:
-    """The hostile server; `requests` and `sent` (bytes streamed) are counted per path."""
+    """The hostile server on a loopback address (127.0.0.1 unless told another of
+    127.0.0.0/8, for a test that needs many hosts); `requests` and `sent` (bytes
+    streamed) are counted per path."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         handler = type("BoundHandler", (Handler,), {"web": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = ThreadingHTTPServer((host, 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}{path}"
 
     def __enter__(self) -> HostileWeb:
         self.thread.start()

@@ -1,47 +1,36 @@
 """The daemon end to end: `monitor run` as a subprocess, against servers on 127.0.0.1.
 
-Each test starts the real command with `--log-format json`, reads its log lines from
-a file and waits for what it expects with a bounded poll; every process is killed in
-a `finally`. The daemon spreads the first run of a never-checked (or overdue) watch
-over up to a minute, so each test first records a baseline with `monitor check`: the
-daemon's next run of that watch is then due one `INTERVAL` after it.
+Each test starts the real command through `tests/harness.py`. The daemon spreads the
+first run of a never-checked (or overdue) watch over up to a minute, so each test
+first records a baseline with `monitor check`: the daemon's next run of that watch is
+then due one `INTERVAL` after it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import LocalSite, Mailbox, Receiver, mailto
+from tests.harness import STOP_GRACE, monitor, query, running, wait_for
 
 pytestmark = pytest.mark.slow
 
 INTERVAL = 3  # seconds between checks; the daemon must start within it after a baseline
 DELIVER_EVERY = 15  # seconds between the daemon's passes over due deliveries
-STOP_GRACE = 30  # seconds the daemon waits for running checks on SIGTERM
 PAGE = """<html><body><nav>Home</nav><main><h1>Government requests</h1>
 <p>We review every request for user data carefully.</p>
 <p>{hk}</p></main></body></html>"""
 HK_BEFORE = "We do not respond to requests from the Hong Kong government."
 HK_AFTER = "We respond to requests from the Hong Kong government."
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")} | {
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-}
 
 
 def page(hk: str) -> str:
@@ -62,19 +51,6 @@ def write_watchlist(path: Path, watches: dict[str, str], route: str | None = Non
     return path
 
 
-def monitor(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a one-off `monitor` command as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=ENV,
-        cwd=cwd,
-        check=False,
-    )
-
-
 def baseline(tmp_path: Path, watchlist: Path, *watch_ids: str) -> None:
     """Record a first version with `monitor check`, so the daemon's next run is due soon."""
     args = ("--watchlist", str(watchlist), "--db", str(tmp_path / "m.db"), "--json")
@@ -82,92 +58,6 @@ def baseline(tmp_path: Path, watchlist: Path, *watch_ids: str) -> None:
     assert done.returncode == 0, done.stderr
     outcomes = [json.loads(line)["outcome"] for line in done.stdout.splitlines()]
     assert outcomes and set(outcomes) == {"new"}, done.stdout
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float) -> None:
-    """Poll `condition` until it holds; fail saying `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        time.sleep(0.1)
-
-
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql).fetchall()
-
-
-class Daemon:
-    """A running `monitor run` and the JSON lines it logged so far."""
-
-    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.process, self.log = process, log
-
-    def lines(self) -> list[dict[str, Any]]:
-        """Every complete log line; a line that is not JSON is kept as `raw`."""
-        *complete, _partial = self.log.read_text().split("\n")
-        out = []
-        for raw in complete:
-            try:
-                out.append(json.loads(raw))
-            except json.JSONDecodeError:
-                out.append({"level": "raw", "message": raw})
-        return out
-
-    def mark(self) -> int:
-        """The index of the next log line, for `wait_log(..., after=mark)`."""
-        return len(self.lines())
-
-    def wait_log(self, text: str, *, after: int = 0, timeout: float = 2 * INTERVAL + 5) -> int:
-        """Wait for a line containing `text` at index `after` or later; return its index."""
-        hits: list[int] = []
-
-        def found() -> bool:
-            lines = self.lines()
-            hits[:] = [i for i in range(after, len(lines)) if text in lines[i]["message"]][:1]
-            if not hits and self.process.poll() is not None:
-                pytest.fail(f"the daemon exited ({self.process.returncode}):\n{self.tail()}")
-            return bool(hits)
-
-        try:
-            wait_for(repr(text), found, timeout)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; the daemon logged:\n{self.tail()}") from None
-        return hits[0]
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_GRACE + 10) -> int:
-        """Send `sig` and wait for the exit code."""
-        self.process.send_signal(sig)
-        return self.process.wait(timeout)
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(self.log.read_text().splitlines()[-n:])
-
-    def problems(self) -> list[dict[str, Any]]:
-        """Lines no healthy run should log: tracebacks, or anything that is not JSON."""
-        return [ln for ln in self.lines() if "exception" in ln or ln["level"] == "raw"]
-
-
-@contextlib.contextmanager
-def running(tmp_path: Path, watchlist: Path, name: str = "daemon") -> Iterator[Daemon]:
-    """Start `monitor run`, wait until it is up, and always kill it at the end."""
-    log = tmp_path / f"{name}.log"
-    command = [sys.executable, "-m", "monitor", "run", "--log-format", "json"]
-    command += ["--watchlist", str(watchlist), "--db", str(tmp_path / "m.db")]
-    with (
-        log.open("w") as stderr,
-        subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV, cwd=tmp_path
-        ) as process,
-    ):
-        try:
-            daemon = Daemon(process, log)
-            daemon.wait_log("monitor started", timeout=30)  # signal handlers are in place
-            yield daemon
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
 
 
 # --- 1. a change while the daemon runs reaches the desk ----------------------------------

@@ -11,7 +11,9 @@ guard far above it turns a hang into a failure instead of a stuck test run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tracemalloc
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +22,12 @@ import pytest
 
 from monitor import config
 from monitor.check import CheckResult, Context, check
+from monitor.cli import main
 from monitor.fetch import make_client
 from monitor.model import Document
 from monitor.store import Store
+from tests.conftest import Mailbox, Receiver, free_port, mailto, parts
+from tests.harness import query, running, wait_for
 from tests.hostile import BIG, CASES, Case, HostileWeb
 
 DEADLINE = 2  # seconds: every watch's fetch deadline (`timeout:`)
@@ -116,3 +121,113 @@ def test_a_big_body_is_cut_off_soon_after_the_cap(web: HostileWeb, tmp_path: Pat
     assert result.failure == "too_large"
     assert web.sent["/big-streamed"] - before < BIG  # it hung up (loopback buffers hold MBs)
     store.close()
+
+
+def test_a_script_in_a_hong_kong_sentence_is_escaped_in_every_output(
+    tmp_path: Path, mailbox: Mailbox, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks = [f"json://127.0.0.1:{receiver.port}/{fmt}?format={fmt}" for fmt in ("html", "markdown")]
+    with HostileWeb() as fresh:
+        watchlist = tmp_path / "w.yaml"
+        watchlist.write_text(
+            "defaults:\n  routes: [desk]\n"
+            f"routes:\n  desk: {[mailto(mailbox.port), *hooks]}\n"
+            "watches:\n"
+            f"  - {{id: x, platform: Example, name: Requests, url: '{fresh.url('/xss')}'}}\n"
+        )
+        args = ["--watchlist", str(watchlist), "--db", str(tmp_path / "m.db")]
+        assert main(["check", *args]) == 0
+        assert main(["check", *args]) == 0
+    capsys.readouterr()
+    assert main(["diff", *args, "--color", "never", "x"]) == 0
+    terminal = capsys.readouterr().out
+
+    [mail] = mailbox.messages
+    html = parts(mail)["text/html"]
+    posted = {post.path.strip("/"): post.json()["message"] for post in receiver.posts}
+    for out in (html, posted["html"]):
+        assert "&lt;script&gt;alert(" in out and "&lt;img src=x" in out
+        assert "<script" not in out and "<img" not in out
+    assert r"\<script\>alert(" in posted["markdown"]
+    assert "<script>alert(" in terminal  # plain text is shown as it is, ...
+    assert "\x1b" not in terminal + parts(mail)["text/plain"]  # ... without its escapes
+
+
+# --- the daemon against the whole hostile web at once --------------------------------------
+
+INTERVAL = 3  # seconds between checks of each hostile watch
+RSS_BOUND = 300 * 1024  # kB: the daemon's peak resident memory (about 100 MB when idle)
+
+
+def checks_needed(case: Case) -> int:
+    """Enough checks to see every expected outcome, and a quiet one after a finding."""
+    return max(len(case.expect) + 1, 2 + 2 * bool(case.findings))
+
+
+def watch_id(case: Case) -> str:
+    return "hostile-" + case.path.strip("/")
+
+
+def outcomes(db: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for watch, outcome, kind in query(
+        db, "SELECT watch_id, outcome, failure_kind FROM checks ORDER BY id"
+    ):
+        found.setdefault(watch, []).append(f"failed:{kind}" if kind else outcome)
+    return found
+
+
+def peak_rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+
+
+@pytest.mark.slow
+def test_the_daemon_keeps_running_through_the_hostile_web(tmp_path: Path) -> None:
+    """Every case at once, each on a loopback address of its own (one host would queue
+    them behind the politeness delay), plus a half-written watchlist on the way."""
+    db, port = tmp_path / "m.db", free_port()
+    watchlist = tmp_path / "w.yaml"
+    with contextlib.ExitStack() as servers:
+        webs = [servers.enter_context(HostileWeb(f"127.0.0.{i + 2}")) for i in range(len(CASES))]
+        text = "\n".join(
+            [
+                "defaults:",
+                f"  interval: {INTERVAL}s",
+                "  jitter: 0",
+                f"  timeout: {DEADLINE}s",
+                "watches:",
+                *(
+                    f"  - {{id: {watch_id(c)}, platform: X, name: N, url: '{web.url(c.path)}'}}"
+                    for c, web in zip(CASES, webs, strict=True)
+                ),
+            ]
+        )
+        watchlist.write_text(text + "\n")
+
+        def checked(extra: int = 0) -> bool:
+            seen = outcomes(db)
+            return all(len(seen.get(watch_id(c), ())) >= checks_needed(c) + extra for c in CASES)
+
+        options = ("--http", f"127.0.0.1:{port}", "--spread", "0", "--watch-file")
+        with running(tmp_path, watchlist, "daemon", *options) as daemon:
+            wait_for("every hostile watch checked", checked, timeout=90)
+            mark = daemon.mark()
+            watchlist.write_text(text + "\n  - {id: half-written, url: 'http://")  # an editor
+            daemon.wait_log("watchlist reload refused", after=mark, timeout=20)
+            wait_for("two more rounds on the old watchlist", lambda: checked(2), timeout=30)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as ok:
+                assert ok.status == 200
+            peak = peak_rss_kb(daemon.process.pid)
+            assert daemon.stop() == 0
+
+    seen = outcomes(db)
+    for case in CASES:
+        expected = [case.outcome(i) for i in range(checks_needed(case))]
+        assert seen[watch_id(case)][: len(expected)] == expected, case.path
+    alerted = dict(
+        query(db, "SELECT watch_id, count(*) FROM alerts WHERE kind = 'change' GROUP BY watch_id")
+    )
+    assert alerted == {watch_id(c): len(c.findings) for c in CASES if c.findings}
+    assert peak < RSS_BOUND, f"peak RSS {peak / 1024:.0f} MB"
+    assert daemon.problems() == []
