@@ -137,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="oldest heartbeat that counts as alive (default 120)",
     )
+    verify = sub.add_parser("verify", help="check the store for damage; exit 0 if sound")
+    _db_arg(verify)
     return parser
 
 
@@ -338,6 +340,24 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from monitor.store import Store
+
+    store = Store.open(args.db or default_db())
+    try:
+        problems = store.verify()
+        counts = {table: store.count(table) for table in ("bodies", "versions", "alerts")}
+    finally:
+        store.close()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"the store has {len(problems)} problem(s)", file=sys.stderr)
+        return EXIT_FAILED
+    print("store sound: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    return EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from monitor.store import Store
 
@@ -473,4 +493,5 @@ COMMANDS = {
     "health": cmd_health,
     "diff": cmd_diff,
     "history": cmd_history,
+    "verify": cmd_verify,
 }

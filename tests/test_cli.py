@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,7 @@ def test_every_command_explains_its_options(
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: monitor {command}")
-    if command not in ("health", "history", "alerts"):
+    if command not in ("health", "history", "alerts", "verify"):
         assert "--watchlist" in out
 
 
@@ -108,3 +109,15 @@ def test_unusable_store_is_reported(tmp_path: Path, capsys: pytest.CaptureFixtur
     bad.write_bytes(b"not sqlite" * 1000)
     assert main(["health", "--db", str(bad)]) == 1
     assert "cannot open the store" in capsys.readouterr().err
+
+
+def test_verify_says_whether_the_store_is_sound(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    main(["health", "--db", str(db)])  # creates an empty store
+    sound = run_monitor("verify", "--db", str(db))
+    assert sound.returncode == 0 and sound.stdout.startswith("store sound: 0 bodies")
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO bodies VALUES ('ab12', 3, 'zstd', NULL, x'00')")
+    damaged = run_monitor("verify", "--db", str(db))
+    assert damaged.returncode == 1
+    assert "body ab12: unreadable" in damaged.stderr and "1 problem(s)" in damaged.stderr

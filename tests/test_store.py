@@ -338,3 +338,25 @@ def test_the_first_body_of_a_watch_reuses_its_sites_template(store: Store) -> No
         store.body(snap(shell.format("Another page.")).sha256)
         == shell.format("Another page.").encode()
     )
+
+
+def test_verify_finds_nothing_wrong_in_a_sound_store(store: Store) -> None:
+    record(store, PAGE.format(POLICY, 1), document=DOC, version_kind="baseline")
+    record(
+        store, PAGE.format(POLICY, 2), outcome="changed", document=DOC[:1], version_kind="change"
+    )
+    assert store.count("bodies") == 2
+    assert store.verify() == []
+
+
+def test_verify_names_a_damaged_body_and_a_version_without_its_alert(
+    store: Store, tmp_path: Path
+) -> None:
+    record(store, PAGE.format(POLICY, 1), document=DOC, version_kind="baseline")
+    test_findings_round_trip_with_cells_and_segments(store)  # a version with a finding ...
+    with sqlite3.connect(tmp_path / "monitor.db") as db:  # ... and no alert: never written so
+        sha = db.execute("SELECT sha256 FROM bodies LIMIT 1").fetchone()[0]
+        db.execute("UPDATE bodies SET data = ? WHERE sha256 = ?", (b"garbage", sha))
+    problems = store.verify()
+    assert any(p.startswith(f"body {sha[:12]}: unreadable") for p in problems), problems
+    assert any(p.endswith("findings without their alert") for p in problems), problems
