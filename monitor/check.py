@@ -210,8 +210,26 @@ class _Failed(Exception):
 
 
 async def check(watch: Watch, ctx: Context) -> CheckResult:
-    """Run the pipeline once for a watch, record it, and say what happened."""
+    """Run the pipeline once for a watch, record it, and say what happened.
+
+    A store that cannot be read or written fails the check (transient): nothing is
+    recorded, so the next check finds the same change again.
+    """
     started, clock = ctx.now(), time.monotonic()
+    try:
+        return await _check(watch, ctx, started, clock)
+    except StoreError as exc:
+        return CheckResult(
+            watch.id,
+            Outcome.FAILED,
+            started,
+            time.monotonic() - clock,
+            failure=FailureKind.TRANSIENT,
+            message=f"the store could not be read or written: {exc}",
+        )
+
+
+async def _check(watch: Watch, ctx: Context, started: datetime, clock: float) -> CheckResult:
     state = ctx.store.state(watch.id)
     previous = ctx.store.latest_version(watch.id)
     full = _full_fetch_due(state, started)
@@ -223,7 +241,8 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
     except _Failed as failed:
         record = _failure(watch, started, failed, ctx.connectivity)
     record = replace(record, started_at=started, elapsed=time.monotonic() - clock, full_fetch=full)
-    return _save(ctx.store, _with_alerts(watch, state, previous, record, ctx), state, previous)
+    record = _with_alerts(watch, state, previous, record, ctx)
+    return _result(record, ctx.store.record(record), previous, state)
 
 
 def _with_alerts(
@@ -440,27 +459,6 @@ def _size(document: Document) -> int:
 
 def _validators(snapshot: Snapshot) -> Validators:
     return Validators(snapshot.header("etag"), snapshot.header("last-modified"))
-
-
-def _save(
-    store: Store, record: CheckRecord, state: WatchState, previous: StoredVersion | None
-) -> CheckResult:
-    try:
-        version_id = store.record(record)
-    except StoreError as exc:
-        return _result(
-            replace(
-                record,
-                outcome=Outcome.FAILED.value,
-                failure_kind="transient",
-                message=f"could not record the check: {exc}",
-                alerts=(),  # nothing was written, so no alert was raised
-            ),
-            None,
-            previous,
-            state,
-        )
-    return _result(record, version_id, previous, state)
 
 
 def _result(

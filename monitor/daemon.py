@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.check import CheckResult, Context, Matchers, Outcome, check
 from monitor.config import Watch, Watchlist
 from monitor.deliver import Deliverer
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
 from monitor.fetch import HostLimiter, make_client
 from monitor.metrics import Metrics, serve_http
 from monitor.store import Store
@@ -171,6 +171,8 @@ class Daemon:
     async def _deliver(self) -> None:
         try:
             await self._deliverer.run()
+        except StoreError as exc:  # locked or full: the next pass tries again
+            log.error("delivery pass skipped, the store is unavailable: %s", exc)
         except Exception:  # a broken ledger read must not kill the daemon
             log.exception("delivery pass crashed")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from monitor.config import Route
-from monitor.errors import NotifyError
+from monitor.errors import NotifyError, StoreError
 from monitor.messages import Message, note_message
 from monitor.notify import redact, send
 from monitor.store import AlertRecord, Delivery, Store
@@ -101,7 +101,17 @@ class Deliverer:
         except NotifyError as exc:
             self._failed(delivery, str(exc), report, final=url is None)
             return
-        self.store.delivered(delivery.id, self.now())
+        try:
+            self.store.delivered(delivery.id, self.now())
+        except StoreError as exc:  # sent but not recorded: the rare duplicate, said so
+            log.error(
+                "alert %d was delivered to %s but the store could not record it (%s): "
+                "it will be sent again",
+                delivery.alert_id,
+                delivery.label,
+                exc,
+            )
+            return
         report.sent += 1
         log.info("alert %d delivered to %s (%s)", delivery.alert_id, delivery.label, delivery.route)
 
