@@ -28,9 +28,10 @@ class Page:
 
 
 class LocalSite:
-    """Pages served on 127.0.0.1; set `site[path] = Page(...)` or an HTML string."""
+    """Pages served on 127.0.0.1 (or another loopback address, to be another host);
+    set `site[path] = Page(...)` or an HTML string."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.pages: dict[str, Page] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         site = self
@@ -51,13 +52,22 @@ class LocalSite:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def __enter__(self) -> LocalSite:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     def __setitem__(self, path: str, page: Page | str) -> None:
         self.pages[path] = Page(page.encode()) if isinstance(page, str) else page
@@ -68,11 +78,8 @@ class LocalSite:
 
 @pytest.fixture
 def site() -> Iterator[LocalSite]:
-    local = LocalSite()
-    local.thread.start()
-    yield local
-    local.server.shutdown()
-    local.server.server_close()
+    with LocalSite() as local:
+        yield local
 
 
 # --- a real SMTP server and a webhook receiver on 127.0.0.1 ------------------------------
@@ -168,6 +175,9 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing was received
+                    self.close_connection = True
+                    return
                 receiver.posts.append(Posted(self.path, dict(self.headers), body))
                 reply = b"ok" if receiver.status < 400 else b"boom"
                 self.send_response(receiver.status)

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from monitor.messages import Message, note_message
 from monitor.notify import send
 from monitor.store import AlertRecord, Store
 from tests.conftest import LocalSite, Receiver
-from tests.harness import ENV, monitor, query
+from tests.harness import ENV, query
 
 PAGE = """<html><body><main><h1>Government requests</h1>
 <p>We review every request for user data carefully.</p>
@@ -53,52 +54,60 @@ WATCHES = ("meta", "x", "google")
 
 @pytest.mark.slow
 def test_kill_9_at_random_points_loses_nothing_and_sends_each_alert_once_per_route(
-    tmp_path: Path, site: LocalSite, receiver: Receiver
+    tmp_path: Path, receiver: Receiver
 ) -> None:
     """Each round changes every page and runs `monitor check`, killed after a random
-    delay (seeded) somewhere in its start, fetches, writes or deliveries."""
+    delay (seeded) between its first write to the store and its end: while it fetches,
+    records checks, or delivers alerts. Each watch is on a host of its own, so the
+    checks run at once, as in the daemon, instead of one politeness delay apart."""
     rng = random.Random(SEED)
     db = tmp_path / "m.db"
-    watchlist = tmp_path / "w.yaml"
-    watchlist.write_text(
-        "defaults:\n  routes: [desk, team]\nroutes:\n"
-        f"  desk: ['json://127.0.0.1:{receiver.port}/desk']\n"
-        f"  team: ['json://127.0.0.1:{receiver.port}/team']\nwatches:\n"
-        + "".join(
-            f"  - {{id: {w}, platform: P, name: N, url: '{site.url('/' + w)}'}}\n" for w in WATCHES
+    with contextlib.ExitStack() as stack:
+        sites = {
+            w: stack.enter_context(LocalSite(f"127.0.0.{i + 2}")) for i, w in enumerate(WATCHES)
+        }
+        watchlist = tmp_path / "w.yaml"
+        watchlist.write_text(
+            "defaults:\n  routes: [desk, team]\nroutes:\n"
+            f"  desk: ['json://127.0.0.1:{receiver.port}/desk']\n"
+            f"  team: ['json://127.0.0.1:{receiver.port}/team']\nwatches:\n"
+            + "".join(
+                f"  - {{id: {w}, platform: P, name: N, url: '{sites[w].url('/p')}'}}\n"
+                for w in WATCHES
+            )
         )
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "monitor",
-        "check",
-        "--watchlist",
-        str(watchlist),
-        "--db",
-        str(db),
-    ]
-    for w in WATCHES:
-        site[f"/{w}"] = page(w, 0)
-    started = time.monotonic()
-    assert monitor(tmp_path, *command[3:]).returncode == 0  # the baselines
-    span = time.monotonic() - started  # one whole run: start, checks, deliveries
+        command = [
+            sys.executable,
+            "-m",
+            "monitor",
+            "check",
+            "--watchlist",
+            str(watchlist),
+            "--db",
+            str(db),
+        ]
 
-    kills = 0
-    for n in range(1, ITERATIONS + 1):
-        for w in WATCHES:
-            site[f"/{w}"] = page(w, n)
-        with subprocess.Popen(
-            command, env=ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ) as run:
-            time.sleep(rng.uniform(0, span))
-            if run.poll() is None:
+        def start(n: int) -> subprocess.Popen[bytes]:
+            for w in WATCHES:
+                sites[w]["/p"] = page(w, n)
+            return subprocess.Popen(
+                command, env=ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+
+        assert start(0).wait(60) == 0  # the baselines
+        first_write, end = timeline(start(1), db)  # a whole cycle of changes and deliveries
+
+        landed: Counter[str] = Counter()  # where the kills fell
+        for n in range(2, ITERATIONS + 2):
+            checks, posts = count(db, "checks"), len(receiver.posts)
+            with start(n) as run:
+                time.sleep(rng.uniform(first_write - 0.05, end))
+                killed = run.poll() is None
                 run.kill()
-                kills += 1
-            run.wait(30)
-        assert sound(db) == [], f"after round {n}"
+            landed[_phase(killed, count(db, "checks") - checks, len(receiver.posts) - posts)] += 1
+            assert sound(db) == [], f"after round {n}"
 
-    assert monitor(tmp_path, *command[3:]).returncode == 0  # delivers whatever is pending
+        assert start(ITERATIONS + 2).wait(60) == 0  # delivers whatever is pending
     assert sound(db) == []
     assert query(db, "SELECT DISTINCT status FROM deliveries") == [("sent",)]
     received = duplicates = 0
@@ -112,9 +121,34 @@ def test_kill_9_at_random_points_loses_nothing_and_sends_each_alert_once_per_rou
             assert copies >= 1, f"the alert for snapshot {sha[:12]} never reached {route}"
             received += 1
             duplicates += copies - 1
-    assert received >= 2 * len(WATCHES)  # at least one round got through to each
-    assert duplicates <= kills  # a resend only where a kill fell between send and record
-    print(f"\n{ITERATIONS} rounds, {kills} kills, {received} deliveries, {duplicates} resent")
+    assert received >= 2 * len(WATCHES) * 2  # the first cycle and the last got through
+    assert duplicates <= landed["while delivering"]  # only a kill between send and record
+    print(
+        f"\n{ITERATIONS} rounds, kills {dict(landed)}, {received} deliveries, {duplicates} resent"
+    )
+
+
+def count(db: Path, table: str) -> int:
+    return int(query(db, f"SELECT count(*) FROM {table}")[0][0])
+
+
+def timeline(run: subprocess.Popen[bytes], db: Path) -> tuple[float, float]:
+    """When a run first wrote a check to the store, and when it ended (seconds)."""
+    started, before, first_write = time.monotonic(), count(db, "checks"), None
+    while run.poll() is None:
+        if first_write is None and count(db, "checks") > before:
+            first_write = time.monotonic() - started
+        time.sleep(0.01)
+    assert run.returncode == 0 and first_write is not None
+    return first_write, time.monotonic() - started
+
+
+def _phase(killed: bool, checks: int, posts: int) -> str:
+    if not killed:
+        return "after the end"
+    if posts:
+        return "while delivering"
+    return "while checking" if checks < len(WATCHES) else "between checks and deliveries"
 
 
 CHANGE_ALERT_SNAPSHOTS = """
