@@ -1,4 +1,5 @@
-"""The command line: `monitor run | check | validate | health`.
+"""The command line: `monitor run | check | validate | health | diff | history | alerts |
+test-notify | verify`.
 
 Exit codes (documented in the README):
     0  success (for `check`: it ran, whatever the pages said)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from monitor import __version__
 from monitor.cli import COMMANDS, main
+from tests.harness import monitor
 
 BROKEN = """\
 defaults:
@@ -34,14 +34,7 @@ watches:
 
 
 def run_monitor(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        check=False,
-    )
+    return monitor(cwd or Path.cwd(), *args)
 
 
 def test_validate_reports_five_mistakes_with_their_lines(tmp_path: Path) -> None:

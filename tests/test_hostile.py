@@ -231,3 +231,5 @@ def test_the_daemon_keeps_running_through_the_hostile_web(tmp_path: Path) -> Non
     assert alerted == {watch_id(c): len(c.findings) for c in CASES if c.findings}
     assert peak < RSS_BOUND, f"peak RSS {peak / 1024:.0f} MB"
     assert daemon.problems() == []
+    rounds = min(len(seen[watch_id(c)]) for c in CASES)
+    print(f"\n{len(CASES)} hostile watches, {rounds}+ checks each, peak RSS {peak / 1024:.0f} MB")
