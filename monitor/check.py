@@ -332,18 +332,21 @@ def _assess(
     record = _compare(previous, document, fetched, base)
     if record.version_kind != "change" or previous is None:
         return record
-    _refuse_cut_off(fetched, previous, ctx.store)
+    _refuse_cut_off(fetched, document, previous, ctx.store)
     return _relevant(watch, previous, record, ctx)
 
 
-def _refuse_cut_off(snapshot: Snapshot, previous: StoredVersion, store: Store) -> None:
-    """A page that stops before the `</html>` its last version had was cut off.
+def _refuse_cut_off(
+    snapshot: Snapshot, document: Document, previous: StoredVersion, store: Store
+) -> None:
+    """A page that shrank and stops before the `</html>` its last version had was cut off.
 
     A server that dies half-way through rendering, or a proxy that times out mid-body,
     still frames the response correctly; without this, the missing half would be
-    reported as removed text. Only a changed page pays for reading the last body.
+    reported as removed text. (A redesign that merely drops the optional tag without
+    losing text is still a change.) Only a changed page pays for reading the last body.
     """
-    if _HTML_END.search(snapshot.text()):
+    if _size(document) >= _size(previous.document) or _HTML_END.search(snapshot.text()):
         return
     if _HTML_END.search(store.snapshot(previous.snapshot_id).text()):
         raise _Failed(

@@ -181,6 +181,16 @@ def test_a_page_cut_off_before_its_end_is_a_failure_then_recovers(
     assert harness.run(wl).findings  # the whole page is back, with a real change
 
 
+def test_a_page_that_drops_its_closing_tag_and_grows_still_changes(
+    site: LocalSite, harness: Harness
+) -> None:
+    site["/le"] = page()
+    wl = watchlist(site)
+    harness.run(wl)
+    site["/le"] = page(HK + OTHER + HK_CHANGED).replace("</html>", "")
+    assert harness.run(wl).outcome is Outcome.CHANGED
+
+
 def test_a_page_that_never_closed_its_html_still_changes(site: LocalSite, harness: Harness) -> None:
     site["/le"] = page().replace("</html>", "")
     wl = watchlist(site)
