@@ -143,7 +143,10 @@ def extract(html: str, rules: ExtractRules, *, content_type: str = "text/html") 
     if content_type.partition(";")[0].strip().lower() == "text/plain":
         blocks = _plain_text_blocks(html, ignore)
     else:
-        blocks = _html_blocks(html, rules, ignore)
+        try:
+            blocks = _html_blocks(html, rules, ignore)
+        except RecursionError:
+            raise ExtractError(_TOO_DEEP.format(limit="about 900")) from None
     if not blocks:
         raise ExtractError(f"no text found in the page ({_describe(rules)})")
     return tuple(blocks)
@@ -207,14 +210,24 @@ def _parse(html: str) -> Element:
     Python call for every element touched.
     """
     data = html.encode("utf-8", "replace")  # a lone surrogate becomes "?"
-    parser = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
+    parser = etree.HTMLParser(
+        encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=True
+    )
     try:
         root = etree.fromstring(data, parser)
     except etree.LxmlError as exc:
         raise ExtractError(f"no text found: the page cannot be parsed ({exc})") from exc
     if root is None:
         raise ExtractError("no text found: the page is empty")
+    if any(e.type == etree.ErrorTypes.ERR_RESOURCE_LIMIT for e in parser.error_log):
+        raise ExtractError(_TOO_DEEP.format(limit="2048"))  # libxml2 dropped the rest
     return root
+
+
+# Past a nesting limit libxml2 silently drops the rest of the page (at 256 levels
+# without `huge_tree`), and a walk would lose its text: reading half a page as the
+# whole would report the other half as removed.
+_TOO_DEEP = "the page nests its elements deeper than {limit} levels and cannot be read whole"
 
 
 # fmt: off

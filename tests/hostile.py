@@ -175,6 +175,8 @@ CHALLENGE_200 = b"""<html><head><title>Example</title></head><body>
 <noscript>Please enable JavaScript to continue.</noscript><div id="root"></div></body></html>"""
 ERROR_PAGE = b"""<html><body><main><h1>Something went wrong</h1>
 <p>Please try again later.</p></main></body></html>"""
+NESTED_300 = page("<div>" * 300 + f"<p>{HK_SENTENCE}</p>" + "</div>" * 300 + "Requests are logged.")
+NESTED_5000 = page("<div>" * 5000 + f"<p>{HK_SENTENCE}</p>" + "</div>" * 5000)
 ALTERNATE = page("We respond to requests from the Hong Kong government since 2021.")
 ESCAPE = "\x1b]0;pwned\x07\x1b[2J"  # a terminal title change and screen clear
 WITH_XSS = page(f"Requests from Hong Kong: {XSS.replace('<', '&lt;')}{ESCAPE} are answered.")
@@ -201,6 +203,8 @@ ROUTES: dict[str, Serve] = {
     "/challenge-403": _html(CHALLENGE_403, 403),
     "/challenge-200": _html(CHALLENGE_200),
     "/empty-200": _html(b""),
+    "/nested-300": _html(NESTED_300),
+    "/nested-5000": _html(NESTED_5000),
     "/lost-then-back": _by_request(page(), ERROR_PAGE, page()),
     "/alternating": _alternating(page(), ALTERNATE),
     "/xss": _by_request(page(), WITH_XSS),
@@ -246,6 +250,8 @@ CASES = (
     Case("/challenge-403", ("failed:blocked",)),
     Case("/challenge-200", ("failed:blocked",)),
     Case("/empty-200", ("failed:extraction",)),
+    Case("/nested-300", ("new", "unchanged"), text="Requests are logged."),
+    Case("/nested-5000", ("failed:extraction",)),
     Case("/lost-then-back", ("new", "failed:content_lost", "unchanged")),
     # a real change, its revert (reported once), then flapping recorded silently
     Case("/alternating", ("new", "changed"), findings=frozenset({1, 2})),

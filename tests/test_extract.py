@@ -374,13 +374,6 @@ def test_deep_markup_is_walked() -> None:
     assert _texts(extract(html, NO_RULES)) == ["Deep"]
 
 
-def test_markup_deeper_than_the_parser_allows_does_not_overflow() -> None:
-    """libxml2 stops nesting at 256 levels (which also bounds our recursion)."""
-    html = "<div>" * 3000 + "<p>Deep</p>" + "</div>" * 3000
-    with pytest.raises(ExtractError, match="no text found"):
-        extract(html, NO_RULES)
-
-
 # --- ignore --------------------------------------------------------------------------
 
 
@@ -560,3 +553,29 @@ def test_answers_carry_their_question_in_the_path() -> None:
         ("paragraph", "Yes, with a court order.", ("FAQ", "And from Macao?")),
         ("paragraph", "After the questions.", ("FAQ",)),
     ]
+
+
+def nested(depth: int) -> str:
+    return (
+        "<html><body><main><p>Requests are reviewed.</p>"
+        + "<div>" * depth
+        + "<p>Hong Kong requests are answered.</p>"
+        + "</div>" * depth
+        + "<p>Requests from Macao are answered too.</p></main></body></html>"
+    )
+
+
+def test_a_page_nested_300_deep_is_read_whole() -> None:
+    """libxml2's default stops at 256 levels and silently drops the rest of the page."""
+    texts = [b.text for b in extract(nested(300), ExtractRules())]
+    assert texts == [
+        "Requests are reviewed.",
+        "Hong Kong requests are answered.",
+        "Requests from Macao are answered too.",
+    ]
+
+
+@pytest.mark.parametrize("depth", [1500, 5000])
+def test_a_page_nested_too_deep_to_read_whole_is_an_error_not_half_a_page(depth: int) -> None:
+    with pytest.raises(ExtractError, match="nests its elements deeper than"):
+        extract(nested(depth), ExtractRules())
