@@ -140,6 +140,21 @@ def _redirect(location: str) -> Serve:
     return serve
 
 
+def _huge_header(h: Handler, _n: int) -> None:
+    h.reply(200, page(), {"Content-Type": "text/html", "X-Padding": "x" * 200_000})
+
+
+def _not_http(h: Handler, _n: int) -> None:
+    """Answer with bytes that are no HTTP response at all."""
+    h.close_connection = True
+    h.wfile.write(b"\x16\x03\x01garbage that is not HTTP\r\n\r\n" * 10)
+
+
+def _endless_redirects(h: Handler, n: int) -> None:
+    """Every URL redirects to a new one: no loop to spot, only a count to exceed."""
+    h.reply(302, b"", {"Location": f"/endless-redirects?step={n}"})
+
+
 def _retry_after_once(status: int, seconds: str) -> Serve:
     """Odd requests are refused with Retry-After, even ones get the page."""
 
@@ -196,6 +211,9 @@ ROUTES: dict[str, Serve] = {
     "/redirect-loop-2": _redirect("/redirect-loop"),
     "/redirect-ftp": _redirect("ftp://127.0.0.1/policy.html"),
     "/redirect-file": _redirect("file:///etc/passwd"),
+    "/endless-redirects": _endless_redirects,
+    "/huge-header": _huge_header,
+    "/not-http": _not_http,
     "/drip": _drip,
     "/silent": _silent,
     "/429-then-page": _retry_after_once(429, "1"),
@@ -243,6 +261,9 @@ CASES = (
     Case("/redirect-loop", ("failed:permanent",)),
     Case("/redirect-ftp", ("failed:permanent",)),
     Case("/redirect-file", ("failed:permanent",)),
+    Case("/endless-redirects", ("failed:permanent",)),
+    Case("/huge-header", ("failed:transient",)),
+    Case("/not-http", ("failed:transient",)),
     Case("/drip", ("failed:transient",)),
     Case("/silent", ("failed:transient",)),
     Case("/429-then-page", ("new", "unchanged"), text=HK_SENTENCE),
