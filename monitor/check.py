@@ -231,12 +231,13 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
 
 async def _check(watch: Watch, ctx: Context, started: datetime, clock: float) -> CheckResult:
     state = ctx.store.state(watch.id)
-    previous = ctx.store.latest_version(watch.id)
     full = _full_fetch_due(state, started)
     request = _request(watch, Validators() if full else state.validators)
+    previous: StoredVersion | None = None
     try:
         fetched = await _fetch(ctx, request)
         ctx.connectivity.answered()
+        previous = ctx.store.latest_version(watch.id)  # read after the wait for the host
         record = _assess(watch, state, previous, fetched, ctx)
     except _Failed as failed:
         record = _failure(watch, started, failed, ctx.connectivity)
@@ -494,15 +495,13 @@ async def check_all(
     watches: Iterable[Watch],
     ctx: Context,
     *,
-    concurrency: int = 8,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
-    """Check many watches with bounded concurrency; results in watchlist order."""
-    gate = asyncio.Semaphore(concurrency)
+    """Check many watches at once, as the context's limiter allows; results in
+    watchlist order."""
 
     async def one(watch: Watch) -> CheckResult:
-        async with gate:
-            result = await check(watch, ctx)
+        result = await check(watch, ctx)
         if on_result is not None:
             on_result(result)
         return result

@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     _watchlist_arg(run)
     _db_arg(run)
     _log_args(run)
-    run.add_argument("--concurrency", type=int, default=8, help="checks at once (default 8)")
+    run.add_argument(
+        "--concurrency", type=int, default=8, help="fetches at once, over all sites (default 8)"
+    )
     run.add_argument(
         "--http",
         metavar="[HOST:]PORT",
@@ -82,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     _db_arg(chk)
     _log_args(chk)
     chk.add_argument("--json", action="store_true", help="print one JSON object per line")
-    chk.add_argument("--concurrency", type=int, default=8, help="checks at once (default 8)")
+    chk.add_argument(
+        "--concurrency", type=int, default=8, help="fetches at once, over all sites (default 8)"
+    )
     chk.add_argument("watch_ids", nargs="*", metavar="WATCH_ID", help="only these watches")
 
     diff = sub.add_parser("diff", help="show what changed between two versions of a watch")
@@ -221,12 +225,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     async def go() -> tuple[list[CheckResult], Report]:
         async with make_client() as client:
+            limiter = HostLimiter(total=args.concurrency)
             ctx = Context(
-                client, store, HostLimiter(), matchers=Matchers(watchlist), routes=watchlist.routes
+                client, store, limiter, matchers=Matchers(watchlist), routes=watchlist.routes
             )
-            results = await check_all(
-                watches, ctx, concurrency=args.concurrency, on_result=progress.show
-            )
+            results = await check_all(watches, ctx, on_result=progress.show)
         deliverer = Deliverer(store, watchlist.routes, watchlist.defaults.give_up_after)
         return results, await deliverer.run(everything=True)
 

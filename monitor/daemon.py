@@ -41,7 +41,7 @@ FIRST_RUN_SPREAD = 60.0  # seconds over which never-checked or overdue watches s
 class Settings:
     """Knobs of the daemon, with defaults fit for a container."""
 
-    concurrency: int = 8
+    concurrency: int = 8  # fetches at once, over all hosts
     per_host: int = 2
     host_delay: float = 1.0
     stop_grace: float = 30.0
@@ -70,10 +70,11 @@ class Daemon:
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then finish running checks within the grace time."""
         client = make_client()
-        self._limiter = HostLimiter(self.settings.per_host, self.settings.host_delay)
+        self._limiter = HostLimiter(
+            self.settings.per_host, self.settings.host_delay, total=self.settings.concurrency
+        )
         self._client = client
         self._use(self.watchlist)
-        self._gate = asyncio.Semaphore(self.settings.concurrency)
         scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler = scheduler
         scheduler.start()
@@ -216,8 +217,7 @@ class Daemon:
         assert task is not None
         self._running.add(task)
         try:
-            async with self._gate:
-                result = await check(self.watchlist.watch(watch_id), self._ctx)
+            result = await check(self.watchlist.watch(watch_id), self._ctx)
             self._report(result)
         except Exception:  # one broken watch must never take the daemon down
             log.exception("check of %s crashed", watch_id)

@@ -161,11 +161,14 @@ class _HostState:
 
 
 class HostLimiter:
-    """Politeness per host: few fetches at once, and a pause between their starts.
+    """Politeness per host: few fetches at once, and a pause between their starts;
+    and, with ``total``, a bound on fetches at once over all hosts.
 
     Platforms rate-limit and block aggressive clients; a monitor that gets blocked
     stops seeing the page it exists to watch. One limiter is shared by every check
     of a daemon; ``clock`` and ``sleep`` are injectable so tests need no real time.
+    A fetch takes one of the ``total`` places only once its host's turn has come, so
+    checks queued behind one slow site never hold places that other sites could use.
     """
 
     def __init__(
@@ -173,13 +176,15 @@ class HostLimiter:
         per_host: int = 2,
         delay: float = 1.0,
         *,
+        total: int | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if per_host < 1 or delay < 0:
-            raise ValueError("per_host must be >= 1 and delay >= 0")
+        if per_host < 1 or delay < 0 or (total is not None and total < 1):
+            raise ValueError("per_host and total must be >= 1 and delay >= 0")
         self._per_host = per_host
         self._delay = delay
+        self._total = asyncio.Semaphore(total) if total else None
         self._clock = clock
         self._sleep = sleep
         self._hosts: dict[str, _HostState] = {}
@@ -190,7 +195,8 @@ class HostLimiter:
         state = self._state(host.lower())
         async with state.semaphore:
             await self._space_out(state)
-            yield
+            async with self._total or contextlib.nullcontext():
+                yield
 
     def _state(self, host: str) -> _HostState:
         state = self._hosts.get(host)

@@ -16,7 +16,7 @@ import pytest
 from monitor import config
 from monitor.check import CheckResult, Context, Outcome, check, check_all
 from monitor.errors import FailureKind
-from monitor.fetch import make_client
+from monitor.fetch import HostLimiter, make_client
 from monitor.store import Store
 from tests.conftest import LocalSite, Page
 
@@ -268,13 +268,40 @@ def test_check_all_bounds_concurrency_and_keeps_order(tmp_path: Path) -> None:
 
     async def go() -> list[CheckResult]:
         async with make_client(transport=httpx.MockTransport(handler)) as client:
-            return await check_all(wl.watches, Context(client, store), concurrency=3)
+            limiter = HostLimiter(delay=0, total=3)
+            return await check_all(wl.watches, Context(client, store, limiter))
 
     results = asyncio.run(go())
     store.close()
     assert [r.watch for r in results] == [f"w{i}" for i in range(12)]
     assert all(r.outcome is Outcome.NEW for r in results)
     assert peak <= 3
+
+
+def test_a_slow_site_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """Four watches of a slow site queue for its turn without taking the places
+    that a fast site's watch, listed after them, can use at once."""
+    finished: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.2 if request.url.host == "slow.example" else 0)
+        return httpx.Response(200, html=f"<main><p>Page {request.url}</p></main>")
+
+    urls = [f"https://slow.example/{i}" for i in range(4)] + ["https://fast.example/"]
+    text = "watches:\n" + "".join(
+        f"  - {{id: w{i}, platform: P, name: N, url: '{url}'}}\n" for i, url in enumerate(urls)
+    )
+    wl = config.loads(text, env={}, known_jurisdictions={"HK", "MO", "CN"})
+    store = Store.open(str(tmp_path / "m.db"))
+
+    async def go() -> list[CheckResult]:
+        async with make_client(transport=httpx.MockTransport(handler)) as client:
+            ctx = Context(client, store, HostLimiter(per_host=1, delay=0, total=2))
+            return await check_all(wl.watches, ctx, on_result=lambda r: finished.append(r.watch))
+
+    assert all(r.outcome is Outcome.NEW for r in asyncio.run(go()))
+    store.close()
+    assert finished[0] == "w4"  # the fast site's watch, not after the slow site's queue
 
 
 def test_check_json_lines_contract(site: LocalSite, tmp_path: Path) -> None:
@@ -321,9 +348,9 @@ def test_when_the_monitor_itself_is_offline_failures_are_not_held_against_watche
     async def go(watches: tuple[config.Watch, ...]) -> list[CheckResult]:
         async with make_client(transport=httpx.MockTransport(handler)) as client:
             if not ctx_box:
-                ctx_box.append(Context(client, store))
+                ctx_box.append(Context(client, store, HostLimiter(delay=0, total=1)))
             ctx = replace(ctx_box[0], client=client)
-            return await check_all(watches, ctx, concurrency=1)
+            return await check_all(watches, ctx)
 
     first = asyncio.run(go(wl.watches))
     assert all(r.outcome is Outcome.FAILED for r in first)
