@@ -107,6 +107,7 @@ def test_a_check_end_to_end_on_postgres(store: Store) -> None:
     assert asyncio.run(go()) == [Outcome.NEW, Outcome.CHANGED]
     assert [b.text for b in store.latest_version("w").document] == ["Hong Kong requests: 0."]  # type: ignore[union-attr]
     assert store.findings(watch_id="w")[0].finding.jurisdiction == "HK"
+    assert store.verify() == []  # bodies, versions and the alert of the finding, on PostgreSQL
 
 
 def test_blocks_survive_unicode(store: Store) -> None:

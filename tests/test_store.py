@@ -340,6 +340,22 @@ def test_the_first_body_of_a_watch_reuses_its_sites_template(store: Store) -> No
     )
 
 
+def test_a_watch_first_stored_against_its_site_then_keys_on_its_own_body(store: Store) -> None:
+    """Its next bodies differ from its own first one by a timestamp, not by a whole text."""
+    record(store, PAGE.format("Another page of the site. " * 50, "09:00"))  # the site's keyframe
+    first, second = (PAGE.format(POLICY, stamp) for stamp in ("10:00", "11:00"))
+    for body in (first, second):
+        store.record(CheckRecord("w2", T0, 0.1, "new", snapshot=snap(body), rules_hash="r1"))
+    with sqlite3.connect(store.engine.url.database) as db:  # type: ignore[arg-type]
+        rows = db.execute("SELECT sha256, codec, base, length(data) FROM bodies ORDER BY rowid")
+        site, own, later = rows.fetchall()
+    assert own[1:3] == ("zstd-dict", site[0])
+    assert later[1:3] == ("zstd-dict", own[0])  # two hops to read, at most
+    assert later[3] < 200  # bytes: the timestamp, where the site's page cost kilobytes
+    assert store.body(snap(second).sha256) == second.encode()
+    assert store.verify() == []
+
+
 def test_verify_finds_nothing_wrong_in_a_sound_store(store: Store) -> None:
     record(store, PAGE.format(POLICY, 1), document=DOC, version_kind="baseline")
     record(
