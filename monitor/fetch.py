@@ -315,13 +315,23 @@ def _parse_retry_after(value: str | None, now: datetime) -> float | None:
 async def _attempt(
     client: httpx.AsyncClient, request: FetchRequest, now: Now
 ) -> Snapshot | NotModified:
-    """One HTTP exchange; httpx exceptions become classified FetchErrors here."""
-    started = time.monotonic()
+    """One HTTP exchange; httpx exceptions become classified FetchErrors here.
+
+    An error after the status line (a body cut off, a read timing out) keeps the
+    status: the server did answer, so it is no sign of the monitor's network being down.
+    """
+    started, status = time.monotonic(), None
     try:
         async with client.stream("GET", request.url, headers=_request_headers(request)) as response:
+            status = response.status_code
             return await _receive(response, request, started, now)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
-        raise _from_exception(exc, request.url) from exc
+        error = _from_exception(exc, request.url)
+        if status is not None:
+            error = FetchError(
+                error.kind, f"HTTP {status}: {error}", url=request.url, status=status
+            )
+        raise error from exc
 
 
 def _checked_url(raw: str) -> httpx.URL:

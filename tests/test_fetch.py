@@ -836,3 +836,20 @@ def test_host_limiter_rejects_nonsense() -> None:
 def test_a_stray_nul_in_a_real_page_is_still_text() -> None:
     body = b"<html><body><p>Hong Kong requests\x00 are reviewed.</p>" + b"<p>More text.</p>" * 20
     assert isinstance(fetch_with(respond(body=body)), Snapshot)
+
+
+class CutOff(httpx.AsyncByteStream):
+    """A body that breaks off after its first piece, as a dying server's does."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield PAGE[:100]
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def test_a_body_cut_off_keeps_the_status_the_server_answered_with() -> None:
+    """A server that answered is reachable: this is no sign of the monitor being offline."""
+    error = fetch_error(
+        lambda request: httpx.Response(200, headers={"content-type": HTML}, stream=CutOff())
+    )
+    assert error.kind is FailureKind.TRANSIENT and error.status == 200
+    assert str(error).startswith("HTTP 200: connection failed: peer closed")
