@@ -77,7 +77,12 @@ def run_checks(store: Store, wl: config.Watchlist, count: int) -> list[CheckResu
 
 
 def described(result: CheckResult) -> str:
-    return f"failed:{result.failure}" if result.failure else result.outcome.value
+    return label(result.outcome.value, result.failure)
+
+
+def label(outcome: str, failure: str | None) -> str:
+    """An outcome as `Case.expect` writes it: `new`, or `failed:<kind>`."""
+    return f"failed:{failure}" if failure else outcome
 
 
 def text_of(document: Document) -> str:
@@ -173,7 +178,7 @@ def outcomes(db: Path) -> dict[str, list[str]]:
     for watch, outcome, kind in query(
         db, "SELECT watch_id, outcome, failure_kind FROM checks ORDER BY id"
     ):
-        found.setdefault(watch, []).append(f"failed:{kind}" if kind else outcome)
+        found.setdefault(watch, []).append(label(outcome, kind))
     return found
 
 
