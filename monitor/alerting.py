@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from monitor.config import Route, Watch
 from monitor.deliver import destinations
 from monitor.messages import Proof, Subject, change_message, health_message
-from monitor.store import AlertRecord, CheckRecord, StoredVersion, WatchState
+from monitor.model import AlertKind, AlertRecord, CheckRecord, StoredVersion, WatchState
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ def decide(
         jurisdictions = tuple(dict.fromkeys(f.jurisdiction for f in record.findings))
         dests = destinations(routes, watch.routes, "change", jurisdictions)
         alerts.append(
-            AlertRecord(watch.id, "change", message.title, message.to_json(), jurisdictions, dests)
+            AlertRecord(
+                watch.id, AlertKind.CHANGE, message.title, message.to_json(), jurisdictions, dests
+            )
         )
     reached = state.consecutive_failures + 1 >= watch.failures_before_alert and record.counted
     if failed and reached and not state.health_alerted:
@@ -83,4 +85,4 @@ def _health(
         at=record.started_at,
     )
     dests = destinations(routes, watch.routes, "health", ())
-    return AlertRecord(watch.id, "health", message.title, message.to_json(), (), dests)
+    return AlertRecord(watch.id, AlertKind.HEALTH, message.title, message.to_json(), (), dests)

@@ -18,7 +18,6 @@ Rules that keep a failure from ever looking like a change:
 from __future__ import annotations
 
 import asyncio
-import enum
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,16 +35,21 @@ from monitor.extract import extract
 from monitor.fetch import HostLimiter, asks_for_javascript, fetch
 from monitor.jurisdictions import ExtraSpec, Jurisdiction, Watching, catalog, extend, matcher_for
 from monitor.model import (
+    CheckRecord,
+    CheckResult,
     Document,
     FetchRequest,
-    Finding,
     NotModified,
+    Outcome,
     Snapshot,
+    StoredVersion,
     Validators,
+    VersionKind,
+    WatchState,
     document_hash,
 )
 from monitor.relevance import assess
-from monitor.store import CheckRecord, Store, StoredVersion, WatchState, finding_data
+from monitor.store import Store
 
 FULL_FETCH_EVERY = timedelta(hours=24)  # ignore validators this often: servers lie about 304
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
@@ -56,85 +60,6 @@ _ERROR_WORDS = re.compile(
     r"forbidden|temporarily|maintenance)\b",
     re.IGNORECASE,
 )
-
-
-class Outcome(enum.StrEnum):
-    """What a check found; the JSON-lines contract uses these values."""
-
-    NEW = "new"
-    UNCHANGED = "unchanged"
-    CHANGED = "changed"
-    NOT_MODIFIED = "not_modified"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The value a check returns; everything else follows from it."""
-
-    watch: str
-    outcome: Outcome
-    started_at: datetime
-    elapsed: float
-    version_id: int | None = None
-    previous_version_id: int | None = None
-    sha256: str | None = None
-    blocks: int | None = None
-    failure: FailureKind | None = None
-    message: str | None = None
-    technical: bool = False
-    consecutive_failures: int = 0
-    findings: tuple[Finding, ...] = ()
-    note: str | None = None
-    alerts: tuple[str, ...] = ()  # titles of the alerts this check raised
-
-    def to_json(self) -> dict[str, object]:
-        data: dict[str, object] = {
-            "type": "check",
-            "watch": self.watch,
-            "outcome": self.outcome.value,
-            "at": self.started_at.isoformat(),
-            "elapsed": round(self.elapsed, 3),
-        }
-        optional = {
-            "version": self.version_id,
-            "previous_version": self.previous_version_id,
-            "sha256": self.sha256,
-            "blocks": self.blocks,
-            "failure": self.failure.value if self.failure else None,
-            "message": self.message,
-            "consecutive_failures": self.consecutive_failures or None,
-            "findings": len(self.findings) or None,
-            "alerts": list(self.alerts) or None,
-            "note": self.note,
-        }
-        data |= {k: v for k, v in optional.items() if v is not None}
-        if self.technical:
-            data["technical"] = True
-        return data
-
-    def finding_lines(self) -> list[dict[str, object]]:
-        """One JSON object per finding, per the DESIGN.md contract."""
-        lines = []
-        for finding in self.findings:
-            change = finding.change
-            line: dict[str, object] = {
-                "type": "finding",
-                "watch": self.watch,
-                "version": self.version_id,
-                "jurisdiction": finding.jurisdiction,
-                "kind": finding.kind,
-                "change": change.kind if change else None,
-                "before": change.before if change else None,
-                "after": change.after if change else None,
-                "section": list(change.path) if change else [],
-            }
-            data = finding_data(finding)
-            line |= {k: data[k] for k in ("where", "terms", "cells", "note") if data[k]}
-            if change and change.segments:
-                line["segments"] = [list(s) for s in change.segments]
-            lines.append(line)
-        return lines
 
 
 @dataclass
@@ -290,7 +215,7 @@ def _failure(
         watch.id,
         started,
         0.0,
-        Outcome.FAILED.value,
+        Outcome.FAILED,
         snapshot=failed.snapshot,
         failure_kind=failed.kind.value,
         message=message,
@@ -322,16 +247,16 @@ def _assess(
 ) -> CheckRecord:
     """Decide what a fetched response means for the watch, without writing anything."""
     rules_hash = watch.rules.digest()
-    base = CheckRecord(watch.id, datetime.now(UTC), 0.0, "", rules_hash=rules_hash)
+    base = CheckRecord(watch.id, datetime.now(UTC), 0.0, Outcome.FAILED, rules_hash=rules_hash)
     if isinstance(fetched, NotModified):
         return _not_modified(watch, state, previous, ctx.store, base)
     base = replace(base, snapshot=fetched, validators=_validators(fetched))
     same_rules = previous is not None and previous.rules_hash == rules_hash
     if same_rules and fetched.sha256 == state.last_body_sha256:
-        return replace(base, outcome=Outcome.UNCHANGED.value)  # same bytes: no re-extraction
+        return replace(base, outcome=Outcome.UNCHANGED)  # same bytes: no re-extraction
     document = _extract(watch, fetched)
     record = _compare(previous, document, fetched, base)
-    if record.version_kind != "change" or previous is None:
+    if record.version_kind != VersionKind.CHANGE or previous is None:
         return record
     _refuse_cut_off(fetched, document, previous, ctx.store)
     return _relevant(watch, previous, record, ctx)
@@ -366,18 +291,18 @@ def _not_modified(
     base: CheckRecord,
 ) -> CheckRecord:
     if previous is None or previous.rules_hash == base.rules_hash:
-        return replace(base, outcome=Outcome.NOT_MODIFIED.value)
+        return replace(base, outcome=Outcome.NOT_MODIFIED)
     snapshot_id = store.latest_snapshot_id(watch.id)
     if snapshot_id is None:
-        return replace(base, outcome=Outcome.NOT_MODIFIED.value)
+        return replace(base, outcome=Outcome.NOT_MODIFIED)
     snapshot = store.snapshot(snapshot_id)
     document = _extract(watch, snapshot)
     return replace(
         base,
-        outcome=Outcome.NOT_MODIFIED.value,
+        outcome=Outcome.NOT_MODIFIED,
         snapshot=snapshot,
         document=document,
-        version_kind="technical",
+        version_kind=VersionKind.TECHNICAL,
         technical=True,
     )
 
@@ -397,17 +322,19 @@ def _compare(
     previous: StoredVersion | None, document: Document, snapshot: Snapshot, base: CheckRecord
 ) -> CheckRecord:
     if previous is None:
-        return replace(base, outcome=Outcome.NEW.value, document=document, version_kind="baseline")
+        return replace(
+            base, outcome=Outcome.NEW, document=document, version_kind=VersionKind.BASELINE
+        )
     if previous.rules_hash != base.rules_hash:
         return replace(
             base,
-            outcome=Outcome.UNCHANGED.value,
+            outcome=Outcome.UNCHANGED,
             document=document,
-            version_kind="technical",
+            version_kind=VersionKind.TECHNICAL,
             technical=True,
         )
     if document_hash(document) == previous.doc_hash:
-        return replace(base, outcome=Outcome.UNCHANGED.value)
+        return replace(base, outcome=Outcome.UNCHANGED)
     if content_lost(previous.document, document, snapshot):
         raise _Failed(
             FailureKind.CONTENT_LOST,
@@ -415,7 +342,9 @@ def _compare(
             "characters left) and looks like an error page",
             snapshot,
         )
-    return replace(base, outcome=Outcome.CHANGED.value, document=document, version_kind="change")
+    return replace(
+        base, outcome=Outcome.CHANGED, document=document, version_kind=VersionKind.CHANGE
+    )
 
 
 def _relevant(
@@ -431,13 +360,13 @@ def _relevant(
     earlier = [vid for vid, doc_hash, _ in recent[1:] if doc_hash == new_hash]
     if not earlier:
         return replace(record, findings=tuple(found))
-    if any(kind == "revert" for _, _, kind in recent):
+    if any(kind == VersionKind.REVERT for _, _, kind in recent):
         note = f"flapping: back to version {earlier[0]} again; not alerted"
-        return replace(record, version_kind="revert", findings=(), note=note)
+        return replace(record, version_kind=VersionKind.REVERT, findings=(), note=note)
     note = f"revert: the page is back to its state of version {earlier[0]}"
     return replace(
         record,
-        version_kind="revert",
+        version_kind=VersionKind.REVERT,
         note=note,
         findings=tuple(replace(f, note=note) for f in found),
     )
@@ -471,7 +400,7 @@ def _result(
     previous: StoredVersion | None,
     state: WatchState,
 ) -> CheckResult:
-    failed = record.outcome == Outcome.FAILED.value
+    failed = record.outcome == Outcome.FAILED
     return CheckResult(
         watch=record.watch_id,
         outcome=Outcome(record.outcome),

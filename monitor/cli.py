@@ -209,9 +209,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from monitor.check import CheckResult, Context, Matchers, check_all
+    from monitor.check import Context, Matchers, check_all
     from monitor.deliver import Deliverer, Report
     from monitor.fetch import HostLimiter, make_client
+    from monitor.model import CheckResult
     from monitor.store import Store
 
     watchlist = _load(args)
@@ -253,7 +254,7 @@ class _Progress:
         self.total, self.done, self.err, self.json_mode = total, 0, err, json_mode
 
     def show(self, result: object) -> None:
-        from monitor.check import CheckResult
+        from monitor.model import CheckResult
 
         assert isinstance(result, CheckResult)
         self.done += 1
@@ -267,7 +268,7 @@ class _Progress:
             print(f"    {finding_line(finding)}", flush=True)
 
     def summary(self, results: Sequence[object]) -> None:
-        from monitor.check import CheckResult
+        from monitor.model import CheckResult
 
         counts = Counter(r.outcome.value for r in results if isinstance(r, CheckResult))
         order = ("new", "unchanged", "changed", "not_modified", "failed")

@@ -24,8 +24,9 @@ from datetime import UTC, datetime, timedelta
 from monitor.config import Route
 from monitor.errors import NotifyError, StoreError
 from monitor.messages import Message, note_message
+from monitor.model import AlertKind, AlertRecord, Delivery
 from monitor.notify import redact, send
-from monitor.store import AlertRecord, Delivery, Store
+from monitor.store import Store
 
 log = logging.getLogger("monitor.deliver")
 
@@ -161,7 +162,9 @@ class Deliverer:
             f"{delivery.route}) and was given up: {error}"
         )
         message = note_message(title, text, severity="failure")
-        notice = AlertRecord(delivery.watch_id, "health", title, message.to_json(), (), others)
+        notice = AlertRecord(
+            delivery.watch_id, AlertKind.HEALTH, title, message.to_json(), (), others
+        )
         self.store.add_alert(notice, self.now())
 
 

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.check import CheckResult
+from monitor.model import CheckResult
 from monitor.store import Store
 
 log = logging.getLogger("monitor.metrics")

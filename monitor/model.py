@@ -6,11 +6,63 @@ can be tested on its own with plain data.
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
+
+from monitor.errors import FailureKind
+
+
+class Outcome(enum.StrEnum):
+    """What a check found; the JSON-lines contract uses these values."""
+
+    NEW = "new"
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    NOT_MODIFIED = "not_modified"
+    FAILED = "failed"
+
+
+class VersionKind(enum.StrEnum):
+    """Why a version was recorded."""
+
+    BASELINE = "baseline"  # the first version of a watch: never alerted
+    CHANGE = "change"  # the page's text changed
+    TECHNICAL = "technical"  # re-extracted after the watch's rules changed: never alerted
+    REVERT = "revert"  # back to a state of one of the last versions
+
+
+class ChangeKind(enum.StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    MODIFIED = "modified"
+    MOVED = "moved"
+
+
+class FindingKind(enum.StrEnum):
+    SENTENCE_ADDED = "sentence_added"
+    SENTENCE_REMOVED = "sentence_removed"
+    SENTENCE_MODIFIED = "sentence_modified"
+    SECTION_CHANGED = "section_changed"
+    PAGE_ABOUT = "page_about"
+    APPEARED = "appeared"
+    DISAPPEARED = "disappeared"
+    TABLE_ROW = "table_row"
+
+
+class AlertKind(enum.StrEnum):
+    CHANGE = "change"  # findings of one check
+    HEALTH = "health"  # a watch failing or recovering, a delivery given up
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # given up
 
 
 @dataclass(frozen=True)
@@ -193,3 +245,178 @@ class Finding:
     change: Change | None = None
     cells: tuple[CellDelta, ...] = ()
     note: str = ""
+
+
+@dataclass(frozen=True)
+class WatchState:
+    """What the store remembers about a watch between checks."""
+
+    watch_id: str
+    validators: Validators = field(default_factory=Validators)
+    last_full_fetch: datetime | None = None
+    last_body_sha256: str | None = None
+    keyframe_sha256: str | None = None
+    consecutive_failures: int = 0
+    last_outcome: Outcome | None = None
+    last_error: str | None = None
+    last_check_at: datetime | None = None
+    last_success_at: datetime | None = None
+    health_alerted: bool = False
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A version read back from the store."""
+
+    id: int
+    watch_id: str
+    snapshot_id: int
+    rules_hash: str
+    doc_hash: str
+    document_json: str = field(repr=False)
+    kind: VersionKind = field()
+    created_at: datetime = field()
+
+    @functools.cached_property
+    def document(self) -> Document:
+        """Decoded on first use: most checks only need the hash."""
+        return tuple(Block.from_json(b) for b in json.loads(self.document_json))
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert to write with its deliveries: one per (route, destination)."""
+
+    watch_id: str
+    kind: AlertKind
+    title: str
+    message: str  # the structured message as JSON (messages.Message.to_json)
+    jurisdictions: tuple[str, ...] = ()
+    destinations: tuple[tuple[str, str, str], ...] = ()  # (route, url sha256, redacted url)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery that is due, with the alert it carries."""
+
+    id: int
+    alert_id: int
+    watch_id: str
+    route: str
+    destination: str
+    label: str
+    attempts: int
+    created_at: datetime
+    title: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    """A finding read back from the store, with the version it belongs to."""
+
+    id: int
+    version_id: int
+    watch_id: str
+    finding: Finding
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """Everything one check writes, applied in a single transaction."""
+
+    watch_id: str
+    started_at: datetime
+    elapsed: float
+    outcome: Outcome
+    snapshot: Snapshot | None = None
+    document: Document | None = None
+    version_kind: VersionKind | None = None  # when the check records a new version
+    rules_hash: str = ""
+    failure_kind: str | None = None
+    message: str | None = None
+    validators: Validators | None = None
+    full_fetch: bool = False
+    technical: bool = False
+    findings: tuple[Finding, ...] = ()
+    note: str | None = None
+    alerts: tuple[AlertRecord, ...] = ()
+    health_alerted: bool | None = None  # set the watch's health-alert flag to this
+    counted: bool = True  # False: a failure that is the monitor's own, not the watch's
+
+
+def finding_data(finding: Finding) -> dict[str, Any]:
+    """The JSON form of a finding (also what `check --json` prints)."""
+    data = asdict(finding)
+    if finding.change is None:
+        data.pop("change")
+    return data
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The value a check returns; everything else follows from it."""
+
+    watch: str
+    outcome: Outcome
+    started_at: datetime
+    elapsed: float
+    version_id: int | None = None
+    previous_version_id: int | None = None
+    sha256: str | None = None
+    blocks: int | None = None
+    failure: FailureKind | None = None
+    message: str | None = None
+    technical: bool = False
+    consecutive_failures: int = 0
+    findings: tuple[Finding, ...] = ()
+    note: str | None = None
+    alerts: tuple[str, ...] = ()  # titles of the alerts this check raised
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "type": "check",
+            "watch": self.watch,
+            "outcome": self.outcome.value,
+            "at": self.started_at.isoformat(),
+            "elapsed": round(self.elapsed, 3),
+        }
+        optional = {
+            "version": self.version_id,
+            "previous_version": self.previous_version_id,
+            "sha256": self.sha256,
+            "blocks": self.blocks,
+            "failure": self.failure.value if self.failure else None,
+            "message": self.message,
+            "consecutive_failures": self.consecutive_failures or None,
+            "findings": len(self.findings) or None,
+            "alerts": list(self.alerts) or None,
+            "note": self.note,
+        }
+        data |= {k: v for k, v in optional.items() if v is not None}
+        if self.technical:
+            data["technical"] = True
+        return data
+
+    def finding_lines(self) -> list[dict[str, object]]:
+        """One JSON object per finding, per the DESIGN.md contract."""
+        lines = []
+        for finding in self.findings:
+            change = finding.change
+            line: dict[str, object] = {
+                "type": "finding",
+                "watch": self.watch,
+                "version": self.version_id,
+                "jurisdiction": finding.jurisdiction,
+                "kind": finding.kind,
+                "change": change.kind if change else None,
+                "before": change.before if change else None,
+                "after": change.after if change else None,
+                "section": list(change.path) if change else [],
+            }
+            data = finding_data(finding)
+            line |= {k: data[k] for k in ("where", "terms", "cells", "note") if data[k]}
+            if change and change.segments:
+                line["segments"] = [list(s) for s in change.segments]
+            lines.append(line)
+        return lines

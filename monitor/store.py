@@ -21,9 +21,7 @@ import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,15 +56,21 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.model import (
-    Block,
+    AlertRecord,
     CellDelta,
     Change,
-    Document,
+    CheckRecord,
+    Delivery,
     Finding,
     Snapshot,
+    StoredFinding,
+    StoredVersion,
     Validators,
+    VersionKind,
+    WatchState,
     document_hash,
     document_json,
+    finding_data,
 )
 
 metadata = MetaData()
@@ -228,104 +232,6 @@ KEYFRAME_RATIO = 0.5  # a delta larger than this share of a full encoding starts
 DELTA_SHARE = 0.05  # a delta this small (share of the raw body) is kept without comparing
 LEVEL = 3  # zstd level: 4x faster than 10 for ~10 % more bytes; deltas make the rest
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-@dataclass(frozen=True)
-class WatchState:
-    """What the store remembers about a watch between checks."""
-
-    watch_id: str
-    validators: Validators = field(default_factory=Validators)
-    last_full_fetch: datetime | None = None
-    last_body_sha256: str | None = None
-    keyframe_sha256: str | None = None
-    consecutive_failures: int = 0
-    last_outcome: str | None = None
-    last_error: str | None = None
-    last_check_at: datetime | None = None
-    last_success_at: datetime | None = None
-    health_alerted: bool = False
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    """A version read back from the store."""
-
-    id: int
-    watch_id: str
-    snapshot_id: int
-    rules_hash: str
-    doc_hash: str
-    blob: bytes = field(repr=False)
-    kind: str = field()
-    created_at: datetime = field()
-
-    @cached_property
-    def document(self) -> Document:
-        """Decoded on first use: most checks only need the hash."""
-        return tuple(Block.from_json(b) for b in json.loads(_unpack(self.blob)))
-
-
-@dataclass(frozen=True)
-class AlertRecord:
-    """An alert to write with its deliveries: one per (route, destination)."""
-
-    watch_id: str
-    kind: str  # change | health
-    title: str
-    message: str  # the structured message as JSON (messages.Message.to_json)
-    jurisdictions: tuple[str, ...] = ()
-    destinations: tuple[tuple[str, str, str], ...] = ()  # (route, url sha256, redacted url)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A delivery that is due, with the alert it carries."""
-
-    id: int
-    alert_id: int
-    watch_id: str
-    route: str
-    destination: str
-    label: str
-    attempts: int
-    created_at: datetime
-    title: str
-    message: str
-
-
-@dataclass(frozen=True)
-class StoredFinding:
-    """A finding read back from the store, with the version it belongs to."""
-
-    id: int
-    version_id: int
-    watch_id: str
-    finding: Finding
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    """Everything one check writes, applied in a single transaction."""
-
-    watch_id: str
-    started_at: datetime
-    elapsed: float
-    outcome: str
-    snapshot: Snapshot | None = None
-    document: Document | None = None
-    version_kind: str | None = None  # baseline | change | technical, when a version is new
-    rules_hash: str = ""
-    failure_kind: str | None = None
-    message: str | None = None
-    validators: Validators | None = None
-    full_fetch: bool = False
-    technical: bool = False
-    findings: tuple[Finding, ...] = ()
-    note: str | None = None
-    alerts: tuple[AlertRecord, ...] = ()
-    health_alerted: bool | None = None  # set the watch's health-alert flag to this
-    counted: bool = True  # False: a failure that is the monitor's own, not the watch's
 
 
 def database_url(value: str) -> str:
@@ -743,8 +649,8 @@ def _version(m: Any) -> StoredVersion:
         snapshot_id=m["snapshot_id"],
         rules_hash=m["rules_hash"],
         doc_hash=m["doc_hash"],
-        blob=m["document"],
-        kind=m["kind"],
+        document_json=_unpack(m["document"]).decode(),
+        kind=VersionKind(m["kind"]),
         created_at=_utc(m["created_at"]) or datetime.now(UTC),
     )
 
@@ -831,14 +737,6 @@ def _insert_findings(conn: Connection, rec: CheckRecord, version_id: int) -> Non
     ]
     if rows:
         conn.execute(insert(findings), rows)
-
-
-def finding_data(finding: Finding) -> dict[str, Any]:
-    """The JSON form of a finding (also what `check --json` prints)."""
-    data = asdict(finding)
-    if finding.change is None:
-        data.pop("change")
-    return data
 
 
 def _finding(row: Any) -> StoredFinding:

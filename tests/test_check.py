@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from monitor import config
-from monitor.check import CheckResult, Context, Outcome, check, check_all
+from monitor.check import Context, check, check_all
 from monitor.errors import FailureKind
 from monitor.fetch import HostLimiter, make_client
+from monitor.model import CheckResult, Outcome
 from monitor.store import Store
 from tests.conftest import LocalSite, Page
 

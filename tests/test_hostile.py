@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from monitor import config
-from monitor.check import CheckResult, Context, check
+from monitor.check import Context, check
 from monitor.cli import main
 from monitor.fetch import make_client
-from monitor.model import Document
+from monitor.model import CheckResult, Document
 from monitor.store import Store
 from tests.conftest import Mailbox, Receiver, free_port, mailto, parts
 from tests.harness import query, running, wait_for

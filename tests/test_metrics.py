@@ -9,10 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.check import CheckResult, Outcome
 from monitor.metrics import Metrics, parse_address, serve_http
-from monitor.model import Finding
-from monitor.store import AlertRecord, CheckRecord, Store
+from monitor.model import AlertRecord, CheckRecord, CheckResult, Finding, Outcome
+from monitor.store import Store
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

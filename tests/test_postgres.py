@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from monitor import config
-from monitor.check import Context, Outcome, check
+from monitor.check import Context, check
 from monitor.fetch import make_client
-from monitor.model import Block, Change, Finding
-from monitor.store import AlertRecord, CheckRecord, Store
+from monitor.model import AlertRecord, Block, Change, CheckRecord, Finding, Outcome
+from monitor.store import Store
 from tests.test_store import DOC, T0, snap
 
 URL = os.environ.get("MONITOR_TEST_POSTGRES", "")

@@ -17,13 +17,14 @@ from monitor.model import (
     Block,
     CellDelta,
     Change,
+    CheckRecord,
     Finding,
     Snapshot,
     Validators,
     document_hash,
     document_json,
 )
-from monitor.store import CheckRecord, Store
+from monitor.store import Store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 PAGE = "<html><body><main>{}</main><footer>Rendered at {}</footer></body></html>"
