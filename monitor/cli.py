@@ -209,10 +209,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from monitor.check import Context, Matchers, check_all
+    from monitor.check import Context, check_all
     from monitor.deliver import Deliverer, Report
     from monitor.fetch import HostLimiter, make_client
     from monitor.model import CheckResult
+    from monitor.pipeline import Matchers
     from monitor.store import Store
 
     watchlist = _load(args)
@@ -383,9 +384,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from monitor.check import Matchers
-    from monitor.diff import compare
-    from monitor.relevance import assess
+    from monitor.pipeline import Matchers, detect
     from monitor.render import Style, render_diff
     from monitor.store import Store
 
@@ -399,17 +398,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     old, new = pair
     watch = next((w for w in watchlist.watches if w.id == args.watch_id), None)
-    changes = compare(old.document, new.document)
-    findings = []
-    if watch is not None:
-        matcher = Matchers(watchlist).for_watch(watch)
-        findings = assess(old.document, new.document, changes, matcher, about=watch.about)
+    matchers = Matchers(watchlist)  # a watch no longer listed: the default jurisdictions
+    default = watchlist.defaults.jurisdictions
+    matcher = matchers.for_watch(watch) if watch else matchers.for_ids(default)
+    found = detect(old.document, new.document, matcher, watch.about if watch else None)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     title = (
         f"{args.watch_id}: version {old.id} ({old.created_at:%Y-%m-%d %H:%M}) → "
         f"version {new.id} ({new.created_at:%Y-%m-%d %H:%M})"
     )
-    sys.stdout.write(render_diff(title, changes, findings, Style(color)))
+    sys.stdout.write(render_diff(title, found.changes, found.findings, Style(color)))
     return EXIT_OK
 
 

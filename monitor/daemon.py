@@ -23,13 +23,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.check import Context, Matchers, check
+from monitor.check import Context, check
 from monitor.config import Watch, Watchlist
 from monitor.deliver import Deliverer
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import HostLimiter, make_client
 from monitor.metrics import Metrics, serve_http
 from monitor.model import CheckResult, Outcome
+from monitor.pipeline import Matchers
 from monitor.store import Store
 
 log = logging.getLogger("monitor.daemon")

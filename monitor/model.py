@@ -284,6 +284,26 @@ class StoredVersion:
 
 
 @dataclass(frozen=True)
+class RecentVersion:
+    """A recent version's identity, enough to recognise a page returning to it."""
+
+    id: int
+    doc_hash: str
+    kind: VersionKind
+
+
+@dataclass(frozen=True)
+class History:
+    """What a check needs of the watch's past, read from the store in one go."""
+
+    state: WatchState
+    latest: StoredVersion | None = None
+    latest_sha: str | None = None  # SHA-256 of the body the latest version came from
+    recent: tuple[RecentVersion, ...] = ()  # newest first, the latest included
+    raw: Snapshot | None = None  # that body itself, when `needs_raw` asked for it
+
+
+@dataclass(frozen=True)
 class AlertRecord:
     """An alert to write with its deliveries: one per (route, destination)."""
 
@@ -333,7 +353,7 @@ class CheckRecord:
     document: Document | None = None
     version_kind: VersionKind | None = None  # when the check records a new version
     rules_hash: str = ""
-    failure_kind: str | None = None
+    failure_kind: FailureKind | None = None
     message: str | None = None
     validators: Validators | None = None
     full_fetch: bool = False

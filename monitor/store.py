@@ -39,6 +39,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -62,6 +63,8 @@ from monitor.model import (
     CheckRecord,
     Delivery,
     Finding,
+    History,
+    RecentVersion,
     Snapshot,
     StoredFinding,
     StoredVersion,
@@ -304,12 +307,36 @@ class Store:
 
     # --- reads ----------------------------------------------------------------------
 
+    def load(
+        self,
+        watch_id: str,
+        wants_raw: Callable[[StoredVersion, WatchState], bool],
+        *,
+        recent: int = 10,
+    ) -> History:
+        """Everything a check compares a response with, read in one transaction.
+
+        The latest version's raw body is read (and decompressed) only when
+        `wants_raw` says the check may need it: most checks never do.
+        """
+        with self._tx() as conn:
+            state = _read_state(conn, watch_id)
+            known = [
+                RecentVersion(r.id, r.doc_hash, VersionKind(r.kind))
+                for r in conn.execute(_recent_query(watch_id, recent))
+            ]
+            if not known:
+                return History(state)
+            latest = _read_version(conn, known[0].id)
+            raw = _read_snapshot(conn, latest.snapshot_id) if wants_raw(latest, state) else None
+            sha = conn.execute(
+                select(snapshots.c.body_sha256).where(snapshots.c.id == latest.snapshot_id)
+            ).scalar()
+        return History(state, latest, sha, tuple(known), raw)
+
     def state(self, watch_id: str) -> WatchState:
         with self._tx() as conn:
-            row = conn.execute(
-                select(watch_state).where(watch_state.c.watch_id == watch_id)
-            ).first()
-        return _state(row._mapping) if row is not None else WatchState(watch_id)
+            return _read_state(conn, watch_id)
 
     def states(self) -> list[WatchState]:
         """Every watch's state in one query (for metrics: one scrape, one read)."""
@@ -332,23 +359,9 @@ class Store:
         with self._tx() as conn:
             return [_version(r._mapping) for r in conn.execute(query)]
 
-    def recent_versions(self, watch_id: str, limit: int = 10) -> list[tuple[int, str, str]]:
-        """(id, doc_hash, kind) of the newest versions, newest first: for revert detection."""
-        query = (
-            select(versions.c.id, versions.c.doc_hash, versions.c.kind)
-            .where(versions.c.watch_id == watch_id)
-            .order_by(versions.c.id.desc())
-            .limit(limit)
-        )
-        with self._tx() as conn:
-            return [(r.id, r.doc_hash, r.kind) for r in conn.execute(query)]
-
     def version(self, version_id: int) -> StoredVersion:
         with self._tx() as conn:
-            row = conn.execute(select(versions).where(versions.c.id == version_id)).first()
-        if row is None:
-            raise StoreError(f"no version {version_id}")
-        return _version(row._mapping)
+            return _read_version(conn, version_id)
 
     def findings(
         self, *, watch_id: str | None = None, version_id: int | None = None, limit: int = 1000
@@ -364,21 +377,7 @@ class Store:
     def snapshot(self, snapshot_id: int) -> Snapshot:
         """A stored snapshot with its exact raw body, as the proof of what was served."""
         with self._tx() as conn:
-            row = conn.execute(select(snapshots).where(snapshots.c.id == snapshot_id)).first()
-            if row is None:
-                raise StoreError(f"no snapshot {snapshot_id}")
-            m = row._mapping
-            body = _read_body(conn, m["body_sha256"])
-        return Snapshot(
-            url=m["url"],
-            final_url=m["final_url"],
-            status=m["status"],
-            headers=tuple((k, v) for k, v in json.loads(m["headers"])),
-            body=body,
-            encoding=m["encoding"],
-            fetched_at=_utc(m["fetched_at"]) or datetime.now(UTC),
-            elapsed=m["elapsed"],
-        )
+            return _read_snapshot(conn, snapshot_id)
 
     def snapshot_sha(self, snapshot_id: int) -> str | None:
         """The SHA-256 of a snapshot's body: the proof an alert cites."""
@@ -386,12 +385,6 @@ class Store:
         with self._tx() as conn:
             value = conn.execute(query).scalar()
         return str(value) if value is not None else None
-
-    def latest_snapshot_id(self, watch_id: str) -> int | None:
-        query = select(func.max(snapshots.c.id)).where(snapshots.c.watch_id == watch_id)
-        with self._tx() as conn:
-            value = conn.execute(query).scalar()
-        return int(value) if value is not None else None
 
     def body(self, sha256: str) -> bytes:
         with self._tx() as conn:
@@ -596,6 +589,46 @@ class Store:
 
 
 # --- helpers --------------------------------------------------------------------------
+
+
+def _read_state(conn: Connection, watch_id: str) -> WatchState:
+    row = conn.execute(select(watch_state).where(watch_state.c.watch_id == watch_id)).first()
+    return _state(row._mapping) if row is not None else WatchState(watch_id)
+
+
+def _recent_query(watch_id: str, limit: int) -> Select[tuple[int, str, str]]:
+    """The newest versions' identities, newest first: for revert detection."""
+    return (
+        select(versions.c.id, versions.c.doc_hash, versions.c.kind)
+        .where(versions.c.watch_id == watch_id)
+        .order_by(versions.c.id.desc())
+        .limit(limit)
+    )
+
+
+def _read_version(conn: Connection, version_id: int) -> StoredVersion:
+    row = conn.execute(select(versions).where(versions.c.id == version_id)).first()
+    if row is None:
+        raise StoreError(f"no version {version_id}")
+    return _version(row._mapping)
+
+
+def _read_snapshot(conn: Connection, snapshot_id: int) -> Snapshot:
+    row = conn.execute(select(snapshots).where(snapshots.c.id == snapshot_id)).first()
+    if row is None:
+        raise StoreError(f"no snapshot {snapshot_id}")
+    m = row._mapping
+    body = _read_body(conn, m["body_sha256"])
+    return Snapshot(
+        url=m["url"],
+        final_url=m["final_url"],
+        status=m["status"],
+        headers=tuple((k, v) for k, v in json.loads(m["headers"])),
+        body=body,
+        encoding=m["encoding"],
+        fetched_at=_utc(m["fetched_at"]) or datetime.now(UTC),
+        elapsed=m["elapsed"],
+    )
 
 
 def _set_meta(conn: Connection, key: str, value: str) -> None:

@@ -24,12 +24,13 @@ import pytest
 from sqlalchemy import event
 
 from monitor import config
-from monitor.check import Context, Matchers, check
+from monitor.check import Context, check
 from monitor.deliver import BACKOFF_CAP, Deliverer, destinations
 from monitor.fetch import make_client
 from monitor.messages import Message, note_message
 from monitor.model import AlertRecord, CheckResult, Outcome
 from monitor.notify import send
+from monitor.pipeline import Matchers
 from monitor.store import Store
 from tests.conftest import LocalSite, Receiver
 from tests.harness import ENV, query

@@ -1,7 +1,8 @@
 """Golden page pairs: the findings a researcher expects from two versions of a page.
 
 Each tests/golden/pairs/NAME/ is one case, run through the whole detection pipeline
-(extract -> compare -> assess) exactly as a check runs it:
+(the watch built by the watchlist loader, extract, then `pipeline.detect`, the detection
+step a check and `monitor diff` run):
 
 - before.html and after.html: two versions of a realistic policy page, with the chrome
   real pages have (navigation, a cookie banner, scripts, a footer whose timestamp and
@@ -53,15 +54,15 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.diff import compare
+from monitor.config import Watch, loads
 from monitor.extract import extract
-from monitor.jurisdictions import ExtraSpec, Watching, catalog, extend, matcher_for
-from monitor.model import Change, ExtractRules, Finding
-from monitor.relevance import assess
+from monitor.model import Change, Finding
+from monitor.pipeline import Detection, Matchers, detect
 
 PAIRS = Path(__file__).parent / "golden" / "pairs"
 NAMES = sorted(path.name for path in PAIRS.iterdir() if path.is_dir()) if PAIRS.is_dir() else []
 DEFAULT_JURISDICTIONS = ("HK", "MO", "CN")
+URL = "https://example.org/policy"
 WATCH_KEYS = {"jurisdictions", "about", "select", "remove", "ignore", "terms"}
 CASE_KEYS = {"description", "watch", "xfail", "changes", "findings"}
 FINDING_KEYS = ("jurisdiction", "kind", "where", "terms", "before", "after", "cells")
@@ -95,26 +96,29 @@ def dump(data: Any) -> str:
 
 
 @cache
-def _matcher(ids: tuple[str, ...], terms: tuple[tuple[str, tuple[str, ...]], ...]) -> Watching:
-    places = extend(catalog(), {jid: ExtraSpec(terms=extra) for jid, extra in terms})
-    return matcher_for(ids, places)
-
-
-def run(name: str, watch: dict[str, Any]) -> tuple[list[Change], list[Finding]]:
-    """Extract both versions with the watch's rules, compare them, assess the changes."""
+def _watch(watch_yaml: str) -> tuple[Watch, Matchers]:
+    """The watch and its matchers as the watchlist loader builds them."""
+    watch = yaml.safe_load(watch_yaml)
     unknown = set(watch) - WATCH_KEYS
     assert not unknown, f"unknown watch keys {unknown}"
-    rules = ExtractRules(
-        select=tuple(watch.get("select", ())),
-        remove=tuple(watch.get("remove", ())),
-        ignore=tuple(watch.get("ignore", ())),
+    terms = watch.pop("terms", {})
+    spec = {
+        "defaults": {"jurisdictions": watch.pop("jurisdictions", list(DEFAULT_JURISDICTIONS))},
+        "jurisdictions": {jid: {"terms": extra} for jid, extra in terms.items()},
+        "watches": [{"id": "golden", "platform": "Example", "name": "Golden", "url": URL, **watch}],
+    }
+    watchlist = loads(yaml.safe_dump(spec), "golden.yaml")
+    return watchlist.watches[0], Matchers(watchlist)
+
+
+def run(name: str, watch_spec: dict[str, Any]) -> Detection:
+    """Extract both versions with the watch's rules and detect what changed."""
+    watch, matchers = _watch(yaml.safe_dump(watch_spec, sort_keys=True))
+    before, after = (
+        extract((PAIRS / name / f"{side}.html").read_text("utf-8"), watch.rules)
+        for side in ("before", "after")
     )
-    before = extract((PAIRS / name / "before.html").read_text("utf-8"), rules)
-    after = extract((PAIRS / name / "after.html").read_text("utf-8"), rules)
-    terms = tuple((jid, tuple(extra)) for jid, extra in sorted(watch.get("terms", {}).items()))
-    matcher = _matcher(tuple(watch.get("jurisdictions", DEFAULT_JURISDICTIONS)), terms)
-    changes = compare(before, after)
-    return changes, assess(before, after, changes, matcher, about=watch.get("about"))
+    return detect(before, after, matchers.for_watch(watch), watch.about)
 
 
 def finding_dict(finding: Finding) -> dict[str, Any]:
@@ -151,11 +155,11 @@ def canonical(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
-def change_counts(changes: list[Change]) -> dict[str, int]:
+def change_counts(changes: tuple[Change, ...]) -> dict[str, int]:
     return dict(sorted(Counter(change.kind for change in changes).items()))
 
 
-def _explain(name: str, expected: Any, actual: Any, changes: list[Change]) -> str:
+def _explain(name: str, expected: Any, actual: Any, changes: tuple[Change, ...]) -> str:
     """A unified diff of the YAML of both sides, then the changes diff saw."""
     lines = difflib.unified_diff(
         dump(expected).splitlines(), dump(actual).splitlines(), "expected", "actual", lineterm=""
@@ -181,7 +185,8 @@ def test_there_are_enough_cases() -> None:
 def test_golden_pair(name: str) -> None:
     spec = load(name)
     assert set(spec) <= CASE_KEYS, f"unknown keys {set(spec) - CASE_KEYS}"
-    changes, findings = run(name, spec.get("watch") or {})
+    detection = run(name, spec.get("watch") or {})
+    changes, findings = detection.changes, detection.findings
     actual = canonical([finding_dict(finding) for finding in findings])
     counts = change_counts(changes)
     if os.environ.get("UPDATE_GOLDEN") == "1" and not spec.get("xfail"):

@@ -16,11 +16,10 @@ from pathlib import Path
 import markdown
 import pytest
 
-from monitor.diff import compare
 from monitor.extract import extract
 from monitor.jurisdictions import Watching, catalog, matcher_for
 from monitor.model import Document, ExtractRules
-from monitor.relevance import assess
+from monitor.pipeline import detect
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "real"
 PAIRS = json.loads((CORPUS / "pairs.json").read_text()) if CORPUS.exists() else []
@@ -51,7 +50,7 @@ def matcher() -> Watching:
 
 def reported(pair: dict[str, object]) -> set[str]:
     before, after = document(str(pair["before"])), document(str(pair["after"]))
-    findings = assess(before, after, compare(before, after), matcher())
+    findings = detect(before, after, matcher(), about=None).findings
     return {f.jurisdiction for f in findings if f.kind in WORDING}
 
 

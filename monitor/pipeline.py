@@ -1,0 +1,317 @@
+"""The pure middle of a check: what a fetched response means for a watch.
+
+    response ─▶ extract ─▶ version ─▶ detect (compare ─▶ assess) ─▶ alerts ─▶ CheckRecord
+
+No I/O and no clock. The shell (`monitor.check`) fetches, reads the watch's `History`
+from the store in one go, calls `evaluate`, and hands the `CheckRecord` it returns to
+the store, which writes it in one transaction. `detect` is the one detection step:
+checks, `monitor diff` and the golden tests all call it.
+
+Rules that keep a failure from ever looking like a change:
+- the first version of a watch is a baseline (`new`), never a change;
+- a fetch or extraction failure is a failed check, counted in the watch's
+  consecutive failures, and never becomes the latest version;
+- a response that lost most of its text and looks like an error page is a failure,
+  and so is a page that shrank and stops before the `</html>` its last version had;
+- changed extraction rules re-extract the stored raw body into a silent
+  (`technical`) version: editing the watchlist never pages anyone;
+- a page flipping back to one of its recent states is a revert, alerted once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from monitor.alerting import decide
+from monitor.config import Route, Watch, Watchlist
+from monitor.diff import compare
+from monitor.errors import ExtractError, FailureKind
+from monitor.extract import extract
+from monitor.fetch import asks_for_javascript
+from monitor.jurisdictions import ExtraSpec, Jurisdiction, Watching, catalog, extend, matcher_for
+from monitor.model import (
+    Change,
+    CheckRecord,
+    Document,
+    Finding,
+    History,
+    NotModified,
+    Outcome,
+    RecentVersion,
+    Snapshot,
+    StoredVersion,
+    Validators,
+    VersionKind,
+    WatchState,
+    document_hash,
+)
+from monitor.relevance import assess
+
+LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
+REVERT_WINDOW = 10  # versions back in which a page returning to a state is a revert
+_HTML_END = re.compile(r"</html\b", re.IGNORECASE)
+_ERROR_WORDS = re.compile(
+    r"\b(error|not found|unavailable|something went wrong|try again|access denied|"
+    r"forbidden|temporarily|maintenance)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A check that failed for a classified reason, as a value."""
+
+    kind: FailureKind
+    message: str
+    snapshot: Snapshot | None = None
+    counted: bool = True  # False: the monitor's own outage, not the watch's
+
+
+Fetched = Snapshot | NotModified | Failure
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What changed between two versions, and which of it concerns a jurisdiction."""
+
+    changes: tuple[Change, ...]
+    findings: tuple[Finding, ...]
+
+
+class Matchers:
+    """Jurisdiction matchers, built once per distinct set of watched jurisdictions."""
+
+    def __init__(self, watchlist: Watchlist | None = None) -> None:
+        extra = {
+            jid: ExtraSpec(spec.name, tuple(spec.terms))
+            for jid, spec in (watchlist.jurisdictions if watchlist else {}).items()
+        }
+        self.jurisdictions: dict[str, Jurisdiction] = extend(catalog(), extra)
+        self.names = {jid: place.name for jid, place in self.jurisdictions.items()}
+        self._cache: dict[tuple[str, ...], Watching] = {}
+
+    def for_watch(self, watch: Watch) -> Watching:
+        return self.for_ids((*watch.jurisdictions, *([watch.about] if watch.about else [])))
+
+    def for_ids(self, ids: Iterable[str]) -> Watching:
+        key = tuple(sorted(set(ids)))
+        if key not in self._cache:
+            self._cache[key] = matcher_for(key, self.jurisdictions)
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a check is evaluated against besides the watch and its history."""
+
+    matchers: Matchers = field(default_factory=Matchers)
+    routes: Mapping[str, Route] = field(default_factory=dict)
+
+
+class _Failed(Exception):
+    """Internal: evaluation stopped on a classified failure."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def detect(before: Document, after: Document, matcher: Watching, about: str | None) -> Detection:
+    """The one detection step: the changes from `before` to `after`, and the findings."""
+    changes = compare(before, after)
+    findings = assess(before, after, changes, matcher, about=about)
+    return Detection(tuple(changes), tuple(findings))
+
+
+def needs_raw(fetched: Fetched, rules_hash: str, version: StoredVersion, state: WatchState) -> bool:
+    """Whether evaluating `fetched` may need the body the latest version came from.
+
+    Only two rare cases do: a 304 after the watch's rules changed (the stored body is
+    re-extracted), and a new body without `</html>` (it may have been cut off). Every
+    other check is spared reading and decompressing a stored body.
+    """
+    if isinstance(fetched, NotModified):
+        return version.rules_hash != rules_hash
+    if isinstance(fetched, Failure) or version.rules_hash != rules_hash:
+        return False
+    return fetched.sha256 != state.last_body_sha256 and not _HTML_END.search(fetched.text())
+
+
+def evaluate(
+    watch: Watch, history: History, fetched: Fetched, *, started: datetime, setting: Setting
+) -> CheckRecord:
+    """The record of one check: outcome, version to write, findings and alerts."""
+    try:
+        record = _interpret(watch, history, fetched, started, setting)
+    except _Failed as failed:
+        record = _failed(watch, started, failed.failure)
+    decision = decide(
+        watch,
+        history.state,
+        record,
+        previous=history.latest,
+        previous_sha=history.latest_sha,
+        routes=setting.routes,
+        names=setting.matchers.names,
+    )
+    return replace(record, alerts=decision.alerts, health_alerted=decision.health_alerted)
+
+
+def _interpret(
+    watch: Watch, history: History, fetched: Fetched, started: datetime, setting: Setting
+) -> CheckRecord:
+    if isinstance(fetched, Failure):
+        raise _Failed(fetched)
+    rules = watch.rules.digest()
+    if isinstance(fetched, NotModified):
+        return _not_modified(watch, history, started, rules)
+    base = CheckRecord(
+        watch.id,
+        started,
+        0.0,
+        Outcome.UNCHANGED,
+        snapshot=fetched,
+        rules_hash=rules,
+        validators=Validators(fetched.header("etag"), fetched.header("last-modified")),
+    )
+    previous = history.latest
+    same_rules = previous is not None and previous.rules_hash == rules
+    if same_rules and fetched.sha256 == history.state.last_body_sha256:
+        return base  # the same bytes: no need to extract them again
+    document = _extract(watch, fetched)
+    record = _compare(previous, document, fetched, base)
+    if record.version_kind != VersionKind.CHANGE or previous is None:
+        return record
+    _refuse_cut_off(fetched, document, previous, history.raw)
+    return _relevant(watch, previous, history.recent, record, setting)
+
+
+def _failed(watch: Watch, started: datetime, failure: Failure) -> CheckRecord:
+    return CheckRecord(
+        watch.id,
+        started,
+        0.0,
+        Outcome.FAILED,
+        snapshot=failure.snapshot,
+        failure_kind=failure.kind,
+        message=failure.message,
+        counted=failure.counted,
+    )
+
+
+def _not_modified(watch: Watch, history: History, started: datetime, rules: str) -> CheckRecord:
+    base = CheckRecord(watch.id, started, 0.0, Outcome.NOT_MODIFIED, rules_hash=rules)
+    previous, raw = history.latest, history.raw
+    if previous is None or previous.rules_hash == rules or raw is None:
+        return base
+    return replace(
+        base,
+        snapshot=raw,
+        document=_extract(watch, raw),
+        version_kind=VersionKind.TECHNICAL,
+        technical=True,
+    )
+
+
+def _extract(watch: Watch, snapshot: Snapshot) -> Document:
+    content_type = snapshot.content_type.split(";")[0].strip() or "text/html"
+    try:
+        return extract(snapshot.text(), watch.rules, content_type=content_type)
+    except ExtractError as exc:
+        if asks_for_javascript(snapshot.body):
+            message = f"{exc}: the page asks for JavaScript (a bot wall or an app shell)"
+            raise _Failed(Failure(FailureKind.BLOCKED, message, snapshot)) from exc
+        raise _Failed(Failure(FailureKind.EXTRACTION, str(exc), snapshot)) from exc
+
+
+def _compare(
+    previous: StoredVersion | None, document: Document, snapshot: Snapshot, base: CheckRecord
+) -> CheckRecord:
+    if previous is None:
+        return replace(
+            base, outcome=Outcome.NEW, document=document, version_kind=VersionKind.BASELINE
+        )
+    if previous.rules_hash != base.rules_hash:
+        return replace(base, document=document, version_kind=VersionKind.TECHNICAL, technical=True)
+    if document_hash(document) == previous.doc_hash:
+        return base
+    if content_lost(previous.document, document, snapshot):
+        message = (
+            f"the page lost most of its text ({_size(document)} of {_size(previous.document)} "
+            "characters left) and looks like an error page"
+        )
+        raise _Failed(Failure(FailureKind.CONTENT_LOST, message, snapshot))
+    return replace(
+        base, outcome=Outcome.CHANGED, document=document, version_kind=VersionKind.CHANGE
+    )
+
+
+def _refuse_cut_off(
+    snapshot: Snapshot, document: Document, previous: StoredVersion, raw: Snapshot | None
+) -> None:
+    """A page that shrank and stops before the `</html>` its last version had was cut off.
+
+    A server that dies half-way through rendering, or a proxy that times out mid-body,
+    still frames the response correctly; without this, the missing half would be
+    reported as removed text. (A redesign that merely drops the optional tag without
+    losing text is still a change.)
+    """
+    if _size(document) >= _size(previous.document) or _HTML_END.search(snapshot.text()):
+        return
+    if raw is not None and _HTML_END.search(raw.text()):
+        raise _Failed(
+            Failure(
+                FailureKind.TRANSIENT,
+                "the page stops before its closing </html> tag, which its last version had: "
+                "cut off in transit",
+                snapshot,
+            )
+        )
+
+
+def _relevant(
+    watch: Watch,
+    previous: StoredVersion,
+    recent: tuple[RecentVersion, ...],
+    record: CheckRecord,
+    setting: Setting,
+) -> CheckRecord:
+    """Attach the findings of a change; a flip back to a recent state is a revert."""
+    assert record.document is not None
+    matcher = setting.matchers.for_watch(watch)
+    found = detect(previous.document, record.document, matcher, watch.about).findings
+    new_hash = document_hash(record.document)
+    earlier = [v.id for v in recent[1:] if v.doc_hash == new_hash]
+    if not earlier:
+        return replace(record, findings=found)
+    if any(v.kind == VersionKind.REVERT for v in recent):
+        note = f"flapping: back to version {earlier[0]} again; not alerted"
+        return replace(record, version_kind=VersionKind.REVERT, findings=(), note=note)
+    note = f"revert: the page is back to its state of version {earlier[0]}"
+    return replace(
+        record,
+        version_kind=VersionKind.REVERT,
+        note=note,
+        findings=tuple(replace(f, note=note) for f in found),
+    )
+
+
+def content_lost(before: Document, after: Document, snapshot: Snapshot) -> bool:
+    """True when `after` is most likely an error page standing in for `before`.
+
+    A real rewrite can shrink a page; an error page shrinks it *and* says so, or is
+    served with an error status.
+    """
+    if _size(after) >= LOST_SHARE * _size(before):
+        return False
+    if snapshot.status >= 400:
+        return True
+    text = " ".join(b.text for b in after[:20])
+    return len(text) < 2000 and _ERROR_WORDS.search(text) is not None
+
+
+def _size(document: Document) -> int:
+    return sum(len(b.text) for b in document)
