@@ -195,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace) -> config.Watchlist:
-    return config.load(args.watchlist or default_watchlist())
+    from monitor.app import load_watchlist
+
+    return load_watchlist(args.watchlist or default_watchlist())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

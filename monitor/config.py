@@ -34,7 +34,6 @@ from pydantic import (
 
 from monitor.errors import ConfigError, Problem
 from monitor.model import ExtractRules
-from monitor.notify import redact, validate
 
 Path_ = tuple[str | int, ...]
 
@@ -377,7 +376,11 @@ def loads(
     known_jurisdictions: Iterable[str] | None = None,
     check_url: Callable[[str], bool] | None = None,
 ) -> Watchlist:
-    """Validate watchlist text; `source` names it in messages."""
+    """Validate watchlist text; `source` names it in messages.
+
+    `check_url` says whether the notification library accepts a route URL; the
+    composition root (`monitor.app`) passes apprise's, tests may pass their own.
+    """
     data, lines, dups = _parse_yaml(text, source)
     out = _Collector(source, lines)
     for dup in dups:
@@ -390,11 +393,17 @@ def loads(
             out.add((key,), f"unknown key (expected one of: {', '.join(_SECTIONS)})")
     env = os.environ if env is None else env
     known = set(known_jurisdictions) if known_jurisdictions is not None else _catalog_ids()
-    builder = _Builder(out, env, known, check_url or validate)
+    builder = _Builder(out, env, known, check_url)
     watchlist = builder.build(data, source)
     if out.problems:
         raise ConfigError(sorted(out.problems, key=lambda p: p.line or 0))
     return watchlist
+
+
+def masked_url(url: str) -> str:
+    """A URL that apprise cannot read may hold a token anywhere: show its scheme only."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    return f"{scheme}://***" if re.fullmatch(r"[A-Za-z][\w+.-]*", scheme) else "***"
 
 
 def _catalog_ids() -> set[str]:
@@ -411,7 +420,7 @@ class _Builder:
         out: _Collector,
         env: Mapping[str, str],
         known: set[str],
-        check_url: Callable[[str], bool],
+        check_url: Callable[[str], bool] | None,
     ) -> None:
         self.out = out
         self.env = env
@@ -465,8 +474,8 @@ class _Builder:
 
     def route_url(self, path: Path_, raw: object) -> str:
         url = self.interpolate(path, str(raw))
-        if url is not None and not self.check_url(url):
-            self.out.add(path, f"apprise does not accept this URL: {redact(url)}")
+        if url is not None and self.check_url is not None and not self.check_url(url):
+            self.out.add(path, f"apprise does not accept this URL: {masked_url(url)}")
         return url or ""
 
     def interpolate(self, path: Path_, text: str) -> str | None:

@@ -15,12 +15,12 @@ service's own size limits, so a long alert never loses a finding to a cut.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from monitor.config import masked_url
 from monitor.errors import NotifyError
 from monitor.messages import ELLIPSIS, Message, fit, headline
 
@@ -83,8 +83,7 @@ def redact(url: str) -> str:
     """
     service: Any = _apprise().Apprise.instantiate(url)
     if service is None:
-        scheme = url.split("://", 1)[0] if "://" in url else ""
-        return f"{scheme}://***" if re.fullmatch(r"[A-Za-z][\w+.-]*", scheme) else "***"
+        return masked_url(url)
     return str(service.url(privacy=True)).split("?", 1)[0]
 
 

@@ -1,0 +1,48 @@
+"""The composition root: where the real parts are built and wired together.
+
+`monitor check` and `monitor run` build their watchlist and their checks' context
+here and nowhere else, so both run exactly the same parts: the watchlist validated
+with apprise's own URL check, jurisdiction matchers built once per watchlist, one
+HTTP client and one per-host limiter shared by every check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+
+from monitor import config, notify
+from monitor.check import Connectivity, Context
+from monitor.config import Watchlist
+from monitor.fetch import HostLimiter
+from monitor.pipeline import Matchers
+from monitor.store import Store
+
+
+def load_watchlist(path: str | os.PathLike[str]) -> Watchlist:
+    """The watchlist at `path`, with route URLs checked by apprise itself."""
+    return config.load(path, check_url=notify.validate)
+
+
+def check_context(
+    watchlist: Watchlist,
+    store: Store,
+    client: httpx.AsyncClient,
+    limiter: HostLimiter,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    connectivity: Connectivity | None = None,
+) -> Context:
+    """What every check of this watchlist needs; rebuilt when the watchlist changes."""
+    return Context(
+        client,
+        store,
+        limiter,
+        now=now,
+        matchers=Matchers(watchlist),
+        routes=watchlist.routes,
+        connectivity=connectivity or Connectivity(),
+    )
