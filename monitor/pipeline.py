@@ -129,9 +129,11 @@ def detect(before: Document, after: Document, matcher: Watching, about: str | No
 def needs_raw(fetched: Fetched, rules_hash: str, version: StoredVersion, state: WatchState) -> bool:
     """Whether evaluating `fetched` may need the body the latest version came from.
 
-    Only two rare cases do: a 304 after the watch's rules changed (the stored body is
-    re-extracted), and a new body without `</html>` (it may have been cut off). Every
-    other check is spared reading and decompressing a stored body.
+    Only two cases do: a 304 after the watch's rules changed (the stored body is
+    re-extracted), and new bytes without `</html>` (they may have been cut off, which
+    the stored body tells). Every other check is spared reading and decompressing a
+    stored body; a site that never closes its `</html>` pays for one read per check
+    whose bytes changed.
     """
     if isinstance(fetched, NotModified):
         return version.rules_hash != rules_hash

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import sqlalchemy
 import pytest
 
 from monitor import config
@@ -370,3 +371,57 @@ def test_one_unreachable_host_is_the_watchs_own_failure() -> None:
     assert not any(seen.failed("a.example") for _ in range(10))  # the same host again and again
     seen.answered()
     assert [seen.failed(h) for h in ("a", "b", "c", "d")] == [False, False, False, True]
+
+
+class StoreTraffic:
+    """Counts a store's transactions and the stored snapshots it reads back whole
+    (headers and body), by SQL event. (Writing a body reads its keyframe to compress
+    against it; that is the write's own business and not counted.)"""
+
+    def __init__(self, store: Store) -> None:
+        self.transactions = 0
+        self.body_reads = 0
+        sqlalchemy.event.listen(store.engine, "begin", self._begin)
+        sqlalchemy.event.listen(store.engine, "before_cursor_execute", self._execute)
+
+    def _begin(self, _conn: object) -> None:
+        self.transactions += 1
+
+    def _execute(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "snapshots.headers" in statement:
+            self.body_reads += 1
+
+    def reset(self) -> None:
+        self.transactions = self.body_reads = 0
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        pytest.param(page(stamp="11:00", token="b2"), id="unchanged-new-bytes"),
+        pytest.param(page(HK_CHANGED + OTHER, stamp="12:00"), id="changed"),
+        pytest.param(page(), id="same-bytes"),
+    ],
+)
+def test_a_check_reads_the_store_once_and_writes_once(
+    site: LocalSite, harness: Harness, second: str
+) -> None:
+    """State before the fetch (for its validators), one load after it, one write."""
+    site["/le"] = page()
+    wl = watchlist(site)
+    harness.run(wl)
+    traffic = StoreTraffic(harness.store)
+    site["/le"] = second
+    harness.run(wl)
+    assert traffic.transactions == 3
+    assert traffic.body_reads == 0  # a page with its </html> never needs the stored body
+
+
+def test_a_304_reads_no_stored_body(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = Page(page().encode(), headers={"Content-Type": "text/html", "ETag": '"v1"'})
+    wl = watchlist(site)
+    harness.run(wl)
+    site["/le"] = Page(b"", 304, {"ETag": '"v1"'})
+    traffic = StoreTraffic(harness.store)
+    assert harness.run(wl).outcome is Outcome.NOT_MODIFIED
+    assert (traffic.transactions, traffic.body_reads) == (3, 0)
