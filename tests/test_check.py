@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import sqlalchemy
 import pytest
+import sqlalchemy
 
 from monitor import config
 from monitor.check import Context, check, check_all
