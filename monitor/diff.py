@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import NamedTuple
 
-from monitor.model import Block, Change, Document
+from monitor.model import Block, Change, ChangeKind, Document
 
 __all__ = ["compare", "split_sentences", "word_segments"]
 
@@ -855,17 +855,19 @@ class _Output:
         return [change for _, change in sorted(self.items, key=lambda item: item[0])]
 
     def moved(self, old: _Unit, new: _Unit) -> None:
-        self._put(new.position, _change("moved", self._old(old), self._new(new)))
+        self._put(new.position, _change(ChangeKind.MOVED, self._old(old), self._new(new)))
 
     def modified(self, old: _Unit, new: _Unit) -> None:
         segments = word_segments(old.text, new.text)
-        self._put(new.position, _change("modified", self._old(old), self._new(new), segments))
+        self._put(
+            new.position, _change(ChangeKind.MODIFIED, self._old(old), self._new(new), segments)
+        )
 
     def added(self, new: _Unit) -> None:
-        self._put(new.position, _change("added", None, self._new(new)))
+        self._put(new.position, _change(ChangeKind.ADDED, None, self._new(new)))
 
     def removed(self, old: _Unit, follows: tuple[int, int]) -> None:
-        change = _change("removed", self._old(old), None)
+        change = _change(ChangeKind.REMOVED, self._old(old), None)
         self.items.append(((*follows, 1, old.block, old.ordinal), change))
 
     def _put(self, position: tuple[int, int], change: Change) -> None:
@@ -891,7 +893,10 @@ class _Side:
 
 
 def _change(
-    kind: str, old: _Side | None, new: _Side | None, segments: tuple[tuple[str, str], ...] = ()
+    kind: ChangeKind,
+    old: _Side | None,
+    new: _Side | None,
+    segments: tuple[tuple[str, str], ...] = (),
 ) -> Change:
     """A change between two sides, either of which may be missing."""
     holder = new or old

@@ -195,14 +195,13 @@ def document_hash(document: Document) -> str:
 class Change:
     """One difference between two versions, at the finest useful grain.
 
-    kind: added | removed | modified | moved.
     For prose the unit is a sentence; for table rows, headings, terms and short list
     items it is the whole block. `segments` is the word-level (characters for CJK)
     edit script of a modification: ("=", text) kept, ("-", text) removed, ("+", text)
     added, in reading order.
     """
 
-    kind: str
+    kind: ChangeKind
     block_kind: str
     before: str | None = None
     after: str | None = None
@@ -233,13 +232,11 @@ class CellDelta:
 class Finding:
     """A change that concerns a watched jurisdiction, and the evidence why.
 
-    kind: sentence_added | sentence_removed | sentence_modified | section_changed |
-          page_about | appeared | disappeared | table_row | revert
     where: sentence | heading | row | page  (where the jurisdiction's name was found)
     """
 
     jurisdiction: str
-    kind: str
+    kind: FindingKind
     where: str
     terms: tuple[str, ...]
     change: Change | None = None

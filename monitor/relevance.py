@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 
 from monitor.jurisdictions import Watching
-from monitor.model import CellDelta, Change, Document, Finding
+from monitor.model import CellDelta, Change, ChangeKind, Document, Finding, FindingKind
 
 _NUMBER = re.compile(r"^[^\d\-+]*([-+]?\d[\d,.\s]*)\s*(%|‰)?[^\d]*$")
 
@@ -35,7 +35,7 @@ def assess(
     """Findings of one comparison, in reading order, presence findings last."""
     findings: list[Finding] = []
     for change in changes:
-        if change.kind == "moved":
+        if change.kind == ChangeKind.MOVED:
             findings.extend(_moved_findings(change, matcher))
         else:
             findings.extend(_change_findings(change, before, after, matcher, about))
@@ -70,9 +70,11 @@ def _change_findings(
     headings = _merge(*(_names(matcher, h) for h in change.path_before + change.path_after))
     for jid, terms in headings.items():
         if jid not in in_text:
-            findings.append(Finding(jid, "section_changed", "heading", tuple(terms), change, cells))
+            findings.append(
+                Finding(jid, FindingKind.SECTION_CHANGED, "heading", tuple(terms), change, cells)
+            )
     if about is not None and about not in in_text and about not in headings:
-        findings.append(Finding(about, "page_about", "page", (), change, cells))
+        findings.append(Finding(about, FindingKind.PAGE_ABOUT, "page", (), change, cells))
     return findings
 
 
@@ -82,17 +84,21 @@ def _moved_findings(change: Change, matcher: Watching) -> list[Finding]:
     old = _merge(*(_names(matcher, h) for h in change.path_before))
     new = _merge(*(_names(matcher, h) for h in change.path_after))
     moved = {j: t for j, t in _merge(old, new).items() if (j in old) != (j in new)}
-    return [Finding(j, "section_changed", "heading", tuple(t), change) for j, t in moved.items()]
+    return [
+        Finding(j, FindingKind.SECTION_CHANGED, "heading", tuple(t), change)
+        for j, t in moved.items()
+    ]
 
 
 def _text_finding(
     change: Change, jid: str, terms: list[str], cells: tuple[CellDelta, ...]
 ) -> Finding:
     if change.block_kind == "row":
-        return Finding(jid, "table_row", "row", tuple(terms), change, cells)
-    kind = {"added": "sentence_added", "removed": "sentence_removed"}.get(
-        change.kind, "sentence_modified"
-    )
+        return Finding(jid, FindingKind.TABLE_ROW, "row", tuple(terms), change, cells)
+    kind = {
+        ChangeKind.ADDED: FindingKind.SENTENCE_ADDED,
+        ChangeKind.REMOVED: FindingKind.SENTENCE_REMOVED,
+    }.get(change.kind, FindingKind.SENTENCE_MODIFIED)
     where = "heading" if change.block_kind == "heading" else "sentence"
     return Finding(jid, kind, where, tuple(terms), change)
 
@@ -171,9 +177,13 @@ def _number(cell: str) -> tuple[float, str] | None:
 def _presence(before: Document, after: Document, matcher: Watching) -> list[Finding]:
     """A jurisdiction named on only one side of the comparison appeared or disappeared."""
     old, new = _page_names(before, matcher), _page_names(after, matcher)
-    findings = [Finding(j, "appeared", "page", tuple(t)) for j, t in new.items() if j not in old]
+    findings = [
+        Finding(j, FindingKind.APPEARED, "page", tuple(t)) for j, t in new.items() if j not in old
+    ]
     findings += [
-        Finding(j, "disappeared", "page", tuple(t)) for j, t in old.items() if j not in new
+        Finding(j, FindingKind.DISAPPEARED, "page", tuple(t))
+        for j, t in old.items()
+        if j not in new
     ]
     return findings
 
