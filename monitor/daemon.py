@@ -328,8 +328,8 @@ class Daemon:
         for title in result.alerts:
             where = "" if self.watchlist.watch(result.watch).routes else " (no route: stored only)"
             log.warning("ALERT %s%s", title, where)
-        if result.alerts and not self._stopping:
-            self.scheduler.modify_job("deliver", next_run_time=self.now())
+        if result.alerts:
+            self._deliver_soon()
         level = logging.WARNING if result.outcome is Outcome.FAILED else logging.INFO
         log.log(
             level,
@@ -341,6 +341,11 @@ class Daemon:
         if self.on_result is not None:
             self.on_result(result)
         self.metrics.observe(result)
+
+    def _deliver_soon(self) -> None:
+        """A new alert should not wait for the next delivery pass: run one now."""
+        if not self._stopping and self.scheduler.get_job("deliver") is not None:
+            self.scheduler.modify_job("deliver", next_run_time=self.now())
 
 
 def run(daemon: Daemon) -> int:
