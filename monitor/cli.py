@@ -138,9 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--max-age",
         type=float,
-        default=120.0,
+        default=None,
         metavar="SECONDS",
-        help="oldest heartbeat that counts as alive (default 120)",
+        help="oldest heartbeat that counts as alive (default 120, as the daemon's /healthz)",
     )
     verify = sub.add_parser("verify", help="check the store for damage; exit 0 if sound")
     _db_arg(verify)
@@ -330,8 +330,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
     from monitor.store import Store
 
+    max_age = HEALTH_MAX_AGE if args.max_age is None else args.max_age
     store = Store.open(args.db or default_db())
     try:
         beat = store.last_heartbeat()
@@ -340,8 +342,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     if beat is None:
         print("unhealthy: no daemon heartbeat in the store", file=sys.stderr)
         return EXIT_FAILED
-    age = (datetime.now(UTC) - beat).total_seconds()
-    if age > args.max_age:
+    age = heartbeat_age(beat, datetime.now(UTC))
+    if age > max_age:
         print(f"unhealthy: last heartbeat {age:.0f}s ago", file=sys.stderr)
         return EXIT_FAILED
     print(f"healthy: last heartbeat {age:.0f}s ago")

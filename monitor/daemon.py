@@ -1,11 +1,16 @@
 """The daemon behind `monitor run`: schedule every watch, check, keep a heartbeat.
 
 One APScheduler job per watch, each with a stable id, `max_instances=1`,
-coalescing, a misfire grace time and jitter. On start a watch's first run follows
-from its last check in the store, spread out so a restart never fires every check
-at once. SIGTERM / SIGINT stop new checks, wait a bounded time for running ones,
-then close everything; SIGHUP reloads the watchlist, keeping the running one if the
-new file is invalid.
+coalescing, a misfire grace time and jitter; when each job first runs and what
+counts as a fresh heartbeat are pure rules in `monitor.schedule`. SIGTERM / SIGINT
+stop new checks, wait a bounded time for running ones, then close everything;
+SIGHUP (or a change of the watchlist file) reloads the watchlist, keeping the
+running one if the new file is invalid.
+
+Every I/O seam is a constructor argument — the store, the HTTP client, the clock,
+the random draw that spreads first runs, the sender of alerts, the metrics — so
+each piece (scheduling, reload, heartbeat, a delivery pass, shutdown) runs in a
+test in milliseconds against a real SQLite file and `httpx.MockTransport`.
 """
 
 from __future__ import annotations
@@ -15,104 +20,172 @@ import logging
 import random
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor import schedule
+from monitor.app import check_context
 from monitor.check import Context, check
 from monitor.config import Watch, Watchlist
-from monitor.deliver import Deliverer
+from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import HostLimiter, make_client
 from monitor.metrics import Metrics, serve_http
 from monitor.model import CheckResult, Outcome
-from monitor.pipeline import Matchers
 from monitor.store import Store
 
 log = logging.getLogger("monitor.daemon")
 
-HEARTBEAT_EVERY = 30.0  # seconds; `monitor health` allows a few missed beats
-FIRST_RUN_SPREAD = 60.0  # seconds over which never-checked or overdue watches start
 
-
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Knobs of the daemon, with defaults fit for a container."""
 
     concurrency: int = 8  # fetches at once, over all hosts
     per_host: int = 2
     host_delay: float = 1.0
-    stop_grace: float = 30.0
-    heartbeat_every: float = HEARTBEAT_EVERY
+    stop_grace: float = 30.0  # seconds SIGTERM waits for running checks
+    heartbeat_every: float = schedule.HEARTBEAT_EVERY
+    health_max_age: float = schedule.HEALTH_MAX_AGE  # /healthz, as `monitor health`
     deliver_every: float = 15.0  # seconds between passes over due deliveries
-    first_run_spread: float = FIRST_RUN_SPREAD
+    backoff_base: float = BACKOFF_BASE  # seconds before a failed delivery's first retry
+    backoff_cap: float = BACKOFF_CAP  # longest wait between two delivery attempts
+    first_run_spread: float = schedule.FIRST_RUN_SPREAD
     http: tuple[str, int] | None = None  # serve /healthz and /metrics here
     watch_file: float = 0.0  # seconds between looks at the watchlist's mtime; 0 = off
     misfire_grace: float = 300.0
 
 
-@dataclass
-class Daemon:
-    """A running monitor: its scheduler, its in-flight checks and its I/O objects."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    watchlist: Watchlist
-    store: Store
-    reload: Callable[[], Watchlist]
-    settings: Settings = field(default_factory=Settings)
-    mtime: Callable[[], float] | None = None  # the watchlist file's, for reload on change
-    on_result: Callable[[CheckResult], None] | None = None
-    metrics: Metrics | None = None
-    _running: set[asyncio.Task[Any]] = field(default_factory=set)
-    _stopping: bool = False
+
+class Daemon:
+    """A running monitor: its scheduler, its in-flight checks and its I/O objects.
+
+    The daemon owns `client` (made with `make_client()` unless one is given) and
+    closes it on stop; the store belongs to the caller. `draw` returns a number in
+    [0, 1) that places a watch's first run within the spread window.
+    """
+
+    def __init__(
+        self,
+        watchlist: Watchlist,
+        store: Store,
+        *,
+        reload: Callable[[], Watchlist],
+        settings: Settings | None = None,
+        client: httpx.AsyncClient | None = None,
+        now: Callable[[], datetime] = _utcnow,
+        draw: Callable[[], float] = random.random,
+        mtime: Callable[[], float] | None = None,
+        send: Sender | None = None,
+        on_result: Callable[[CheckResult], None] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.watchlist = watchlist
+        self.store = store
+        self.reload = reload
+        self.now = now
+        self.draw = draw
+        self.mtime = mtime  # the watchlist file's, for reload on change
+        self.send = send
+        self.on_result = on_result
+        self.metrics = metrics if metrics is not None else Metrics(store, self.watch_ids)
+        self.client = client if client is not None else make_client()
+        self.limiter = HostLimiter(
+            self.settings.per_host, self.settings.host_delay, total=self.settings.concurrency
+        )
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.server: asyncio.Server | None = None
+        self.context = self._context(watchlist)
+        self.deliverer = self._deliverer(watchlist)
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._seen_mtime: float | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then finish running checks within the grace time."""
-        client = make_client()
-        self._limiter = HostLimiter(
-            self.settings.per_host, self.settings.host_delay, total=self.settings.concurrency
+        await self.start()
+        self.scheduler.resume()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        """Beat once, put every job in place and open the HTTP endpoint; the scheduler
+        stays paused until `serve` resumes it, so a test can look before anything runs."""
+        self.scheduler.start(paused=True)
+        self.beat()
+        self.scheduler.add_job(
+            self.beat, IntervalTrigger(seconds=self.settings.heartbeat_every), id="heartbeat"
         )
-        self._client = client
-        self._use(self.watchlist)
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler = scheduler
-        scheduler.start()
-        self._beat()
-        scheduler.add_job(
-            self._beat, IntervalTrigger(seconds=self.settings.heartbeat_every), id="heartbeat"
-        )
-        scheduler.add_job(
-            self._deliver,
+        self.scheduler.add_job(
+            self.deliver,
             IntervalTrigger(seconds=self.settings.deliver_every),
             id="deliver",
             max_instances=1,
             coalesce=True,
-            next_run_time=datetime.now(UTC),
+            next_run_time=self.now(),
         )
         self._schedule(self.watchlist.watches)
-        self._watch_file(scheduler)
-        server = await self._serve_http()
+        self._watch_file()
+        if self.settings.http is not None:
+            host, port = self.settings.http
+            self.server = await serve_http(host, port, self.metrics, self.healthy)
         log.info(
             "monitor started: %d watches, %d routes",
             len(self.watchlist.watches),
             len(self.watchlist.routes),
         )
-        try:
-            await stop.wait()
-        finally:
-            if server is not None:
-                server.close()
-            await self._shutdown(client)
 
-    async def _serve_http(self) -> asyncio.Server | None:
-        if self.settings.http is None:
-            return None
-        self.metrics = Metrics(self.store, lambda: [w.id for w in self.watchlist.watches])
-        host, port = self.settings.http
-        return await serve_http(host, port, self.metrics, self._healthy)
+    async def stop(self) -> None:
+        """Start no new check, give running ones `stop_grace` seconds, then close."""
+        self._stopping = True
+        if self.server is not None:
+            self.server.close()
+        if self.scheduler.running:
+            self.scheduler.pause()  # no new check or delivery pass starts from now on
+        await self._finish_running()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)  # after the wait: it cancels running jobs
+        self._forget_heartbeat()
+        await self.client.aclose()
+        log.info("monitor stopped")
+
+    async def _finish_running(self) -> None:
+        if not self._running:
+            return
+        log.info("stopping: waiting for %d running checks", len(self._running))
+        _, late = await asyncio.wait(set(self._running), timeout=self.settings.stop_grace)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("stopping: cancelled %d checks that outlived the grace time", len(late))
+
+    # --- heartbeat and health -----------------------------------------------------------
+
+    def beat(self) -> None:
+        """Record that this daemon is alive; `monitor health` and `/healthz` read it."""
+        try:
+            self.store.heartbeat(self.now())
+        except Exception as exc:  # the heartbeat must never kill the daemon
+            log.error("heartbeat failed: %s", exc)
+
+    def healthy(self) -> bool:
+        """Alive and not stopping, by the same threshold as `monitor health`."""
+        beat = self.store.last_heartbeat()
+        fresh = schedule.is_fresh(beat, self.now(), self.settings.health_max_age)
+        return fresh and not self._stopping
 
     def _forget_heartbeat(self) -> None:
         """A daemon that stopped cleanly is not alive: `monitor health` says so at once."""
@@ -121,117 +194,136 @@ class Daemon:
         except Exception as exc:  # stopping goes on whatever the store says
             log.error("could not clear the heartbeat: %s", exc)
 
-    def _healthy(self) -> bool:
-        beat = self.store.last_heartbeat()
-        age = (datetime.now(UTC) - beat).total_seconds() if beat else float("inf")
-        return not self._stopping and age < 3 * self.settings.heartbeat_every
+    # --- the watchlist ------------------------------------------------------------------
 
-    def _watch_file(self, scheduler: AsyncIOScheduler) -> None:
-        if not self.settings.watch_file or self.mtime is None:
+    def watch_ids(self) -> list[str]:
+        """The ids of the running watchlist (metrics report only these)."""
+        return [w.id for w in self.watchlist.watches]
+
+    def reload_watchlist(self) -> None:
+        """Swap in a new watchlist if it is valid; otherwise keep the running one."""
+        try:
+            new = self.reload()
+        except ConfigError as exc:
+            log.error("watchlist reload refused, keeping the running one:\n%s", exc)
             return
-        self._seen = self.mtime()
-        scheduler.add_job(
-            self._poll_file, IntervalTrigger(seconds=self.settings.watch_file), id="watch-file"
+        old_ids = set(self.watch_ids())
+        gone = old_ids - {w.id for w in new.watches}
+        for watch_id in gone:
+            self.scheduler.remove_job(f"watch:{watch_id}")
+        changed = tuple(w for w in new.watches if w not in self.watchlist.watches)
+        self._use(new)
+        self._schedule(changed)
+        log.info(
+            "watchlist reloaded: %d watches (%d added or changed, %d removed)",
+            len(new.watches),
+            len(changed),
+            len(gone),
         )
 
-    def _poll_file(self) -> None:
-        assert self.mtime is not None
+    def poll_file(self) -> None:
+        """Reload when the watchlist file's modification time moved."""
+        if self.mtime is None:
+            return
         try:
             current = self.mtime()
         except OSError as exc:
             log.error("cannot read the watchlist: %s", exc)
             return
-        if current != self._seen:
-            self._seen = current
+        if current != self._seen_mtime:
+            self._seen_mtime = current
             log.info("the watchlist file changed: reloading")
             self.reload_watchlist()
 
-    async def _shutdown(self, client: Any) -> None:
-        self._stopping = True
-        self._scheduler.pause()  # no new check or delivery pass starts from now on
-        if self._running:
-            log.info("stopping: waiting for %d running checks", len(self._running))
-            _, late = await asyncio.wait(set(self._running), timeout=self.settings.stop_grace)
-            for task in late:
-                task.cancel()
-        self._scheduler.shutdown(wait=False)  # after the wait: it cancels running jobs
-        self._forget_heartbeat()
-        await client.aclose()
-        log.info("monitor stopped")
+    def _watch_file(self) -> None:
+        if not self.settings.watch_file or self.mtime is None:
+            return
+        self._seen_mtime = self.mtime()
+        self.scheduler.add_job(
+            self.poll_file, IntervalTrigger(seconds=self.settings.watch_file), id="watch-file"
+        )
 
     def _use(self, watchlist: Watchlist) -> None:
         """Build what checks and deliveries need from a (new) watchlist."""
         self.watchlist = watchlist
-        self._ctx = Context(
-            self._client,
+        self.context = self._context(watchlist)
+        self.deliverer = self._deliverer(watchlist)
+
+    def _context(self, watchlist: Watchlist) -> Context:
+        """What a check needs, from the composition root."""
+        return check_context(watchlist, self.store, self.client, self.limiter, now=self.now)
+
+    def _deliverer(self, watchlist: Watchlist) -> Deliverer:
+        deliverer = Deliverer(
             self.store,
-            self._limiter,
-            matchers=Matchers(watchlist),
-            routes=watchlist.routes,
+            watchlist.routes,
+            watchlist.defaults.give_up_after,
+            now=self.now,
+            backoff_base=self.settings.backoff_base,
+            backoff_cap=self.settings.backoff_cap,
         )
-        self._deliverer = Deliverer(self.store, watchlist.routes, watchlist.defaults.give_up_after)
+        if self.send is not None:
+            deliverer.send = self.send
+        return deliverer
 
-    async def _deliver(self) -> None:
-        try:
-            await self._deliverer.run()
-        except StoreError as exc:  # locked or full: the next pass tries again
-            log.error("delivery pass skipped, the store is unavailable: %s", exc)
-        except Exception:  # a broken ledger read must not kill the daemon
-            log.exception("delivery pass crashed")
-
-    def _beat(self) -> None:
-        try:
-            self.store.heartbeat(datetime.now(UTC))
-        except Exception as exc:  # the heartbeat must never kill the daemon
-            log.error("heartbeat failed: %s", exc)
+    # --- scheduling ---------------------------------------------------------------------
 
     def _schedule(self, watches: tuple[Watch, ...]) -> None:
-        now = datetime.now(UTC)
+        now = self.now()
         last_checks = {s.watch_id: s.last_check_at for s in self.store.states()}
         for watch in watches:
-            self._scheduler.add_job(
-                self._job,
-                _trigger(watch),
+            first = schedule.first_run(
+                watch.schedule,
+                last_checks.get(watch.id),
+                now,
+                spread=self.settings.first_run_spread,
+                fraction=self.draw(),
+            )
+            self.scheduler.add_job(
+                self.run_check,
+                schedule.trigger(watch.schedule),
                 args=[watch.id],
                 id=f"watch:{watch.id}",
                 name=watch.id,
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=int(self.settings.misfire_grace),
-                next_run_time=self._first_run(watch, last_checks.get(watch.id), now),
+                next_run_time=first,
                 replace_existing=True,
             )
 
-    def _first_run(self, watch: Watch, last: datetime | None, now: datetime) -> datetime:
-        """Resume the rhythm from the watch's last check; spread overdue watches over a
-        minute (or their interval, if shorter)."""
-        window = min(self.settings.first_run_spread, watch.schedule.interval or float("inf"))
-        spread = timedelta(seconds=random.uniform(0, window))
-        if last is None or watch.schedule.interval is None:
-            return now + spread if last is None else _next_cron(watch, now)
-        due = last + timedelta(seconds=watch.schedule.interval)
-        return due if due > now else now + spread
+    # --- jobs ---------------------------------------------------------------------------
 
-    async def _job(self, watch_id: str) -> None:
+    async def run_check(self, watch_id: str) -> None:
+        """One scheduled check; a crash is logged, never raised into the scheduler."""
         if self._stopping:
             return
         task = asyncio.current_task()
         assert task is not None
         self._running.add(task)
         try:
-            result = await check(self.watchlist.watch(watch_id), self._ctx)
+            result = await check(self.watchlist.watch(watch_id), self.context)
             self._report(result)
         except Exception:  # one broken watch must never take the daemon down
             log.exception("check of %s crashed", watch_id)
         finally:
             self._running.discard(task)
 
+    async def deliver(self) -> None:
+        """One pass over due deliveries; a store that is unavailable skips the pass."""
+        try:
+            await self.deliverer.run()
+        except StoreError as exc:  # locked or full: the next pass tries again
+            log.error("delivery pass skipped, the store is unavailable: %s", exc)
+        except Exception:  # a broken ledger read must not kill the daemon
+            log.exception("delivery pass crashed")
+
     def _report(self, result: CheckResult) -> None:
         for title in result.alerts:
             where = "" if self.watchlist.watch(result.watch).routes else " (no route: stored only)"
             log.warning("ALERT %s%s", title, where)
-        if result.alerts and not self._stopping:
-            self._scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
+        if result.alerts:
+            self._deliver_soon()
         level = logging.WARNING if result.outcome is Outcome.FAILED else logging.INFO
         log.log(
             level,
@@ -242,41 +334,12 @@ class Daemon:
         )
         if self.on_result is not None:
             self.on_result(result)
-        if self.metrics is not None:
-            self.metrics.observe(result)
+        self.metrics.observe(result)
 
-    def reload_watchlist(self) -> None:
-        """Swap in a new watchlist if it is valid; otherwise keep the running one."""
-        try:
-            new = self.reload()
-        except ConfigError as exc:
-            log.error("watchlist reload refused, keeping the running one:\n%s", exc)
-            return
-        old_ids = {w.id for w in self.watchlist.watches}
-        new_ids = {w.id for w in new.watches}
-        for gone in old_ids - new_ids:
-            self._scheduler.remove_job(f"watch:{gone}")
-        changed = tuple(w for w in new.watches if w not in self.watchlist.watches)
-        self._use(new)
-        self._schedule(changed)
-        log.info(
-            "watchlist reloaded: %d watches (%d added or changed, %d removed)",
-            len(new.watches),
-            len(changed),
-            len(old_ids - new_ids),
-        )
-
-
-def _trigger(watch: Watch) -> IntervalTrigger | CronTrigger:
-    jitter = int(watch.schedule.jitter) or None
-    if watch.schedule.cron:
-        return CronTrigger.from_crontab(watch.schedule.cron, timezone=UTC)
-    return IntervalTrigger(seconds=watch.schedule.interval or 6 * 3600, jitter=jitter)
-
-
-def _next_cron(watch: Watch, now: datetime) -> datetime:
-    fire = _trigger(watch).get_next_fire_time(None, now)
-    return fire if fire is not None else now
+    def _deliver_soon(self) -> None:
+        """A new alert should not wait for the next delivery pass: run one now."""
+        if not self._stopping and self.scheduler.get_job("deliver") is not None:
+            self.scheduler.modify_job("deliver", next_run_time=self.now())
 
 
 def run(daemon: Daemon) -> int:

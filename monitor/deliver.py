@@ -52,9 +52,10 @@ def destinations(
     return tuple(out)
 
 
-def backoff(attempts: int) -> float:
-    """Seconds to wait after the n-th failed attempt: exponential, capped, full jitter."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempts, 0))
+def backoff(attempts: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Seconds to wait after the n-th failed attempt: exponential, capped, jittered so
+    that destinations which failed together do not all retry at the same moment."""
+    ceiling = min(cap, base * 2 ** max(attempts, 0))
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -78,6 +79,8 @@ class Deliverer:
     send: Sender = send
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     concurrency: int = 4
+    backoff_base: float = BACKOFF_BASE  # seconds before the first retry
+    backoff_cap: float = BACKOFF_CAP  # longest wait between two attempts
 
     async def run(self, *, everything: bool = False) -> Report:
         """Deliver every due delivery once (with `everything`, every pending one, as a
@@ -136,7 +139,7 @@ class Deliverer:
             )
             self._notice(delivery, error)
             return
-        wait = backoff(delivery.attempts)
+        wait = backoff(delivery.attempts, base=self.backoff_base, cap=self.backoff_cap)
         self.store.retry_later(delivery.id, error, now + timedelta(seconds=wait))
         report.retrying += 1
         log.warning(

@@ -5,6 +5,10 @@ address says otherwise). Counters follow the daemon's check results; the ledger 
 per-watch figures are read from the store at scrape time, so they are right even
 after a restart. prometheus_client writes the exposition format; the registry is an
 instance, never the library's global one.
+
+When the store cannot be read (locked, damaged, gone), both endpoints answer `503`
+with a one-line reason: an orchestrator or a scraper sees why, instead of an empty
+reply and a traceback in the daemon's log.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitor.errors import StoreError
 from monitor.model import CheckResult
 from monitor.store import Store
 
@@ -101,7 +106,7 @@ async def serve_http(
         try:
             request = await asyncio.wait_for(reader.readline(), timeout=5)
             path = request.decode("latin-1").split(" ")[1] if request.count(b" ") >= 2 else ""
-            status, body, kind = _route(path, metrics, healthy)
+            status, body, kind = _respond(path, metrics, healthy)
             head = f"HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
             writer.write(head.encode() + b"\r\n" + body)
             await writer.drain()
@@ -113,6 +118,16 @@ async def serve_http(
     server = await asyncio.start_server(handle, host, port)
     log.info("metrics and health on http://%s:%d/metrics and /healthz", host, port)
     return server
+
+
+def _respond(path: str, metrics: Metrics, healthy: Callable[[], bool]) -> tuple[str, bytes, str]:
+    """Answer one request; a store that fails is a 503 with its reason, never a hang-up."""
+    try:
+        return _route(path, metrics, healthy)
+    except StoreError as exc:
+        reason = (str(exc).splitlines() or ["unknown error"])[0]
+        log.warning("%s: the store is unavailable: %s", path, reason)
+        return "503 Service Unavailable", f"store unavailable: {reason}\n".encode(), "text/plain"
 
 
 def _route(path: str, metrics: Metrics, healthy: Callable[[], bool]) -> tuple[str, bytes, str]:

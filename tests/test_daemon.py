@@ -1,161 +1,310 @@
-"""The daemon end to end: `monitor run` as a subprocess, against servers on 127.0.0.1.
+"""The daemon, in process: scheduling, checks, delivery, reload, heartbeat, shutdown.
 
-Each test starts the real command through `tests/harness.py`. The daemon spreads the
-first run of a never-checked (or overdue) watch over up to a minute, so each test
-first records a baseline with `monitor check`: the daemon's next run of that watch is
-then due one `INTERVAL` after it.
+Each test builds a `Daemon` against a real SQLite file in `tmp_path`, pages served by
+`httpx.MockTransport`, a clock the test moves and a sender that records (or refuses)
+alerts. `start()` leaves the scheduler paused, so a test runs the daemon's jobs itself
+— `run_check`, `deliver`, `beat`, `reload_watchlist`, `poll_file` — and then `stop()`.
+One test lets the scheduler run for real; the two at the end start `monitor run` as a
+process, for what only a process shows: signals, the command line, exit codes.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import asyncio
+import logging
 import signal
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import LocalSite, Mailbox, Receiver, mailto
-from tests.harness import STOP_GRACE, monitor, query, running, wait_for
+from monitor import cli, config
+from monitor.daemon import Daemon, Settings
+from monitor.errors import NotifyError
+from monitor.fetch import make_client
+from monitor.messages import Message
+from monitor.metrics import Metrics
+from monitor.model import CheckResult
+from monitor.store import Store
+from tests.conftest import LocalSite, free_port
+from tests.harness import monitor, query, running
 
-pytestmark = pytest.mark.slow
-
-INTERVAL = 3  # seconds between checks; the daemon must start within it after a baseline
-DELIVER_EVERY = 15  # seconds between the daemon's passes over due deliveries
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+HOUR = 3600.0
 PAGE = """<html><body><nav>Home</nav><main><h1>Government requests</h1>
 <p>We review every request for user data carefully.</p>
 <p>{hk}</p></main></body></html>"""
 HK_BEFORE = "We do not respond to requests from the Hong Kong government."
 HK_AFTER = "We respond to requests from the Hong Kong government."
+HOOK = "json://desk.example.org/hook"
 
 
 def page(hk: str) -> str:
     return PAGE.format(hk=hk)
 
 
-def write_watchlist(path: Path, watches: dict[str, str], route: str | None = None) -> Path:
-    """A watchlist checking each `id: url` every INTERVAL seconds, alerting `route`."""
-    lines = ["defaults:", f"  interval: {INTERVAL}s", "  jitter: 0"]
-    if route is not None:
-        lines += ["  routes: [desk]", "routes:", f"  desk: ['{route}']"]
-    lines.append("watches:")
-    lines += [
-        f"  - {{id: {wid}, platform: Meta, name: Government requests, url: '{url}'}}"
-        for wid, url in watches.items()
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+class Clock:
+    """The daemon's `now`, moved by the test."""
+
+    def __init__(self, start: datetime = NOW) -> None:
+        self.at = start
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
 
 
-def baseline(tmp_path: Path, watchlist: Path, *watch_ids: str) -> None:
-    """Record a first version with `monitor check`, so the daemon's next run is due soon."""
-    args = ("--watchlist", str(watchlist), "--db", str(tmp_path / "m.db"), "--json")
-    done = monitor(tmp_path, "check", *args, *watch_ids)
-    assert done.returncode == 0, done.stderr
-    outcomes = [json.loads(line)["outcome"] for line in done.stdout.splitlines()]
-    assert outcomes and set(outcomes) == {"new"}, done.stdout
-
-
-# --- 1. a change while the daemon runs reaches the desk ----------------------------------
-
-
-def test_a_hong_kong_change_while_running_is_mailed_once(
-    tmp_path: Path, site: LocalSite, mailbox: Mailbox
-) -> None:
-    site["/p"] = page(HK_BEFORE)
-    watchlist = write_watchlist(
-        tmp_path / "w.yaml", {"meta-hk": site.url("/p")}, mailto(mailbox.port)
-    )
-    baseline(tmp_path, watchlist)
-    with running(tmp_path, watchlist) as daemon:
-        seen = daemon.wait_log("meta-hk: unchanged")  # the daemon keeps its rhythm
-        site["/p"] = page(HK_AFTER)
-        changed = daemon.wait_log("meta-hk: changed", after=seen)
-        wait_for("the e-mail", lambda: len(mailbox.messages) > 0, timeout=15)
-        sent = daemon.wait_log("alert 1 delivered", after=changed)
-        daemon.wait_log("meta-hk: unchanged", after=sent)  # one more check: nothing new
-        assert daemon.stop() == 0
-    assert len(mailbox.messages) == 1
-    subject = mailbox.messages[0]["Subject"]
-    assert "Hong Kong" in subject and "Meta" in subject
-    assert any(line["message"].startswith("ALERT Meta") for line in daemon.lines())
-    assert query(tmp_path / "m.db", "SELECT status, attempts FROM deliveries") == [("sent", 1)]
-    assert daemon.problems() == []
-
-
-# --- 2. SIGTERM while a check is in flight ------------------------------------------------
-
-
-class SlowPage:
-    """A page on 127.0.0.1 whose body trickles out over `seconds`, keeping a check busy."""
+class Site:
+    """Pages by path behind `httpx.MockTransport`; `hold()` keeps the next request
+    waiting until `release()`, so a check can be caught in flight."""
 
     def __init__(self) -> None:
-        self.body = page(HK_BEFORE).encode()
-        self.seconds = 0.0
+        self.pages: dict[str, str] = {}
         self.requests = 0
-        slow = self
+        self.held = asyncio.Event()
+        self._gate: asyncio.Event | None = None
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                slow.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(slow.body)))
-                self.end_headers()
-                chunks = [slow.body[i : i + 64] for i in range(0, len(slow.body), 64)]
-                try:
-                    for chunk in chunks:
-                        time.sleep(slow.seconds / len(chunks))
-                        self.wfile.write(chunk)
-                        self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away: that is its business
+    def hold(self) -> None:
+        self._gate = asyncio.Event()
 
-            def log_message(self, *_args: object) -> None:
-                pass
+    def release(self) -> None:
+        assert self._gate is not None
+        self._gate.set()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self._gate is not None:
+            self.held.set()
+            await self._gate.wait()
+        html = self.pages.get(request.url.path)
+        return httpx.Response(200, html=html) if html else httpx.Response(404, text="no")
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/slow"
+
+class Outbox:
+    """The daemon's alert sender: records each send, or fails while `down`."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Message]] = []
+        self.attempts = 0
+        self.down = False
+
+    async def send(self, url: str, message: Message) -> None:
+        self.attempts += 1
+        if self.down:
+            raise NotifyError("HTTP 500 from the webhook")
+        self.sent.append((url, message))
+
+
+def watchlist_text(watches: dict[str, str], *, route: bool = True, extra: str = "") -> str:
+    """Hourly watches `id: path` on https://example.org, alerting HOOK."""
+    lines = ["defaults:", "  interval: 1h", "  jitter: 0"]
+    if route:
+        lines += ["  routes: [desk]", "routes:", f"  desk: ['{HOOK}']"]
+    lines.append("watches:")
+    lines += [
+        f"  - {{id: {wid}, platform: Meta, name: Government requests, "
+        f"url: 'https://example.org{path}'}}"
+        for wid, path in watches.items()
+    ]
+    return "\n".join(lines) + "\n" + extra
+
+
+class World:
+    """Everything a daemon talks to, shared by the daemons one test starts."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.db = tmp_path / "m.db"
+        self.file = tmp_path / "w.yaml"
+        self.clock = Clock()
+        self.site = Site()
+        self.outbox = Outbox()
+        self.results: list[CheckResult] = []
+
+    def load(self) -> config.Watchlist:
+        return config.load(self.file, env={})
+
+    def daemon(self, store: Store, **options: Any) -> Daemon:
+        settings = Settings(**({"host_delay": 0.0} | options.pop("settings", {})))
+        defaults: dict[str, Any] = {
+            "client": make_client(transport=httpx.MockTransport(self.site.handle)),
+            "now": self.clock,
+            "draw": lambda: 0.0,
+            "send": self.outbox.send,
+            "on_result": self.results.append,
+        }
+        return Daemon(
+            self.load(), store, reload=self.load, settings=settings, **(defaults | options)
+        )
+
+    def outcomes(self, watch_id: str | None = None) -> list[str]:
+        return [r.outcome.value for r in self.results if watch_id in (None, r.watch)]
 
 
 @pytest.fixture
-def slow_page() -> Iterator[SlowPage]:
-    local = SlowPage()
-    local.thread.start()
-    yield local
-    local.server.shutdown()
-    local.server.server_close()
-    local.thread.join(5)
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
 
 
-def test_sigterm_during_a_check_lets_it_finish_and_exits_0(
-    tmp_path: Path, slow_page: SlowPage
+@pytest.fixture
+def store(world: World) -> Iterator[Store]:
+    opened = Store.open(str(world.db))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="monitor")
+    return caplog
+
+
+def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("monitor")]
+
+
+def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(coro())
+
+
+# --- a change reaches the desk, once --------------------------------------------------
+
+
+def test_a_hong_kong_change_is_alerted_and_delivered_once(
+    world: World, store: Store, logs: pytest.LogCaptureFixture
 ) -> None:
-    watchlist = write_watchlist(tmp_path / "w.yaml", {"slow": slow_page.url})
-    baseline(tmp_path, watchlist)
-    slow_page.seconds = 4.0
-    with running(tmp_path, watchlist) as daemon:
-        wait_for("the daemon's fetch", lambda: slow_page.requests >= 2, timeout=2 * INTERVAL + 5)
-        started = time.monotonic()
-        assert daemon.stop(signal.SIGTERM) == 0
-        took = time.monotonic() - started
-    assert took < STOP_GRACE, f"exit took {took:.1f}s"
-    messages = [line["message"] for line in daemon.lines()]
-    stopping = messages.index("stopping: waiting for 1 running checks")
-    assert messages.index("slow: unchanged") > stopping  # finished, not cancelled
-    assert messages[-1] == "monitor stopped"
-    assert daemon.problems() == []
+    world.site.pages["/p"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"meta-hk": "/p"}))
 
-    db = tmp_path / "m.db"
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        for hk in (HK_BEFORE, HK_BEFORE, HK_AFTER, HK_AFTER):
+            world.site.pages["/p"] = page(hk)
+            await daemon.run_check("meta-hk")
+            await daemon.deliver()
+            world.clock.advance(HOUR)
+        await daemon.stop()
+
+    run(go)
+    assert world.outcomes() == ["new", "unchanged", "changed", "unchanged"]
+    [(url, message)] = world.outbox.sent
+    assert url == HOOK and "Hong Kong" in message.title and "Meta" in message.title
+    assert any(m.startswith("ALERT Meta") for m in messages(logs))
+    assert query(world.db, "SELECT status, attempts FROM deliveries") == [("sent", 1)]
+
+
+def test_an_alert_asks_for_a_delivery_pass_at_once(world: World, store: Store) -> None:
+    world.site.pages["/p"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"meta-hk": "/p"}))
+
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        await daemon.run_check("meta-hk")
+        world.clock.advance(HOUR)
+        daemon.scheduler.modify_job("deliver", next_run_time=world.clock() + timedelta(hours=9))
+        world.site.pages["/p"] = page(HK_AFTER)
+        await daemon.run_check("meta-hk")
+        assert daemon.scheduler.get_job("deliver").next_run_time == world.clock()
+        await daemon.stop()
+
+    run(go)
+    assert world.outcomes() == ["new", "changed"]
+
+
+# --- delivery retries with back-off, across a restart --------------------------------------
+
+
+def test_a_pending_delivery_survives_a_crash_and_is_sent_once_after_restart(
+    world: World, store: Store
+) -> None:
+    world.site.pages["/p"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"meta-hk": "/p"}))
+    world.outbox.down = True
+
+    async def first_life() -> None:  # ends without stop(), as under kill -9
+        daemon = world.daemon(store, settings={"backoff_base": 10.0})
+        await daemon.start()
+        await daemon.run_check("meta-hk")
+        world.site.pages["/p"] = page(HK_AFTER)
+        world.clock.advance(HOUR)
+        await daemon.run_check("meta-hk")
+        await daemon.deliver()
+        await daemon.client.aclose()
+
+    run(first_life)
+    assert world.outbox.attempts == 1 and world.outbox.sent == []
+    [(status, attempts, retry_at)] = query(
+        world.db, "SELECT status, attempts, next_attempt_at FROM deliveries"
+    )
+    assert (status, attempts) == ("pending", 1)
+    wait = datetime.fromisoformat(retry_at).replace(tzinfo=UTC) - world.clock()
+    assert timedelta(seconds=5) <= wait <= timedelta(seconds=10)  # the configured back-off
+    store.close()
+
+    world.outbox.down = False
+    world.clock.advance(10)
+    restarted = Store.open(str(world.db))
+
+    async def second_life() -> None:
+        daemon = world.daemon(restarted)
+        await daemon.start()
+        await daemon.deliver()
+        await daemon.deliver()  # nothing more is due
+        await daemon.stop()
+
+    try:
+        run(second_life)
+    finally:
+        restarted.close()
+    assert world.outbox.attempts == 2 and len(world.outbox.sent) == 1
+    assert "Hong Kong" in world.outbox.sent[0][1].title
+    assert query(world.db, "SELECT status, attempts FROM deliveries") == [("sent", 2)]
+    assert query(world.db, "SELECT count(*) FROM alerts") == [(1,)]
+    assert query(world.db, "PRAGMA integrity_check") == [("ok",)]
+
+
+# --- shutdown -------------------------------------------------------------------------------
+
+
+def test_stop_lets_a_running_check_finish_and_starts_no_new_one(
+    world: World, store: Store, logs: pytest.LogCaptureFixture
+) -> None:
+    world.site.pages["/slow"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"slow": "/slow"}, route=False))
+
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        await daemon.run_check("slow")
+        world.clock.advance(HOUR)
+        world.site.hold()
+        in_flight = asyncio.create_task(daemon.run_check("slow"))
+        await world.site.held.wait()
+        stopping = asyncio.create_task(daemon.stop())
+        await asyncio.sleep(0)  # stop() is now waiting for the check
+        requests = world.site.requests
+        await daemon.run_check("slow")  # a job that fires now does nothing
+        assert world.site.requests == requests
+        world.site.release()
+        await stopping
+        await in_flight
+
+    run(go)
+    said = messages(logs)
+    stopping = said.index("stopping: waiting for 1 running checks")
+    assert said.index("slow: unchanged") > stopping  # finished, not cancelled
+    assert said[-1] == "monitor stopped"
+    assert not [r for r in logs.records if r.exc_info]
+    assert store.last_heartbeat() is None
+
+    db = world.db
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
     assert query(db, "PRAGMA foreign_key_check") == []
     checks = query(db, "SELECT outcome, snapshot_id FROM checks ORDER BY id")
@@ -170,90 +319,249 @@ def test_sigterm_during_a_check_lets_it_finish_and_exits_0(
     assert state == [("unchanged", 0, 1)]
 
 
-# --- 3. kill -9 with an alert pending, then restart ---------------------------------------
-
-
-def test_kill_9_then_restart_delivers_the_pending_alert_once(
-    tmp_path: Path, site: LocalSite, receiver: Receiver
+def test_stop_cancels_a_check_that_outlives_the_grace_time(
+    world: World, store: Store, logs: pytest.LogCaptureFixture
 ) -> None:
-    hook = f"json://127.0.0.1:{receiver.port}/hook"
-    site["/p"] = page(HK_BEFORE)
-    watchlist = write_watchlist(tmp_path / "w.yaml", {"meta-hk": site.url("/p")}, hook)
-    baseline(tmp_path, watchlist)
-    receiver.status = 500
-    site["/p"] = page(HK_AFTER)
-    with running(tmp_path, watchlist, "first") as daemon:
-        changed = daemon.wait_log("meta-hk: changed")
-        failed = daemon.wait_log("delivery of alert 1 to", after=changed)
-        retry = re.search(r"retrying in (\d+)s", daemon.lines()[failed]["message"])
-        assert retry is not None
-        assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
-    db = tmp_path / "m.db"
-    assert len(receiver.posts) == 1
-    assert query(db, "SELECT status, attempts FROM deliveries") == [("pending", 1)]
+    world.site.pages["/stuck"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"stuck": "/stuck"}, route=False))
 
-    receiver.status = 200
-    with running(tmp_path, watchlist, "second") as daemon:
-        due_within = int(retry.group(1)) + DELIVER_EVERY + 5
-        wait_for("the delivery", lambda: len(receiver.posts) == 2, timeout=due_within)
-        daemon.wait_log("alert 1 delivered")
-        assert daemon.stop() == 0
-    assert len(receiver.posts) == 2
-    assert "Hong Kong" in receiver.posts[1].json()["title"]
-    assert query(db, "SELECT status, attempts FROM deliveries") == [("sent", 2)]
-    assert query(db, "SELECT count(*) FROM alerts") == [(1,)]
-    assert query(db, "PRAGMA integrity_check") == [("ok",)]
-    assert daemon.problems() == []
+    async def go() -> None:
+        daemon = world.daemon(store, settings={"stop_grace": 0.0})
+        await daemon.start()
+        world.site.hold()  # and never released
+        in_flight = asyncio.create_task(daemon.run_check("stuck"))
+        await world.site.held.wait()
+        await daemon.stop()
+        with pytest.raises(asyncio.CancelledError):
+            await in_flight
+
+    run(go)
+    said = messages(logs)
+    assert "stopping: cancelled 1 checks that outlived the grace time" in said
+    assert said[-1] == "monitor stopped"
+    assert query(world.db, "SELECT count(*) FROM checks") == [(0,)]
+    assert store.last_heartbeat() is None
 
 
-# --- 4. SIGHUP reloads the watchlist, or refuses a broken one ----------------------------
+# --- reload ---------------------------------------------------------------------------------
 
 
-def test_sighup_refuses_a_broken_watchlist_and_adds_a_watch_from_a_valid_one(
+def test_reload_refuses_a_broken_watchlist_and_applies_a_valid_one(
+    world: World, store: Store, logs: pytest.LogCaptureFixture
+) -> None:
+    world.site.pages["/one"] = page(HK_BEFORE)
+    world.site.pages["/two"] = page(HK_AFTER)
+    world.file.write_text(watchlist_text({"one": "/one"}))
+
+    def job_ids(daemon: Daemon) -> set[str]:
+        return {j.id for j in daemon.scheduler.get_jobs() if j.id.startswith("watch:")}
+
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        await daemon.run_check("one")
+        world.file.write_text(world.file.read_text().replace("interval: 1h", "interval: often"))
+        daemon.reload_watchlist()
+        refused = next(m for m in messages(logs) if "watchlist reload refused" in m)
+        assert f"{world.file}:2: defaults.interval" in refused
+        assert job_ids(daemon) == {"watch:one"} and daemon.healthy()
+        world.clock.advance(HOUR)
+        await daemon.run_check("one")  # still checking, on the old watchlist
+
+        world.file.write_text(watchlist_text({"one": "/one", "two": "/two"}))
+        daemon.reload_watchlist()
+        assert "watchlist reloaded: 2 watches (1 added or changed, 0 removed)" in messages(logs)
+        assert job_ids(daemon) == {"watch:one", "watch:two"}
+        await daemon.run_check("two")
+
+        world.file.write_text(watchlist_text({"two": "/two"}))
+        daemon.reload_watchlist()
+        assert "watchlist reloaded: 1 watches (0 added or changed, 1 removed)" in messages(logs)
+        assert job_ids(daemon) == {"watch:two"}
+        await daemon.stop()
+
+    run(go)
+    assert world.outcomes("one") == ["new", "unchanged"]
+    assert world.outcomes("two") == ["new"]
+
+
+def test_a_changed_watchlist_file_is_reloaded_when_watched(world: World, store: Store) -> None:
+    world.file.write_text(watchlist_text({"one": "/one"}))
+    mtime = [1.0]
+
+    async def go() -> None:
+        daemon = world.daemon(store, mtime=lambda: mtime[0], settings={"watch_file": 5.0})
+        await daemon.start()
+        assert daemon.scheduler.get_job("watch-file") is not None
+        world.file.write_text(watchlist_text({"one": "/one", "two": "/two"}))
+        daemon.poll_file()  # same mtime: not looked at
+        assert daemon.watch_ids() == ["one"]
+        mtime[0] = 2.0
+        daemon.poll_file()
+        assert daemon.watch_ids() == ["one", "two"]
+        await daemon.stop()
+
+    run(go)
+
+
+# --- scheduling -----------------------------------------------------------------------------
+
+
+def test_first_runs_follow_the_last_checks_in_the_store(world: World, store: Store) -> None:
+    world.site.pages["/p"] = page(HK_BEFORE)
+    cron = (
+        "  - {id: cron, platform: M, name: N, url: 'https://example.org/p', cron: '30 * * * *'}\n"
+    )
+    world.file.write_text(
+        watchlist_text({"seen": "/p", "fresh": "/p"}).replace("jitter: 0", "jitter: 5m") + cron
+    )
+
+    async def go() -> None:
+        daemon = world.daemon(store, draw=lambda: 0.5)
+        await daemon.run_check("seen")
+        checked = world.clock()
+        world.clock.advance(600)
+        await daemon.start()
+        jobs = {j.id: j for j in daemon.scheduler.get_jobs()}
+        assert jobs["watch:seen"].next_run_time == checked + timedelta(hours=1)
+        assert jobs["watch:fresh"].next_run_time == world.clock() + timedelta(seconds=30)
+        assert jobs["watch:cron"].trigger.jitter == 300  # cron keeps the watchlist's jitter
+        for job in (jobs["watch:seen"], jobs["watch:fresh"], jobs["watch:cron"]):
+            assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, 300)
+        assert jobs["heartbeat"].trigger.interval == timedelta(seconds=30)
+        await daemon.stop()
+
+    run(go)
+
+
+def test_the_scheduler_runs_a_due_check(world: World, store: Store) -> None:
+    """The one test with the real clock: a never-checked watch (spread 0) runs at once."""
+    world.site.pages["/p"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"meta-hk": "/p"}))
+    stop = asyncio.Event()
+
+    async def go() -> None:
+        daemon = world.daemon(store, now=lambda: datetime.now(UTC), on_result=lambda _: stop.set())
+        await asyncio.wait_for(daemon.serve(stop), timeout=30)  # a hang fails, not a time
+
+    run(go)
+    assert query(world.db, "SELECT outcome FROM checks") == [("new",)]
+    assert store.last_heartbeat() is None
+
+
+# --- heartbeat, health and the HTTP endpoint -----------------------------------------------
+
+
+def test_health_follows_the_heartbeat(
+    world: World, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.clock = Clock(datetime.now(UTC))  # `monitor health` reads the real clock
+    world.file.write_text(watchlist_text({"one": "/one"}))
+    db = str(world.db)
+    assert cli.main(["health", "--db", db]) == 1
+    assert "no daemon heartbeat" in capsys.readouterr().err
+
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        assert store.last_heartbeat() == world.clock()
+        assert cli.main(["health", "--db", db]) == 0
+        assert capsys.readouterr().out.startswith("healthy")
+        world.clock.advance(121)
+        assert not daemon.healthy()  # four beats missed
+        daemon.beat()
+        assert daemon.healthy()
+        await daemon.stop()
+        assert not daemon.healthy()
+
+    run(go)
+    assert cli.main(["health", "--db", db]) == 1  # a clean stop clears the heartbeat
+    assert "no daemon heartbeat" in capsys.readouterr().err
+
+
+def test_the_endpoint_serves_the_injected_metrics_and_503_when_the_store_fails(
+    world: World, store: Store
+) -> None:
+    world.site.pages["/p"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"meta-hk": "/p"}))
+    metrics = Metrics(store, lambda: ["meta-hk"])
+    world.clock = Clock(datetime.now(UTC))
+
+    async def go() -> None:
+        daemon = world.daemon(store, metrics=metrics, settings={"http": ("127.0.0.1", 0)})
+        await daemon.start()
+        assert daemon.metrics is metrics and daemon.server is not None
+        port = daemon.server.sockets[0].getsockname()[1]
+        await daemon.run_check("meta-hk")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as c:
+            scraped = await c.get("/metrics")
+            healthz = await c.get("/healthz")
+            spoil(world.db)
+            broken = await c.get("/healthz")
+        await daemon.stop()
+        assert 'monitor_checks_total{outcome="new"} 1.0' in scraped.text
+        assert healthz.status_code == 200 and healthz.text.startswith("ok")
+        assert broken.status_code == 503
+        assert broken.text == "store unavailable: file is not a database\n"
+
+    run(go)
+
+
+def spoil(db: Path) -> None:
+    """Overwrite a SQLite store (and its WAL) with garbage, as a broken disk would."""
+    for path in db.parent.glob(db.name + "*"):
+        path.write_bytes(b"garbage!" * (path.stat().st_size // 8 + 1))
+
+
+# --- as a process: signals, the command line, exit codes -----------------------------------
+
+
+def process_watchlist(tmp_path: Path, site: LocalSite, *ids: str) -> Path:
+    path = tmp_path / "w.yaml"
+    lines = ["defaults:", "  interval: 1h", "watches:"]
+    lines += [f"  - {{id: {i}, platform: Meta, name: N, url: '{site.url('/p')}'}}" for i in ids]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_monitor_run_checks_serves_healthz_and_exits_0_on_sigterm(
     tmp_path: Path, site: LocalSite
 ) -> None:
-    site["/one"] = page(HK_BEFORE)
-    site["/two"] = page(HK_AFTER)
+    site["/p"] = page(HK_BEFORE)
+    watchlist = process_watchlist(tmp_path, site, "meta-hk")
     db = str(tmp_path / "m.db")
-    watchlist = write_watchlist(tmp_path / "w.yaml", {"one": site.url("/one")})
-    baseline(tmp_path, watchlist)
+    port = free_port()
+    options = ("--spread", "0", "--http", f"127.0.0.1:{port}")
+    with running(tmp_path, watchlist, "daemon", *options) as daemon:
+        daemon.wait_log("meta-hk: new")
+        with httpx.Client(trust_env=False) as client:
+            healthz = client.get(f"http://127.0.0.1:{port}/healthz")
+        assert healthz.status_code == 200 and healthz.text.startswith("ok")
+        alive = monitor(tmp_path, "health", "--db", db)
+        assert alive.returncode == 0 and alive.stdout.startswith("healthy"), alive.stderr
+        assert daemon.stop(signal.SIGTERM) == 0
+    assert daemon.lines()[-1]["message"] == "monitor stopped"
+    assert daemon.problems() == []
+    stopped = monitor(tmp_path, "health", "--db", db)  # a clean stop clears the heartbeat
+    assert stopped.returncode == 1 and "no daemon heartbeat" in stopped.stderr
+
+
+@pytest.mark.slow
+def test_sighup_refuses_a_broken_watchlist_and_applies_a_valid_one(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    site["/p"] = page(HK_BEFORE)
+    watchlist = process_watchlist(tmp_path, site, "one")
     with running(tmp_path, watchlist) as daemon:
-        daemon.wait_log("one: unchanged")
-        watchlist.write_text(watchlist.read_text().replace("interval: 3s", "interval: often"))
+        watchlist.write_text(watchlist.read_text().replace("interval: 1h", "interval: often"))
         mark = daemon.mark()
         daemon.process.send_signal(signal.SIGHUP)
         refused = daemon.wait_log("watchlist reload refused", after=mark)
         assert f"{watchlist}:2: defaults.interval" in daemon.lines()[refused]["message"]
-        daemon.wait_log("one: unchanged", after=refused)  # still checking, on the old one
-        health = monitor(tmp_path, "health", "--db", db)
-        assert health.returncode == 0, health.stderr
-
-        write_watchlist(watchlist, {"one": site.url("/one"), "two": site.url("/two")})
-        baseline(tmp_path, watchlist, "two")  # else its first run is up to a minute away
+        process_watchlist(tmp_path, site, "one", "two")
         mark = daemon.mark()
         daemon.process.send_signal(signal.SIGHUP)
-        reloaded = daemon.wait_log(
-            "watchlist reloaded: 2 watches (1 added or changed, 0 removed)", after=mark
-        )
-        daemon.wait_log("two: unchanged", after=reloaded)
+        daemon.wait_log("watchlist reloaded: 2 watches (1 added or changed, 0 removed)", after=mark)
         assert daemon.stop() == 0
-    assert query(tmp_path / "m.db", "SELECT count(*) FROM checks WHERE watch_id = 'two'")[0][0] >= 2
-    assert daemon.problems() == []
-
-
-# --- 5. the heartbeat ---------------------------------------------------------------------
-
-
-def test_health_follows_the_heartbeat(tmp_path: Path, site: LocalSite) -> None:
-    site["/p"] = page(HK_BEFORE)
-    watchlist = write_watchlist(tmp_path / "w.yaml", {"meta-hk": site.url("/p")})
-    db = str(tmp_path / "m.db")
-    before = monitor(tmp_path, "health", "--db", db)
-    assert before.returncode == 1 and "no daemon heartbeat" in before.stderr
-    with running(tmp_path, watchlist) as daemon:
-        alive = monitor(tmp_path, "health", "--db", db, "--max-age", "10")
-        assert alive.returncode == 0 and alive.stdout.startswith("healthy"), alive.stderr
-        assert daemon.stop() == 0
-    stopped = monitor(tmp_path, "health", "--db", db)  # a clean stop clears the heartbeat
-    assert stopped.returncode == 1 and "no daemon heartbeat" in stopped.stderr
     assert daemon.problems() == []

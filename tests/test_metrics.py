@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,9 +24,14 @@ def store(tmp_path: Path) -> Store:
     opened.close()
 
 
-def fetch(metrics: Metrics, healthy: bool, *paths: str) -> list[httpx.Response]:
+def fetch(
+    metrics: Metrics, healthy: bool | Callable[[], bool], *paths: str
+) -> list[httpx.Response]:
+    """GET `paths` from a real endpoint on 127.0.0.1 serving `metrics`."""
+    alive = healthy if callable(healthy) else lambda: healthy
+
     async def go() -> list[httpx.Response]:
-        server = await serve_http("127.0.0.1", 0, metrics, lambda: healthy)
+        server = await serve_http("127.0.0.1", 0, metrics, alive)
         port = server.sockets[0].getsockname()[1]
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
@@ -65,6 +71,21 @@ def test_healthz_follows_the_daemon_and_unknown_paths_are_404(store: Store) -> N
     assert missing.status_code == 404
     [bad] = fetch(metrics, False, "/healthz")
     assert bad.status_code == 503
+
+
+def test_a_store_that_fails_answers_503_with_the_reason(
+    tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It used to answer 0 bytes and log an asyncio traceback."""
+    metrics = Metrics(store, lambda: ["a"])
+    for path in tmp_path.glob("m.db*"):  # the file and its WAL, garbage as a broken disk
+        path.write_bytes(b"garbage!" * (path.stat().st_size // 8 + 1))
+    alive = lambda: store.last_heartbeat() is not None  # noqa: E731
+    scraped, health = fetch(metrics, alive, "/metrics", "/healthz")
+    for response in (scraped, health):
+        assert response.status_code == 503
+        assert response.text == "store unavailable: file is not a database\n"
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 @pytest.mark.parametrize(
