@@ -9,13 +9,14 @@ alerts are written by the store in the same transaction as the check.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor.config import Route, Watch
-from monitor.deliver import destinations
 from monitor.messages import Proof, Subject, change_message, health_message
 from monitor.model import AlertKind, AlertRecord, CheckRecord, StoredVersion, WatchState
+from monitor.notify import redact
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,20 @@ def _health(
     )
     dests = destinations(routes, watch.routes, "health", ())
     return AlertRecord(watch.id, AlertKind.HEALTH, message.title, message.to_json(), (), dests)
+
+
+def destination_id(url: str) -> str:
+    """What the ledger stores for a destination: its URL's hash, never the URL."""
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def destinations(
+    routes: Mapping[str, Route], names: tuple[str, ...], kind: str, jurisdictions: tuple[str, ...]
+) -> tuple[tuple[str, str, str], ...]:
+    """(route, destination id, redacted URL) for every URL of the routes that want this alert."""
+    out: list[tuple[str, str, str]] = []
+    for name in names:
+        route = routes.get(name)
+        if route is not None and route.accepts(kind, jurisdictions):
+            out.extend((name, destination_id(u), redact(u)) for u in route.urls)
+    return tuple(out)

@@ -14,18 +14,18 @@ secret; the URL is looked up in the running watchlist when it is time to send.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from monitor.alerting import destination_id, destinations
 from monitor.config import Route
 from monitor.errors import NotifyError, StoreError
 from monitor.messages import Message, note_message
 from monitor.model import AlertKind, AlertRecord, Delivery
-from monitor.notify import redact, send
+from monitor.notify import send
 from monitor.store import Store
 
 log = logging.getLogger("monitor.deliver")
@@ -33,23 +33,6 @@ log = logging.getLogger("monitor.deliver")
 BACKOFF_BASE = 30.0  # seconds before the first retry
 BACKOFF_CAP = 3600.0  # never wait longer than this between attempts
 Sender = Callable[[str, Message], Awaitable[None]]
-
-
-def destination_id(url: str) -> str:
-    """What the ledger stores for a destination: its URL's hash, never the URL."""
-    return hashlib.sha256(url.encode()).hexdigest()
-
-
-def destinations(
-    routes: Mapping[str, Route], names: tuple[str, ...], kind: str, jurisdictions: tuple[str, ...]
-) -> tuple[tuple[str, str, str], ...]:
-    """(route, destination id, redacted URL) for every URL of the routes that want this alert."""
-    out: list[tuple[str, str, str]] = []
-    for name in names:
-        route = routes.get(name)
-        if route is not None and route.accepts(kind, jurisdictions):
-            out.extend((name, destination_id(u), redact(u)) for u in route.urls)
-    return tuple(out)
 
 
 def backoff(attempts: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:

@@ -24,8 +24,9 @@ import pytest
 from sqlalchemy import event
 
 from monitor import config
+from monitor.alerting import destinations
 from monitor.check import Context, check
-from monitor.deliver import BACKOFF_CAP, Deliverer, destinations
+from monitor.deliver import BACKOFF_CAP, Deliverer
 from monitor.fetch import make_client
 from monitor.messages import Message, note_message
 from monitor.model import AlertRecord, CheckResult, Outcome
