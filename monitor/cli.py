@@ -20,11 +20,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor import __version__, config
 from monitor.errors import ConfigError, MonitorError
 from monitor.model import Finding
+
+if TYPE_CHECKING:
+    from monitor.store import AlertRow, DeliveryRow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DB = "sqlite:///monitor.db"
@@ -433,34 +436,37 @@ def _version_pair(store: Any, args: argparse.Namespace) -> tuple[Any, Any] | Non
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     from monitor.messages import Message
+    from monitor.model import DeliveryStatus
     from monitor.store import Store
 
-    status = "pending" if args.pending else ("failed" if args.failed else None)
-    store = Store.open(args.db or default_db())
-    try:
+    status = (
+        DeliveryStatus.PENDING if args.pending else (DeliveryStatus.FAILED if args.failed else None)
+    )
+    with Store.open(args.db or default_db()) as store:
         rows = store.alerts(status, limit=args.limit)
-    finally:
-        store.close()
     if not rows:
         print("no alerts" + (f" with {status} deliveries" if status else ""))
     for row in rows:
-        print(f"#{row['id']} {row['created_at']:%Y-%m-%d %H:%M} [{row['kind']}] {row['title']}")
-        for d in row["deliveries"] or [
-            {
-                "status": "stored",
-                "route": "(no route)",
-                "label": "",
-                "attempts": 0,
-                "last_error": None,
-            }
-        ]:
-            error = f" - {d['last_error']}" if d["last_error"] else ""
-            print(
-                f"    {d['status']:<8} {d['route']} {d['label']} (attempts: {d['attempts']}){error}"
-            )
+        print(alert_line(row))
+        for line in [delivery_line(d) for d in row.deliveries] or [NO_ROUTE]:
+            print(f"    {line}")
         if args.show:
-            print(Message.from_json(row["message"]).text)
+            print(Message.from_json(row.message).text)
     return EXIT_OK
+
+
+NO_ROUTE = "stored   (no route)"  # an alert with no delivery: it is kept in the store only
+
+
+def alert_line(row: AlertRow) -> str:
+    """`#12 2026-11-01 12:00 [change] Meta: …`: one alert, for `monitor alerts`."""
+    return f"#{row.id} {row.created_at:%Y-%m-%d %H:%M} [{row.kind}] {row.title}"
+
+
+def delivery_line(d: DeliveryRow) -> str:
+    """`sent     desk mailto://…:***@… (attempts: 1)`, with the last error if any."""
+    error = f" - {d.last_error}" if d.last_error else ""
+    return f"{d.status:<8} {d.route} {d.label} (attempts: {d.attempts}){error}"
 
 
 def cmd_test_notify(args: argparse.Namespace) -> int:
