@@ -4,7 +4,10 @@ test-notify | verify`.
 Exit codes (documented in the README):
     0  success (for `check`: it ran, whatever the pages said)
     1  it could not run: invalid watchlist, unusable store, stale heartbeat
-    2  usage error (unknown option, unknown watch id)
+    2  usage error (unknown option, unknown watch id, unknown version)
+
+Commands that only read (history, diff, alerts, verify, health) open the store with
+`create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
 """
 
 from __future__ import annotations
@@ -20,18 +23,31 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
 from monitor import __version__, config
+from monitor.check import Context, Matchers, check_all
+from monitor.daemon import Daemon, Settings, run
+from monitor.deliver import Deliverer, Report
+from monitor.diff import compare
 from monitor.errors import ConfigError, MonitorError
-from monitor.model import Finding
-
-if TYPE_CHECKING:
-    from monitor.store import AlertRow, DeliveryRow
+from monitor.fetch import HostLimiter, make_client
+from monitor.logs import setup
+from monitor.messages import Message, note_message
+from monitor.metrics import parse_address
+from monitor.model import CheckResult, DeliveryStatus, Finding, StoredVersion
+from monitor.notify import redact, send
+from monitor.relevance import assess
+from monitor.render import Style, render_diff
+from monitor.store import AlertRow, DeliveryRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DB = "sqlite:///monitor.db"
 log = logging.getLogger("monitor")
+
+
+class UsageError(Exception):
+    """A command was asked for something that does not exist (exit 2, not a traceback)."""
 
 
 def default_watchlist() -> str:
@@ -182,11 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `monitor` script; returns the exit code."""
     args = _parser().parse_args(argv)
     if hasattr(args, "log_format"):
-        from monitor.logs import setup
-
         setup(args.log_format, debug=args.verbose)
     try:
         return int(COMMANDS[args.command](args))
+    except UsageError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"monitor: the watchlist has {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:
@@ -201,6 +218,11 @@ def _load(args: argparse.Namespace) -> config.Watchlist:
     return config.load(args.watchlist or default_watchlist())
 
 
+def _read_store(args: argparse.Namespace) -> Store:
+    """The store of --db for a command that only reads: never creates one."""
+    return Store.open(args.db or default_db(), create=False)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     watchlist = _load(args)
     platforms = {w.platform for w in watchlist.watches}
@@ -212,22 +234,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from monitor.check import Context, Matchers, check_all
-    from monitor.deliver import Deliverer, Report
-    from monitor.fetch import HostLimiter, make_client
-    from monitor.model import CheckResult
-    from monitor.store import Store
-
     watchlist = _load(args)
     known = {w.id for w in watchlist.watches}
     if unknown := [i for i in args.watch_ids if i not in known]:
         print(f"monitor: unknown watch id(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_USAGE
     watches = [w for w in watchlist.watches if not args.watch_ids or w.id in args.watch_ids]
-    store = Store.open(args.db or default_db())
     progress = _Progress(len(watches), sys.stderr, json_mode=args.json)
 
-    async def go() -> tuple[list[CheckResult], Report]:
+    async def go(store: Store) -> tuple[list[CheckResult], Report]:
         async with make_client() as client:
             limiter = HostLimiter(total=args.concurrency)
             ctx = Context(
@@ -237,10 +252,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         deliverer = Deliverer(store, watchlist.routes, watchlist.defaults.give_up_after)
         return results, await deliverer.run(everything=True)
 
-    try:
-        results, report = asyncio.run(go())
-    finally:
-        store.close()
+    with Store.open(args.db or default_db()) as store:
+        results, report = asyncio.run(go(store))
     progress.summary(results)
     if report.sent or report.retrying or report.failed:
         print(
@@ -256,10 +269,7 @@ class _Progress:
     def __init__(self, total: int, err: TextIO, *, json_mode: bool) -> None:
         self.total, self.done, self.err, self.json_mode = total, 0, err, json_mode
 
-    def show(self, result: object) -> None:
-        from monitor.model import CheckResult
-
-        assert isinstance(result, CheckResult)
+    def show(self, result: CheckResult) -> None:
         self.done += 1
         if self.json_mode:
             for line in [result.to_json(), *result.finding_lines()]:
@@ -270,10 +280,8 @@ class _Progress:
         for finding in result.findings:
             print(f"    {finding_line(finding)}", flush=True)
 
-    def summary(self, results: Sequence[object]) -> None:
-        from monitor.model import CheckResult
-
-        counts = Counter(r.outcome.value for r in results if isinstance(r, CheckResult))
+    def summary(self, results: Sequence[CheckResult]) -> None:
+        counts = Counter(r.outcome.value for r in results)
         order = ("new", "unchanged", "changed", "not_modified", "failed")
         line = ", ".join(f"{counts.get(o, 0)} {o.replace('_', ' ')}" for o in order)
         print(
@@ -298,10 +306,6 @@ def _short(text: str, width: int = 100) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.daemon import Daemon, Settings, run
-    from monitor.metrics import parse_address
-    from monitor.store import Store
-
     path = args.watchlist or default_watchlist()
     watchlist = config.load(path)
     try:
@@ -315,8 +319,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         http=http,
         watch_file=5.0 if args.watch_file else 0.0,
     )
-    store = Store.open(args.db or default_db())
-    try:
+    with Store.open(args.db or default_db()) as store:
         daemon = Daemon(
             watchlist,
             store,
@@ -325,18 +328,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             mtime=lambda: Path(path).stat().st_mtime,
         )
         return run(daemon)
-    finally:
-        store.close()
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from monitor.store import Store
-
-    store = Store.open(args.db or default_db())
-    try:
+    with _read_store(args) as store:
         beat = store.last_heartbeat()
-    finally:
-        store.close()
     if beat is None:
         print("unhealthy: no daemon heartbeat in the store", file=sys.stderr)
         return EXIT_FAILED
@@ -349,14 +345,9 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from monitor.store import Store
-
-    store = Store.open(args.db or default_db())
-    try:
+    with _read_store(args) as store:
         problems = store.verify()
         counts = {table: store.count(table) for table in ("bodies", "versions", "alerts")}
-    finally:
-        store.close()
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -367,17 +358,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from monitor.store import Store
-
-    store = Store.open(args.db or default_db())
-    try:
-        versions = store.versions(args.watch_id)
+    with _read_store(args) as store:
+        versions = _versions_of(store, args.watch_id)
         counts = {v.id: len(store.findings(version_id=v.id)) for v in versions}
-    finally:
-        store.close()
-    if not versions:
-        print(f"monitor: no versions stored for {args.watch_id!r}", file=sys.stderr)
-        return EXIT_USAGE
     print("version  recorded (UTC)        kind        blocks  findings")
     for v in versions:
         at = v.created_at.strftime("%Y-%m-%d %H:%M:%S")
@@ -386,21 +369,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from monitor.check import Matchers
-    from monitor.diff import compare
-    from monitor.relevance import assess
-    from monitor.render import Style, render_diff
-    from monitor.store import Store
-
     watchlist = _load(args)
-    store = Store.open(args.db or default_db())
-    try:
-        pair = _version_pair(store, args)
-    finally:
-        store.close()
-    if pair is None:
-        return EXIT_USAGE
-    old, new = pair
+    with _read_store(args) as store:
+        old, new = _version_pair(store, args)
     watch = next((w for w in watchlist.watches if w.id == args.watch_id), None)
     changes = compare(old.document, new.document)
     findings = []
@@ -416,33 +387,37 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _version_pair(store: Any, args: argparse.Namespace) -> tuple[Any, Any] | None:
-    versions = store.versions(args.watch_id)
+def _versions_of(store: Store, watch_id: str) -> list[StoredVersion]:
+    """Every stored version of a watch, oldest first; a UsageError when there is none."""
+    if store.state(watch_id).last_check_at is None:
+        raise UsageError(f"unknown watch {watch_id!r}: the store has never checked it")
+    versions = store.versions(watch_id)
+    if not versions:
+        raise UsageError(f"no versions stored for {watch_id!r} (every check of it failed)")
+    return versions
+
+
+def _version_pair(store: Store, args: argparse.Namespace) -> tuple[StoredVersion, StoredVersion]:
+    """The (older, newer) versions `diff` compares: --from/--to, or the last two."""
+    versions = _versions_of(store, args.watch_id)
     by_id = {v.id: v for v in versions}
-    to_id = args.to_version or (versions[-1].id if versions else None)
+    to_id: int = args.to_version or versions[-1].id
     if to_id not in by_id:
-        print(
-            f"monitor: no version {to_id} of {args.watch_id!r} (see monitor history)",
-            file=sys.stderr,
-        )
-        return None
+        raise UsageError(f"no version {to_id} of {args.watch_id!r} (see monitor history)")
     earlier = [v.id for v in versions if v.id < to_id]
-    from_id = args.from_version or (earlier[-1] if earlier else None)
+    from_id: int | None = args.from_version or (earlier[-1] if earlier else None)
+    if from_id is None:
+        raise UsageError(f"{args.watch_id!r} has no version to compare with")
     if from_id not in by_id:
-        print(f"monitor: {args.watch_id!r} has no version to compare with", file=sys.stderr)
-        return None
+        raise UsageError(f"no version {from_id} of {args.watch_id!r} (see monitor history)")
     return by_id[from_id], by_id[to_id]
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from monitor.messages import Message
-    from monitor.model import DeliveryStatus
-    from monitor.store import Store
-
     status = (
         DeliveryStatus.PENDING if args.pending else (DeliveryStatus.FAILED if args.failed else None)
     )
-    with Store.open(args.db or default_db()) as store:
+    with _read_store(args) as store:
         rows = store.alerts(status, limit=args.limit)
     if not rows:
         print("no alerts" + (f" with {status} deliveries" if status else ""))
@@ -470,9 +445,6 @@ def delivery_line(d: DeliveryRow) -> str:
 
 
 def cmd_test_notify(args: argparse.Namespace) -> int:
-    from monitor.messages import note_message
-    from monitor.notify import redact, send
-
     watchlist = _load(args)
     names = args.routes or list(watchlist.routes)
     if unknown := [n for n in names if n not in watchlist.routes]:

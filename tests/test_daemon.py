@@ -248,8 +248,8 @@ def test_health_follows_the_heartbeat(tmp_path: Path, site: LocalSite) -> None:
     site["/p"] = page(HK_BEFORE)
     watchlist = write_watchlist(tmp_path / "w.yaml", {"meta-hk": site.url("/p")})
     db = str(tmp_path / "m.db")
-    before = monitor(tmp_path, "health", "--db", db)
-    assert before.returncode == 1 and "no daemon heartbeat" in before.stderr
+    before = monitor(tmp_path, "health", "--db", db)  # reads only: creates no store
+    assert before.returncode == 1 and "no store at" in before.stderr
     with running(tmp_path, watchlist) as daemon:
         alive = monitor(tmp_path, "health", "--db", db, "--max-age", "10")
         assert alive.returncode == 0 and alive.stdout.startswith("healthy"), alive.stderr
