@@ -1,9 +1,10 @@
 """The composition root: where the real parts are built and wired together.
 
-`monitor check` and `monitor run` build their watchlist and their checks' context
-here and nowhere else, so both run exactly the same parts: the watchlist validated
-with apprise's own URL check, jurisdiction matchers built once per watchlist, one
-HTTP client and one per-host limiter shared by every check.
+`monitor check` and `monitor run` build their watchlist, their checks' context and
+their deliverer here and nowhere else, so both run exactly the same parts: the
+watchlist validated with apprise's own URL check, jurisdiction matchers built once per
+watchlist, one HTTP client and one per-host limiter shared by every check, and the
+alert ledger's worker.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 from monitor import config, notify
 from monitor.check import Connectivity, Context
 from monitor.config import Watchlist
+from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
 from monitor.fetch import HostLimiter
 from monitor.pipeline import Matchers
 from monitor.store import Store
@@ -46,3 +48,26 @@ def check_context(
         routes=watchlist.routes,
         connectivity=connectivity or Connectivity(),
     )
+
+
+def deliverer(
+    watchlist: Watchlist,
+    store: Store,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    backoff_base: float = BACKOFF_BASE,
+    backoff_cap: float = BACKOFF_CAP,
+    send: Sender | None = None,
+) -> Deliverer:
+    """The worker that delivers this watchlist's pending alerts through its routes."""
+    built = Deliverer(
+        store,
+        watchlist.routes,
+        watchlist.defaults.give_up_after,
+        now=now,
+        backoff_base=backoff_base,
+        backoff_cap=backoff_cap,
+    )
+    if send is not None:
+        built.send = send
+    return built

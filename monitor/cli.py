@@ -4,7 +4,10 @@ test-notify | verify`.
 Exit codes (documented in the README):
     0  success (for `check`: it ran, whatever the pages said)
     1  it could not run: invalid watchlist, unusable store, stale heartbeat
-    2  usage error (unknown option, unknown watch id)
+    2  usage error (unknown option, unknown watch id, unknown version)
+
+Commands that only read (history, diff, alerts, verify, health) open the store with
+`create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
 """
 
 from __future__ import annotations
@@ -20,15 +23,33 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from monitor import __version__, config
+from monitor import __version__
+from monitor.app import check_context, deliverer, load_watchlist
+from monitor.check import check_all
+from monitor.config import Watchlist
+from monitor.daemon import Daemon, Settings, run
+from monitor.deliver import Report
 from monitor.errors import ConfigError, MonitorError
-from monitor.model import Finding
+from monitor.fetch import HostLimiter, make_client
+from monitor.logs import setup
+from monitor.messages import Message, note_message
+from monitor.metrics import parse_address
+from monitor.model import CheckResult, DeliveryStatus, Finding, StoredVersion
+from monitor.notify import redact, send
+from monitor.pipeline import Matchers, detect
+from monitor.render import Style, render_diff
+from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
+from monitor.store import AlertRow, DeliveryRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DB = "sqlite:///monitor.db"
 log = logging.getLogger("monitor")
+
+
+class UsageError(Exception):
+    """A command was asked for something that does not exist (exit 2, not a traceback)."""
 
 
 def default_watchlist() -> str:
@@ -179,11 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `monitor` script; returns the exit code."""
     args = _parser().parse_args(argv)
     if hasattr(args, "log_format"):
-        from monitor.logs import setup
-
         setup(args.log_format, debug=args.verbose)
     try:
         return int(COMMANDS[args.command](args))
+    except UsageError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"monitor: the watchlist has {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:
@@ -194,10 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def _load(args: argparse.Namespace) -> config.Watchlist:
-    from monitor.app import load_watchlist
-
+def _load(args: argparse.Namespace) -> Watchlist:
     return load_watchlist(args.watchlist or default_watchlist())
+
+
+def _read_store(args: argparse.Namespace) -> Store:
+    """The store of --db for a command that only reads: never creates one."""
+    return Store.open(args.db or default_db(), create=False)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -211,36 +236,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from monitor.check import Context, check_all
-    from monitor.deliver import Deliverer, Report
-    from monitor.fetch import HostLimiter, make_client
-    from monitor.model import CheckResult
-    from monitor.pipeline import Matchers
-    from monitor.store import Store
-
     watchlist = _load(args)
     known = {w.id for w in watchlist.watches}
     if unknown := [i for i in args.watch_ids if i not in known]:
         print(f"monitor: unknown watch id(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_USAGE
     watches = [w for w in watchlist.watches if not args.watch_ids or w.id in args.watch_ids]
-    store = Store.open(args.db or default_db())
     progress = _Progress(len(watches), sys.stderr, json_mode=args.json)
 
-    async def go() -> tuple[list[CheckResult], Report]:
+    async def go(store: Store) -> tuple[list[CheckResult], Report]:
         async with make_client() as client:
-            limiter = HostLimiter(total=args.concurrency)
-            ctx = Context(
-                client, store, limiter, matchers=Matchers(watchlist), routes=watchlist.routes
-            )
+            ctx = check_context(watchlist, store, client, HostLimiter(total=args.concurrency))
             results = await check_all(watches, ctx, on_result=progress.show)
-        deliverer = Deliverer(store, watchlist.routes, watchlist.defaults.give_up_after)
-        return results, await deliverer.run(everything=True)
+        return results, await deliverer(watchlist, store).run(everything=True)
 
-    try:
-        results, report = asyncio.run(go())
-    finally:
-        store.close()
+    with Store.open(args.db or default_db()) as store:
+        results, report = asyncio.run(go(store))
     progress.summary(results)
     if report.sent or report.retrying or report.failed:
         print(
@@ -256,10 +267,7 @@ class _Progress:
     def __init__(self, total: int, err: TextIO, *, json_mode: bool) -> None:
         self.total, self.done, self.err, self.json_mode = total, 0, err, json_mode
 
-    def show(self, result: object) -> None:
-        from monitor.model import CheckResult
-
-        assert isinstance(result, CheckResult)
+    def show(self, result: CheckResult) -> None:
         self.done += 1
         if self.json_mode:
             for line in [result.to_json(), *result.finding_lines()]:
@@ -270,10 +278,8 @@ class _Progress:
         for finding in result.findings:
             print(f"    {finding_line(finding)}", flush=True)
 
-    def summary(self, results: Sequence[object]) -> None:
-        from monitor.model import CheckResult
-
-        counts = Counter(r.outcome.value for r in results if isinstance(r, CheckResult))
+    def summary(self, results: Sequence[CheckResult]) -> None:
+        counts = Counter(r.outcome.value for r in results)
         order = ("new", "unchanged", "changed", "not_modified", "failed")
         line = ", ".join(f"{counts.get(o, 0)} {o.replace('_', ' ')}" for o in order)
         print(
@@ -298,12 +304,8 @@ def _short(text: str, width: int = 100) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.daemon import Daemon, Settings, run
-    from monitor.metrics import parse_address
-    from monitor.store import Store
-
     path = args.watchlist or default_watchlist()
-    watchlist = config.load(path)
+    watchlist = load_watchlist(path)
     try:
         http = parse_address(args.http) if args.http else None
     except ValueError as exc:
@@ -315,30 +317,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         http=http,
         watch_file=5.0 if args.watch_file else 0.0,
     )
-    store = Store.open(args.db or default_db())
-    try:
+    with Store.open(args.db or default_db()) as store:
         daemon = Daemon(
             watchlist,
             store,
-            reload=lambda: config.load(path),
+            reload=lambda: load_watchlist(path),
             settings=settings,
             mtime=lambda: Path(path).stat().st_mtime,
         )
         return run(daemon)
-    finally:
-        store.close()
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
-    from monitor.store import Store
-
     max_age = HEALTH_MAX_AGE if args.max_age is None else args.max_age
-    store = Store.open(args.db or default_db())
-    try:
+    with _read_store(args) as store:
         beat = store.last_heartbeat()
-    finally:
-        store.close()
     if beat is None:
         print("unhealthy: no daemon heartbeat in the store", file=sys.stderr)
         return EXIT_FAILED
@@ -351,14 +344,9 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from monitor.store import Store
-
-    store = Store.open(args.db or default_db())
-    try:
+    with _read_store(args) as store:
         problems = store.verify()
         counts = {table: store.count(table) for table in ("bodies", "versions", "alerts")}
-    finally:
-        store.close()
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -369,17 +357,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from monitor.store import Store
-
-    store = Store.open(args.db or default_db())
-    try:
-        versions = store.versions(args.watch_id)
+    with _read_store(args) as store:
+        versions = _versions_of(store, args.watch_id)
         counts = {v.id: len(store.findings(version_id=v.id)) for v in versions}
-    finally:
-        store.close()
-    if not versions:
-        print(f"monitor: no versions stored for {args.watch_id!r}", file=sys.stderr)
-        return EXIT_USAGE
     print("version  recorded (UTC)        kind        blocks  findings")
     for v in versions:
         at = v.created_at.strftime("%Y-%m-%d %H:%M:%S")
@@ -388,19 +368,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from monitor.pipeline import Matchers, detect
-    from monitor.render import Style, render_diff
-    from monitor.store import Store
-
     watchlist = _load(args)
-    store = Store.open(args.db or default_db())
-    try:
-        pair = _version_pair(store, args)
-    finally:
-        store.close()
-    if pair is None:
-        return EXIT_USAGE
-    old, new = pair
+    with _read_store(args) as store:
+        old, new = _version_pair(store, args)
     watch = next((w for w in watchlist.watches if w.id == args.watch_id), None)
     matchers = Matchers(watchlist)  # a watch no longer listed: the default jurisdictions
     default = watchlist.defaults.jurisdictions
@@ -415,60 +385,64 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _version_pair(store: Any, args: argparse.Namespace) -> tuple[Any, Any] | None:
-    versions = store.versions(args.watch_id)
+def _versions_of(store: Store, watch_id: str) -> list[StoredVersion]:
+    """Every stored version of a watch, oldest first; a UsageError when there is none."""
+    if store.state(watch_id).last_check_at is None:
+        raise UsageError(f"unknown watch {watch_id!r}: the store has never checked it")
+    versions = store.versions(watch_id)
+    if not versions:
+        raise UsageError(f"no versions stored for {watch_id!r} (every check of it failed)")
+    return versions
+
+
+def _version_pair(store: Store, args: argparse.Namespace) -> tuple[StoredVersion, StoredVersion]:
+    """The (older, newer) versions `diff` compares: --from/--to, or the last two."""
+    versions = _versions_of(store, args.watch_id)
     by_id = {v.id: v for v in versions}
-    to_id = args.to_version or (versions[-1].id if versions else None)
+    to_id: int = args.to_version or versions[-1].id
     if to_id not in by_id:
-        print(
-            f"monitor: no version {to_id} of {args.watch_id!r} (see monitor history)",
-            file=sys.stderr,
-        )
-        return None
+        raise UsageError(f"no version {to_id} of {args.watch_id!r} (see monitor history)")
     earlier = [v.id for v in versions if v.id < to_id]
-    from_id = args.from_version or (earlier[-1] if earlier else None)
+    from_id: int | None = args.from_version or (earlier[-1] if earlier else None)
+    if from_id is None:
+        raise UsageError(f"{args.watch_id!r} has no version to compare with")
     if from_id not in by_id:
-        print(f"monitor: {args.watch_id!r} has no version to compare with", file=sys.stderr)
-        return None
+        raise UsageError(f"no version {from_id} of {args.watch_id!r} (see monitor history)")
     return by_id[from_id], by_id[to_id]
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from monitor.messages import Message
-    from monitor.store import Store
-
-    status = "pending" if args.pending else ("failed" if args.failed else None)
-    store = Store.open(args.db or default_db())
-    try:
+    status = (
+        DeliveryStatus.PENDING if args.pending else (DeliveryStatus.FAILED if args.failed else None)
+    )
+    with _read_store(args) as store:
         rows = store.alerts(status, limit=args.limit)
-    finally:
-        store.close()
     if not rows:
         print("no alerts" + (f" with {status} deliveries" if status else ""))
     for row in rows:
-        print(f"#{row['id']} {row['created_at']:%Y-%m-%d %H:%M} [{row['kind']}] {row['title']}")
-        for d in row["deliveries"] or [
-            {
-                "status": "stored",
-                "route": "(no route)",
-                "label": "",
-                "attempts": 0,
-                "last_error": None,
-            }
-        ]:
-            error = f" - {d['last_error']}" if d["last_error"] else ""
-            print(
-                f"    {d['status']:<8} {d['route']} {d['label']} (attempts: {d['attempts']}){error}"
-            )
+        print(alert_line(row))
+        for line in [delivery_line(d) for d in row.deliveries] or [NO_ROUTE]:
+            print(f"    {line}")
         if args.show:
-            print(Message.from_json(row["message"]).text)
+            print(Message.from_json(row.message).text)
     return EXIT_OK
 
 
-def cmd_test_notify(args: argparse.Namespace) -> int:
-    from monitor.messages import note_message
-    from monitor.notify import redact, send
+NO_ROUTE = "stored   (no route)"  # an alert with no delivery: it is kept in the store only
 
+
+def alert_line(row: AlertRow) -> str:
+    """`#12 2026-11-01 12:00 [change] Meta: …`: one alert, for `monitor alerts`."""
+    return f"#{row.id} {row.created_at:%Y-%m-%d %H:%M} [{row.kind}] {row.title}"
+
+
+def delivery_line(d: DeliveryRow) -> str:
+    """`sent     desk mailto://…:***@… (attempts: 1)`, with the last error if any."""
+    error = f" - {d.last_error}" if d.last_error else ""
+    return f"{d.status:<8} {d.route} {d.label} (attempts: {d.attempts}){error}"
+
+
+def cmd_test_notify(args: argparse.Namespace) -> int:
     watchlist = _load(args)
     names = args.routes or list(watchlist.routes)
     if unknown := [n for n in names if n not in watchlist.routes]:

@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import schedule
-from monitor.app import check_context
+from monitor.app import check_context, deliverer
 from monitor.check import Context, check
 from monitor.config import Watch, Watchlist
 from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
@@ -254,17 +254,14 @@ class Daemon:
         return check_context(watchlist, self.store, self.client, self.limiter, now=self.now)
 
     def _deliverer(self, watchlist: Watchlist) -> Deliverer:
-        deliverer = Deliverer(
+        return deliverer(
+            watchlist,
             self.store,
-            watchlist.routes,
-            watchlist.defaults.give_up_after,
             now=self.now,
             backoff_base=self.settings.backoff_base,
             backoff_cap=self.settings.backoff_cap,
+            send=self.send,
         )
-        if self.send is not None:
-            deliverer.send = self.send
-        return deliverer
 
     # --- scheduling ---------------------------------------------------------------------
 

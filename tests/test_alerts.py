@@ -89,7 +89,7 @@ def test_a_failing_webhook_gets_the_alert_once_after_recovery_and_restarts(
     store = Store.open(str(tmp_path / "m.db"))
     pending = store.alerts("pending")
     store.close()
-    assert len(pending) == 1 and pending[0]["deliveries"][0]["attempts"] == 2
+    assert len(pending) == 1 and pending[0].deliveries[0].attempts == 2
 
     revived = ThreadingHTTPServer(("127.0.0.1", port), receiver.server.RequestHandlerClass)
     receiver.status = 200
@@ -167,12 +167,12 @@ def test_a_delivery_that_keeps_failing_gives_up_loudly(
     later = datetime.now(UTC) + timedelta(hours=2)
     asyncio.run(Deliverer(store, wl.routes, wl.defaults.give_up_after, now=lambda: later).run())
     failed = store.alerts("failed")
-    notices = [a for a in store.alerts("pending") if a["title"].startswith("Undelivered alert")]
+    notices = [a for a in store.alerts("pending") if a.title.startswith("Undelivered alert")]
     store.close()
-    assert len(failed) == 1 and failed[0]["deliveries"][0]["status"] == "failed"
-    assert len(notices) == 1 and notices[0]["deliveries"][0]["route"] == "ops"
+    assert len(failed) == 1 and failed[0].deliveries[0].status == "failed"
+    assert len(notices) == 1 and notices[0].deliveries[0].route == "ops"
     assert "GAVE UP" in caplog.text
-    message = Message.from_json(notices[0]["message"])
+    message = Message.from_json(notices[0].message)
     assert "gave up" in message.text or "given up" in message.text
 
 

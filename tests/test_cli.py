@@ -10,7 +10,10 @@ import pytest
 
 from monitor import __version__
 from monitor.cli import COMMANDS, main
+from monitor.model import AlertKind, AlertRecord, CheckRecord, Outcome, VersionKind
+from monitor.store import Store
 from tests.harness import monitor
+from tests.test_store import DOC, T0, snap
 
 BROKEN = """\
 defaults:
@@ -37,6 +40,7 @@ def run_monitor(*args: str, cwd: Path | None = None) -> subprocess.CompletedProc
     return monitor(cwd or Path.cwd(), *args)
 
 
+@pytest.mark.slow
 def test_validate_reports_five_mistakes_with_their_lines(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(BROKEN)
@@ -58,12 +62,14 @@ def test_validate_reports_five_mistakes_with_their_lines(tmp_path: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_validate_the_default_watchlist(tmp_path: Path) -> None:
     done = run_monitor("validate", cwd=tmp_path)  # no ./watchlist.yaml: the built-in one
     assert done.returncode == 0, done.stderr
     assert "OK, " in done.stdout and "watches over" in done.stdout
 
 
+@pytest.mark.slow
 def test_version() -> None:
     done = run_monitor("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"monitor {__version__}"
@@ -93,8 +99,105 @@ def test_unknown_watch_id_is_a_usage_error(
 def test_health_without_a_daemon_is_unhealthy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    Store.open(str(tmp_path / "m.db")).close()  # a store no daemon ever beat in
     assert main(["health", "--db", str(tmp_path / "m.db")]) == 1
     assert "no daemon heartbeat" in capsys.readouterr().err
+
+
+READING = [
+    ["health"],
+    ["verify"],
+    ["alerts"],
+    ["history", "w"],
+    ["diff", "w"],
+]
+
+
+@pytest.mark.parametrize("command", READING, ids=lambda c: c[0])
+def test_a_command_that_only_reads_never_creates_a_store(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the built-in watchlist, and a wrong --db
+    db = tmp_path / "typo.db"
+    assert main([*command, "--db", str(db)]) == 1
+    assert capsys.readouterr().err == (
+        f"monitor: no store at {db}: nothing has run with this --db yet\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A store where watch `w` has two versions and an alert that gave up."""
+    url = str(tmp_path / "m.db")
+    with Store.open(url) as store:
+        for i, kind in enumerate((VersionKind.BASELINE, VersionKind.CHANGE)):
+            store.record(
+                CheckRecord(
+                    "w",
+                    T0,
+                    0.1,
+                    Outcome.NEW if i == 0 else Outcome.CHANGED,
+                    snapshot=snap(f"page {i}"),
+                    rules_hash="r",
+                    document=DOC[: 2 - i],
+                    version_kind=kind,
+                )
+            )
+        alert = AlertRecord(
+            "w", AlertKind.CHANGE, "W changed", "{}", ("HK",), (("desk", "ab12", "https://h/…"),)
+        )
+        store.add_alert(alert, T0)
+        [due] = store.due_deliveries(None)
+        store.give_up(due.id, "HTTP 500")
+        store.add_alert(AlertRecord("w", AlertKind.HEALTH, "W failing", "{}"), T0)
+    return url
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["history", "nope"], "unknown watch 'nope': the store has never checked it"),
+        (["diff", "nope"], "unknown watch 'nope': the store has never checked it"),
+        (["diff", "w", "--to", "99"], "no version 99 of 'w' (see monitor history)"),
+        (["diff", "w", "--from", "99"], "no version 99 of 'w' (see monitor history)"),
+        (["diff", "w", "--to", "1"], "'w' has no version to compare with"),
+    ],
+    ids=["history-watch", "diff-watch", "diff-to", "diff-from", "diff-first"],
+)
+def test_an_unknown_watch_or_version_is_a_usage_error(
+    command: list[str], message: str, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--db", db]) == 2
+    assert capsys.readouterr().err == f"monitor: {message}\n"
+
+
+def test_history_and_diff_of_a_known_watch(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "w", "--db", db]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines[1] == ["1", "2026-11-01", "12:00:00", "baseline", "2", "0"]
+    assert lines[2] == ["2", "2026-11-01", "12:00:00", "change", "1", "0"]
+    assert main(["diff", "w", "--db", db, "--color", "never"]) == 0
+    assert "version 1" in capsys.readouterr().out
+
+
+def test_alerts_list_each_delivery_or_that_there_was_no_route(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["alerts", "--db", db]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "#2 2026-11-01 12:00 [health] W failing",
+        "    stored   (no route)",
+        "#1 2026-11-01 12:00 [change] W changed",
+        "    failed   desk https://h/… (attempts: 1) - HTTP 500",
+    ]
+    assert main(["alerts", "--db", db, "--failed"]) == 0
+    assert capsys.readouterr().out.startswith("#1 ")
+    assert main(["alerts", "--db", db, "--pending"]) == 0
+    assert capsys.readouterr().out == "no alerts with pending deliveries\n"
 
 
 def test_unusable_store_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,9 +207,10 @@ def test_unusable_store_is_reported(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "cannot open the store" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_verify_says_whether_the_store_is_sound(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
-    main(["health", "--db", str(db)])  # creates an empty store
+    Store.open(str(db)).close()  # an empty store
     sound = run_monitor("verify", "--db", str(db))
     assert sound.returncode == 0 and sound.stdout.startswith("store sound: 0 bodies")
     with sqlite3.connect(db) as conn:

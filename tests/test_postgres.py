@@ -13,29 +13,41 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from monitor import config
 from monitor.check import Context, check
 from monitor.fetch import make_client
 from monitor.model import AlertRecord, Block, Change, CheckRecord, Finding, Outcome
-from monitor.store import Store
+from monitor.store import MissingStore, Store
 from tests.test_store import DOC, T0, snap
 
 URL = os.environ.get("MONITOR_TEST_POSTGRES", "")
 pytestmark = pytest.mark.skipif(not URL, reason="MONITOR_TEST_POSTGRES is not set")
 
 
-@pytest.fixture
-def store() -> Iterator[Store]:
+def empty_database() -> None:
     engine = create_engine(URL)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
-    opened = Store.open(URL)
-    yield opened
-    opened.close()
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    empty_database()
+    with Store.open(URL) as opened:
+        yield opened
+
+
+def test_a_command_that_only_reads_creates_no_tables() -> None:
+    empty_database()
+    with pytest.raises(MissingStore, match="no store at postgresql://postgres"):
+        Store.open(URL, create=False)
+    engine = create_engine(URL)
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
 
 
 def test_versions_findings_and_the_ledger_round_trip(store: Store) -> None:

@@ -11,20 +11,24 @@ import pytest
 import zstandard
 from sqlalchemy import create_engine, insert, inspect, text
 
-from monitor import store as store_mod
-from monitor.errors import StoreError
+from monitor.errors import FailureKind, StoreError
 from monitor.model import (
+    AlertKind,
+    AlertRecord,
     Block,
     CellDelta,
     Change,
     CheckRecord,
+    DeliveryStatus,
     Finding,
+    Outcome,
     Snapshot,
     Validators,
     document_hash,
     document_json,
 )
-from monitor.store import Store
+from monitor.store import MissingStore, Store, database_url, redact_db, schema
+from monitor.store import versions as versions_mod
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 PAGE = "<html><body><main>{}</main><footer>Rendered at {}</footer></body></html>"
@@ -126,7 +130,7 @@ def test_failures_count_up_and_reset_on_success(store: Store) -> None:
     assert state.consecutive_failures == 3 and state.last_error == "challenge page"
     record(store, "x", outcome="unchanged")
     assert store.state("w").consecutive_failures == 0
-    assert [c["outcome"] for c in store.check_log("w")][:2] == ["unchanged", "failed"]
+    assert [c.outcome for c in store.check_log("w")][:2] == [Outcome.UNCHANGED, Outcome.FAILED]
 
 
 def test_a_failed_snapshot_is_kept_as_evidence_but_is_not_the_last_good_body(store: Store) -> None:
@@ -145,7 +149,7 @@ def test_a_crash_inside_a_check_writes_nothing(
     def boom(*_args: object) -> int:
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(store_mod, "_insert_version", boom)
+    monkeypatch.setattr(versions_mod, "_insert_version", boom)
     with pytest.raises(RuntimeError):
         record(store, "after", outcome="changed", document=DOC[:1], version_kind="change")
     assert store.count("snapshots") == 1 and store.count("bodies") == 1
@@ -156,7 +160,7 @@ def test_schema_is_versioned_and_reopening_is_idempotent(tmp_path: Path) -> None
     url = str(tmp_path / "m.db")
     Store.open(url).close()
     again = Store.open(url)
-    assert again.schema_version() == store_mod.SCHEMA_VERSION
+    assert again.schema_version() == schema.SCHEMA_VERSION
     again.close()
 
 
@@ -166,7 +170,7 @@ def test_an_unversioned_database_gets_the_schema_and_keeps_its_tables(tmp_path: 
         db.execute("CREATE TABLE notes (text TEXT)")
         db.execute("INSERT INTO notes VALUES ('kept')")
     opened = Store.open(str(path))
-    assert opened.schema_version() == store_mod.SCHEMA_VERSION
+    assert opened.schema_version() == schema.SCHEMA_VERSION
     opened.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT text FROM notes").fetchall() == [("kept",)]
@@ -177,22 +181,22 @@ def test_a_schema_1_store_is_upgraded_keeping_its_history(tmp_path: Path) -> Non
     path = tmp_path / "v1.db"
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:  # a store as the first release of monitor left it
-        store_mod.meta.create(conn)
-        store_mod.MIGRATIONS[0](conn)
+        schema.meta.create(conn)
+        schema.MIGRATIONS[0](conn)
         conn.execute(text("ALTER TABLE watch_state DROP COLUMN health_alerted"))  # added in 3
-        conn.execute(insert(store_mod.meta).values(key="schema_version", value="1"))
+        conn.execute(insert(schema.meta).values(key="schema_version", value="1"))
         conn.execute(
             text("INSERT INTO watch_state (watch_id, consecutive_failures) VALUES ('w', 2)")
         )
         snapshot = snap("old page")
         body = zstandard.ZstdCompressor().compress(snapshot.body)
         conn.execute(
-            insert(store_mod.bodies).values(
+            insert(schema.bodies).values(
                 sha256=snapshot.sha256, size=8, codec="zstd", base=None, data=body
             )
         )
         conn.execute(
-            insert(store_mod.snapshots).values(
+            insert(schema.snapshots).values(
                 watch_id="w",
                 url="u",
                 final_url="u",
@@ -205,7 +209,7 @@ def test_a_schema_1_store_is_upgraded_keeping_its_history(tmp_path: Path) -> Non
             )
         )
         conn.execute(
-            insert(store_mod.versions).values(
+            insert(schema.versions).values(
                 watch_id="w",
                 snapshot_id=1,
                 rules_hash="r1",
@@ -219,7 +223,7 @@ def test_a_schema_1_store_is_upgraded_keeping_its_history(tmp_path: Path) -> Non
     assert not inspect(create_engine(f"sqlite:///{path}")).has_table("findings")
 
     upgraded = Store.open(str(path))
-    assert upgraded.schema_version() == store_mod.SCHEMA_VERSION == len(store_mod.MIGRATIONS)
+    assert upgraded.schema_version() == schema.SCHEMA_VERSION == len(schema.MIGRATIONS)
     version = upgraded.latest_version("w")
     assert version is not None and version.document == DOC
     assert upgraded.snapshot(version.snapshot_id).body == b"old page"
@@ -315,14 +319,11 @@ def test_heartbeat(store: Store) -> None:
     ],
 )
 def test_database_url(value: str, expected: str) -> None:
-    assert store_mod.database_url(value).startswith(expected)
+    assert database_url(value).startswith(expected)
 
 
 def test_redact_db_hides_the_password() -> None:
-    assert (
-        store_mod.redact_db("postgresql://user:hunter2@db:5432/m")
-        == "postgresql://user:***@db:5432/m"
-    )
+    assert redact_db("postgresql://user:hunter2@db:5432/m") == "postgresql://user:***@db:5432/m"
 
 
 def test_the_first_body_of_a_watch_reuses_its_sites_template(store: Store) -> None:
@@ -377,3 +378,57 @@ def test_verify_names_a_damaged_body_and_a_version_without_its_alert(
     problems = store.verify()
     assert any(p.startswith(f"body {sha[:12]}: unreadable") for p in problems), problems
     assert any(p.endswith("findings without their alert") for p in problems), problems
+
+
+def test_a_store_opened_in_a_with_block_is_closed_after_it(tmp_path: Path) -> None:
+    with Store.open(str(tmp_path / "m.db")) as store:
+        assert store.count("bodies") == 0
+        assert store.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    assert store.engine.pool.checkedin() == 0  # type: ignore[attr-defined]  (disposed)
+
+
+def test_opening_to_read_never_creates_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    with pytest.raises(MissingStore, match=f"no store at {path}"):
+        Store.open(str(path), create=False)
+    path.touch()  # an empty file is not a store either, and is left as it was
+    with pytest.raises(MissingStore):
+        Store.open(str(path), create=False)
+    assert path.read_bytes() == b""
+    Store.open(str(path)).close()
+    with Store.open(str(path), create=False) as store:
+        assert store.schema_version() == schema.SCHEMA_VERSION
+
+
+def test_the_check_log_and_the_ledger_read_back_as_typed_rows(store: Store) -> None:
+    record(store, "x", document=DOC, version_kind="baseline")
+    store.record(CheckRecord("w", T0, 0.1, Outcome.FAILED, failure_kind="blocked", message="m"))
+    failed, new = store.check_log("w")
+    assert failed.outcome is Outcome.FAILED and failed.failure_kind is FailureKind.BLOCKED
+    assert new.outcome is Outcome.NEW and new.version_id == 1 and new.started_at == T0
+    alert = AlertRecord("w", AlertKind.CHANGE, "t", "{}", ("HK",), (("desk", "d1", "label"),))
+    store.add_alert(alert, T0)
+    [row] = store.alerts()
+    assert (row.kind, row.jurisdictions, row.created_at) == (AlertKind.CHANGE, ("HK",), T0)
+    [delivery] = row.deliveries
+    assert delivery.status is DeliveryStatus.PENDING and delivery.next_attempt_at == T0
+    store.delivered(delivery.id, T0)
+    assert store.alerts(DeliveryStatus.PENDING) == []
+    assert store.alerts(DeliveryStatus.SENT)[0].deliveries[0].sent_at == T0
+
+
+def test_a_missing_timestamp_is_damage_not_now() -> None:
+    """NOT NULL columns cannot hold NULL in a sound store; reading one back names the row
+    instead of pretending the version was recorded at the moment it was read."""
+    row = {
+        "id": 7,
+        "watch_id": "w",
+        "snapshot_id": 1,
+        "rules_hash": "r",
+        "doc_hash": document_hash(DOC),
+        "document": zlib.compress(document_json(DOC).encode()),
+        "kind": "baseline",
+        "created_at": None,
+    }
+    with pytest.raises(StoreError, match="version 7 has no timestamp"):
+        versions_mod.decode_version(row)  # type: ignore[arg-type]

@@ -1,0 +1,260 @@
+"""The store: snapshots, versions, findings, the alert ledger and the check log.
+
+SQLite by default (one file, no server) through SQLAlchemy Core, so a PostgreSQL
+URL works unchanged. Every write of a check happens in one transaction: a crash at
+any point leaves either the whole check or none of it.
+
+`Store` is the one object the rest of monitor holds: it owns the engine and the
+transactions, and each method runs one function of the module that owns the concern:
+
+    schema.py      tables, migrations, the `meta` table, timestamp contracts
+    connection.py  URLs, engines, read-only opening, SQLAlchemy errors → StoreError
+    bodies.py      raw bodies: zstd, deduplicated, delta-encoded against keyframes
+    versions.py    `record` (the write of a check) and what checks leave behind:
+                   snapshots, versions, findings, per-watch state, the check log
+    ledger.py      alerts and their deliveries (pending → sent | failed)
+    heartbeat.py   the daemon's heartbeat
+    verify.py      `monitor verify`: is anything damaged?
+
+Those functions take an open `Connection`, so a method that needs several reads
+(or a read and a write) can run them in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.errors import StoreError
+from monitor.model import (
+    AlertRecord,
+    CheckRecord,
+    Delivery,
+    DeliveryStatus,
+    History,
+    Snapshot,
+    StoredFinding,
+    StoredVersion,
+    WatchState,
+)
+from monitor.store import bodies, heartbeat, ledger, schema, verify, versions
+from monitor.store.connection import MissingStore, connect, database_url, reason, redact_db
+from monitor.store.ledger import AlertRow, DeliveryRow, insert_alert
+from monitor.store.schema import SCHEMA_VERSION
+from monitor.store.versions import CheckLogEntry
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AlertRow",
+    "CheckLogEntry",
+    "DeliveryRow",
+    "MissingStore",
+    "Store",
+    "database_url",
+    "insert_alert",
+    "redact_db",
+]
+
+
+class Store:
+    """The monitor's persistent memory. Open with `with Store.open(url) as store:`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> Store:
+        """Connect, create or migrate the schema, and return a ready store.
+
+        With `create=False` (commands that only read) a store that does not exist yet
+        is a StoreError and nothing is created; an older store is still migrated."""
+        try:
+            store = cls(connect(url, create=create))
+            store._prepare(url, create=create)
+        except MissingStore:
+            raise
+        except (SQLAlchemyError, StoreError) as exc:
+            raise StoreError(f"cannot open the store {redact_db(url)}: {reason(exc)}") from exc
+        return store
+
+    def _prepare(self, url: str, *, create: bool) -> None:
+        try:
+            if not create and self.schema_version() == 0:
+                raise MissingStore(url)
+            self.migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(reason(exc)) from exc
+
+    # --- schema (schema.py) ---------------------------------------------------------
+
+    def schema_version(self) -> int:
+        with self._tx() as conn:
+            return schema.stored_version(conn)
+
+    def migrate(self) -> None:
+        """Apply every migration newer than the store, each in its own transaction."""
+        for number in schema.pending_migrations(self.schema_version()):
+            with self._tx() as conn:
+                schema.apply_migration(conn, number)
+
+    # --- checks: versions, snapshots, findings, state, log (versions.py) ------------
+
+    def record(self, rec: CheckRecord) -> int | None:
+        """Write one check (snapshot, version, state, log) atomically; return the version id."""
+        with self._tx() as conn:
+            return versions.record(conn, rec)
+
+    def load(
+        self,
+        watch_id: str,
+        wants_raw: Callable[[StoredVersion, WatchState], bool],
+        *,
+        recent: int = 10,
+    ) -> History:
+        """Everything a check compares a response with, read in one transaction.
+
+        The latest version's raw body is read (and decompressed) only when `wants_raw`
+        says the check may need it: most checks never do.
+        """
+        with self._tx() as conn:
+            return versions.load(conn, watch_id, wants_raw, recent)
+
+    def state(self, watch_id: str) -> WatchState:
+        with self._tx() as conn:
+            return versions.state(conn, watch_id)
+
+    def states(self) -> list[WatchState]:
+        """Every watch's state in one query (for metrics: one scrape, one read)."""
+        with self._tx() as conn:
+            return versions.states(conn)
+
+    def latest_version(self, watch_id: str) -> StoredVersion | None:
+        with self._tx() as conn:
+            return versions.latest_version(conn, watch_id)
+
+    def versions(self, watch_id: str) -> list[StoredVersion]:
+        with self._tx() as conn:
+            return versions.all_versions(conn, watch_id)
+
+    def version(self, version_id: int) -> StoredVersion:
+        with self._tx() as conn:
+            return versions.version(conn, version_id)
+
+    def findings(
+        self, *, watch_id: str | None = None, version_id: int | None = None, limit: int = 1000
+    ) -> list[StoredFinding]:
+        with self._tx() as conn:
+            return versions.stored_findings(
+                conn, watch_id=watch_id, version_id=version_id, limit=limit
+            )
+
+    def snapshot(self, snapshot_id: int) -> Snapshot:
+        """A stored snapshot with its exact raw body, as the proof of what was served."""
+        with self._tx() as conn:
+            return versions.snapshot(conn, snapshot_id)
+
+    def snapshot_sha(self, snapshot_id: int) -> str | None:
+        """The SHA-256 of a snapshot's body: the proof an alert cites."""
+        with self._tx() as conn:
+            return versions.snapshot_sha(conn, snapshot_id)
+
+    def check_log(self, watch_id: str | None = None, limit: int = 100) -> list[CheckLogEntry]:
+        with self._tx() as conn:
+            return versions.check_log(conn, watch_id, limit)
+
+    # --- raw bodies (bodies.py) -----------------------------------------------------
+
+    def body(self, sha256: str) -> bytes:
+        with self._tx() as conn:
+            return bodies.read_body(conn, sha256)
+
+    # --- the alert and delivery ledger (ledger.py) ----------------------------------
+
+    def add_alert(self, alert: AlertRecord, now: datetime) -> int:
+        """Write an alert that no check produced (e.g. a delivery that gave up)."""
+        with self._tx() as conn:
+            return ledger.insert_alert(conn, alert, None, now)
+
+    def due_deliveries(self, now: datetime | None, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries due by `now`; with None, every pending one."""
+        with self._tx() as conn:
+            return ledger.due_deliveries(conn, now, limit)
+
+    def next_due(self) -> datetime | None:
+        with self._tx() as conn:
+            return ledger.next_due(conn)
+
+    def delivered(self, delivery_id: int, now: datetime) -> None:
+        with self._tx() as conn:
+            ledger.delivered(conn, delivery_id, now)
+
+    def retry_later(self, delivery_id: int, error: str, at: datetime) -> None:
+        with self._tx() as conn:
+            ledger.retry_later(conn, delivery_id, error, at)
+
+    def give_up(self, delivery_id: int, error: str) -> None:
+        with self._tx() as conn:
+            ledger.give_up(conn, delivery_id, error)
+
+    def delivery_counts(self) -> dict[str, int]:
+        with self._tx() as conn:
+            return ledger.delivery_counts(conn)
+
+    def alerts(self, status: DeliveryStatus | str | None = None, limit: int = 50) -> list[AlertRow]:
+        """Newest alerts with their deliveries; `status` keeps alerts with such a delivery."""
+        with self._tx() as conn:
+            return ledger.alert_rows(conn, status, limit)
+
+    # --- heartbeat (heartbeat.py) ---------------------------------------------------
+
+    def heartbeat(self, now: datetime) -> None:
+        """Record that a daemon is alive; `monitor health` reads it."""
+        with self._tx() as conn:
+            heartbeat.beat(conn, now)
+
+    def clear_heartbeat(self) -> None:
+        with self._tx() as conn:
+            heartbeat.clear(conn)
+
+    def last_heartbeat(self) -> datetime | None:
+        with self._tx() as conn:
+            return heartbeat.last(conn)
+
+    # --- verify (verify.py) ---------------------------------------------------------
+
+    def count(self, table: str) -> int:
+        with self._tx() as conn:
+            return verify.count(conn, table)
+
+    def verify(self) -> list[str]:
+        """Every problem found in the store, or none (see verify.py for what is checked)."""
+        with self._tx() as conn:
+            return verify.verify(conn)

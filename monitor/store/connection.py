@@ -1,0 +1,82 @@
+"""Reaching the database: URLs, engines, and SQLAlchemy errors turned into StoreError.
+
+A plain path means a SQLite file. SQLite creates a file on first connect, so a
+command that only reads asks `connect(url, create=False)` and gets a StoreError
+for a store that does not exist, instead of an empty `monitor.db` left behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from monitor.errors import StoreError
+
+
+def database_url(value: str) -> str:
+    """Accept a SQLAlchemy URL, or a plain path meaning a SQLite file."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().absolute()}"
+
+
+def redact_db(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def reason(exc: Exception) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and links."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc)
+
+
+def connect(url: str, *, create: bool) -> Engine:
+    """An engine for `url`; with `create=False` a missing SQLite file is an error."""
+    full = database_url(url)
+    if not create:
+        _require_file(full, url)
+    engine = create_engine(full)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas if create else _sqlite_read_pragmas)
+    return engine
+
+
+class MissingStore(StoreError):
+    """A command that only reads was pointed at a store nothing has written yet."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"no store at {redact_db(url)}: nothing has run with this --db yet")
+
+
+def _require_file(full: str, url: str) -> None:
+    parsed = make_url(full)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    path = parsed.database
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+        raise MissingStore(url)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # persistent: set once by whoever creates
+    cursor.close()
+    _sqlite_read_pragmas(dbapi_connection, _record)
+
+
+def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Per-connection settings; setting WAL would write to a file that is not a store."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

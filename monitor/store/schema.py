@@ -1,0 +1,249 @@
+"""The store's tables, their migrations, and the `meta` key-value table.
+
+The schema is versioned in `meta` (key `schema_version`) and migrated forward on
+open, one migration per transaction. A change of any table here needs a new
+migration appended to MIGRATIONS; existing stores are never rebuilt.
+
+Every timestamp is written in UTC. SQLite hands datetimes back without a zone, so
+reads go through `utc` (a nullable column) or `stamp` (a NOT NULL column: a NULL
+read back is damage, reported with the row it was found in, never taken for "now").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+
+from monitor.errors import StoreError
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+bodies = Table(
+    "bodies",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("codec", String(16), nullable=False),  # "zstd" or "zstd-dict"
+    Column("base", String(64), ForeignKey("bodies.sha256"), nullable=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", String(100), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("final_url", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("headers", Text, nullable=False),  # JSON list of [name, value]
+    Column("body_sha256", String(64), ForeignKey("bodies.sha256"), nullable=False),
+    Column("encoding", String(40), nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("elapsed", Float, nullable=False),
+    Index("ix_snapshots_watch", "watch_id", "id"),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", String(100), nullable=False),
+    Column("snapshot_id", Integer, ForeignKey("snapshots.id"), nullable=False),
+    Column("rules_hash", String(32), nullable=False),
+    Column("doc_hash", String(64), nullable=False),
+    Column("document", LargeBinary, nullable=False),  # zstd-compressed canonical JSON
+    Column("kind", String(16), nullable=False),  # model.VersionKind
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_versions_watch", "watch_id", "id"),
+)
+
+watch_state = Table(
+    "watch_state",
+    metadata,
+    Column("watch_id", String(100), primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_full_fetch", DateTime(timezone=True)),
+    Column("last_body_sha256", String(64)),
+    Column("keyframe_sha256", String(64)),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("last_outcome", String(16)),  # model.Outcome
+    Column("last_error", Text),
+    Column("last_check_at", DateTime(timezone=True)),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("health_alerted", Boolean, nullable=False, default=False),
+)
+
+checks = Table(
+    "checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", String(100), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("elapsed", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),  # model.Outcome
+    Column("failure_kind", String(16)),  # errors.FailureKind
+    Column("message", Text),
+    Column("snapshot_id", Integer, ForeignKey("snapshots.id")),
+    Column("version_id", Integer, ForeignKey("versions.id")),
+    Column("technical", Boolean, nullable=False, default=False),
+    Index("ix_checks_watch", "watch_id", "id"),
+)
+
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("watch_id", String(100), nullable=False),
+    Column("jurisdiction", String(40), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", Text, nullable=False),  # JSON: where, terms, change, cells, note
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_findings_watch", "watch_id", "id"),
+    Index("ix_findings_version", "version_id"),
+)
+
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", String(100), nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=True),
+    Column("kind", String(16), nullable=False),  # model.AlertKind
+    Column("title", Text, nullable=False),
+    Column("message", Text, nullable=False),  # JSON: the structured message, every format
+    Column("jurisdictions", Text, nullable=False),  # JSON list
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_alerts_watch", "watch_id", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
+    Column("route", String(100), nullable=False),
+    Column("destination", String(64), nullable=False),  # SHA-256 of the URL: no secret stored
+    Column("label", Text, nullable=False),  # the redacted URL, for people
+    Column("status", String(16), nullable=False),  # model.DeliveryStatus
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("alert_id", "route", "destination", name="uq_delivery"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+)
+
+
+def _migrate_1(conn: Connection) -> None:
+    """Schema 1: bodies, snapshots, versions, per-watch state and the check log."""
+    for table in (bodies, snapshots, versions, watch_state, checks):
+        table.create(conn)
+
+
+def _migrate_2(conn: Connection) -> None:
+    """Schema 2: findings, stored with the version that produced them."""
+    findings.create(conn)
+
+
+def _migrate_3(conn: Connection) -> None:
+    """Schema 3: the alert and delivery ledger; health alerts remembered per watch."""
+    alerts.create(conn)
+    deliveries.create(conn)
+    columns = {c["name"] for c in inspect(conn).get_columns("watch_state")}
+    if "health_alerted" not in columns:  # schema 1 created watch_state without it
+        conn.execute(
+            text("ALTER TABLE watch_state ADD COLUMN health_alerted BOOLEAN NOT NULL DEFAULT FALSE")
+        )
+
+
+MIGRATIONS: Sequence[Callable[[Connection], None]] = (_migrate_1, _migrate_2, _migrate_3)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def stored_version(conn: Connection) -> int:
+    """The schema version a store has, 0 for none; reads only, so a command that
+    only reads can tell an empty database from a store without creating anything."""
+    if not inspect(conn).has_table("meta"):
+        return 0
+    value = get_meta(conn, "schema_version")
+    return int(value) if value is not None else 0
+
+
+def pending_migrations(current: int) -> range:
+    """The migrations a store at `current` still needs; a newer store is refused,
+    since this monitor would misread tables it does not know."""
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store has schema version {current}, newer than this monitor "
+            f"({SCHEMA_VERSION}); upgrade monitor"
+        )
+    return range(current + 1, SCHEMA_VERSION + 1)
+
+
+def apply_migration(conn: Connection, number: int) -> None:
+    """Run migration `number` and record it, in the caller's transaction."""
+    meta.create(conn, checkfirst=True)
+    MIGRATIONS[number - 1](conn)
+    set_meta(conn, "schema_version", str(number))
+
+
+def get_meta(conn: Connection, key: str) -> str | None:
+    value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+    return str(value) if value is not None else None
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    """Insert or replace one key; portable (no dialect-specific upsert)."""
+    done = conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+    if done.rowcount == 0:
+        conn.execute(insert(meta).values(key=key, value=value))
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A nullable timestamp read back, made zone-aware (we only ever write UTC)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)  # SQLite returns naive datetimes
+
+
+def stamp(value: datetime | None, where: str) -> datetime:
+    """A NOT NULL timestamp read back; a NULL one is damage in row `where`."""
+    aware = utc(value)
+    if aware is None:
+        raise StoreError(f"{where} has no timestamp: the store is damaged (see monitor verify)")
+    return aware

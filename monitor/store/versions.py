@@ -1,0 +1,371 @@
+"""What checks leave behind: snapshots, versions, findings, per-watch state, the check log.
+
+`record` writes everything one check produced — snapshot (its body through
+`bodies`), version, findings, alerts (through `ledger`), the check log line and the
+watch's state — in the caller's single transaction, so a crash at any point leaves
+the whole check or none of it. The readers below are what a check, the daemon and
+the command line ask back; each takes an open connection, so several reads can share
+one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from monitor.errors import FailureKind, StoreError
+from monitor.model import (
+    CellDelta,
+    Change,
+    ChangeKind,
+    CheckRecord,
+    Finding,
+    FindingKind,
+    History,
+    Outcome,
+    RecentVersion,
+    Snapshot,
+    StoredFinding,
+    StoredVersion,
+    Validators,
+    VersionKind,
+    WatchState,
+    document_hash,
+    document_json,
+    finding_data,
+)
+from monitor.store.bodies import pack, read_body, store_body, unpack
+from monitor.store.ledger import insert_alert
+from monitor.store.schema import checks, findings, snapshots, stamp, utc, versions, watch_state
+
+
+@dataclass(frozen=True)
+class CheckLogEntry:
+    """One line of the check log: what one check of one watch found."""
+
+    id: int
+    watch_id: str
+    started_at: datetime
+    elapsed: float
+    outcome: Outcome
+    failure_kind: FailureKind | None
+    message: str | None
+    snapshot_id: int | None
+    version_id: int | None
+    technical: bool
+
+
+# --- the write of a check -------------------------------------------------------------
+
+
+def record(conn: Connection, rec: CheckRecord) -> int | None:
+    """Write one check (snapshot, version, findings, alerts, log, state); return the
+    new version's id. The caller's transaction makes it all-or-nothing."""
+    prior = _state_row(conn, rec.watch_id)
+    snapshot_id, keyframe = None, prior.get("keyframe_sha256")
+    if rec.snapshot is not None:
+        snapshot_id, keyframe = _insert_snapshot(conn, rec.watch_id, rec.snapshot, keyframe)
+    version_id = None
+    if rec.document is not None and rec.version_kind is not None:
+        if snapshot_id is None:
+            raise StoreError("a version needs the snapshot it was extracted from")
+        version_id = _insert_version(conn, rec, snapshot_id)
+        _insert_findings(conn, rec, version_id)
+    for alert in rec.alerts:
+        insert_alert(conn, alert, version_id, rec.started_at)
+    conn.execute(
+        insert(checks).values(
+            watch_id=rec.watch_id,
+            started_at=rec.started_at,
+            elapsed=rec.elapsed,
+            outcome=rec.outcome,
+            failure_kind=rec.failure_kind,
+            message=rec.message or rec.note,
+            snapshot_id=snapshot_id,
+            version_id=version_id,
+            technical=rec.technical,
+        )
+    )
+    _update_state(conn, rec, prior, keyframe)
+    return version_id
+
+
+def _state_row(conn: Connection, watch_id: str) -> dict[str, Any]:
+    row = conn.execute(select(watch_state).where(watch_state.c.watch_id == watch_id)).first()
+    if row is None:
+        conn.execute(insert(watch_state).values(watch_id=watch_id, consecutive_failures=0))
+        return {"consecutive_failures": 0}
+    return dict(row._mapping)
+
+
+def _update_state(
+    conn: Connection, rec: CheckRecord, prior: dict[str, Any], keyframe: str | None
+) -> None:
+    values: dict[str, Any] = {
+        "last_outcome": rec.outcome,
+        "last_check_at": rec.started_at,
+        "keyframe_sha256": keyframe,
+    }
+    if rec.outcome == Outcome.FAILED:
+        values["consecutive_failures"] = prior["consecutive_failures"] + int(rec.counted)
+        values["last_error"] = rec.message
+    else:
+        values["consecutive_failures"] = 0
+        values["last_error"] = None
+        values["last_success_at"] = rec.started_at
+    if rec.snapshot is not None and rec.outcome != Outcome.FAILED:
+        values["last_body_sha256"] = rec.snapshot.sha256
+    if rec.validators is not None:
+        values["etag"] = rec.validators.etag
+        values["last_modified"] = rec.validators.last_modified
+    if rec.full_fetch:
+        values["last_full_fetch"] = rec.started_at
+    if rec.health_alerted is not None:
+        values["health_alerted"] = rec.health_alerted
+    conn.execute(update(watch_state).where(watch_state.c.watch_id == rec.watch_id).values(**values))
+
+
+def _insert_snapshot(
+    conn: Connection, watch_id: str, snap: Snapshot, keyframe: str | None
+) -> tuple[int, str | None]:
+    keyframe = store_body(conn, snap, keyframe)
+    result = conn.execute(
+        insert(snapshots).values(
+            watch_id=watch_id,
+            url=snap.url,
+            final_url=snap.final_url,
+            status=snap.status,
+            headers=json.dumps([list(h) for h in snap.headers]),
+            body_sha256=snap.sha256,
+            encoding=snap.encoding,
+            fetched_at=snap.fetched_at,
+            elapsed=snap.elapsed,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0]), keyframe
+
+
+def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> int:
+    assert rec.document is not None and rec.version_kind is not None
+    result = conn.execute(
+        insert(versions).values(
+            watch_id=rec.watch_id,
+            snapshot_id=snapshot_id,
+            rules_hash=rec.rules_hash,
+            doc_hash=document_hash(rec.document),
+            document=pack(document_json(rec.document).encode()),
+            kind=rec.version_kind,
+            created_at=rec.started_at,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _insert_findings(conn: Connection, rec: CheckRecord, version_id: int) -> None:
+    rows = [
+        {
+            "version_id": version_id,
+            "watch_id": rec.watch_id,
+            "jurisdiction": f.jurisdiction,
+            "kind": f.kind,
+            "data": json.dumps(finding_data(f), ensure_ascii=False),
+            "created_at": rec.started_at,
+        }
+        for f in rec.findings
+    ]
+    if rows:
+        conn.execute(insert(findings), rows)
+
+
+# --- reads ----------------------------------------------------------------------------
+
+
+def state(conn: Connection, watch_id: str) -> WatchState:
+    """A watch's state; a watch never checked has the default (empty) state."""
+    row = conn.execute(select(watch_state).where(watch_state.c.watch_id == watch_id)).first()
+    return decode_state(row._mapping) if row is not None else WatchState(watch_id)
+
+
+def states(conn: Connection) -> list[WatchState]:
+    """Every watch's state in one query (for metrics: one scrape, one read)."""
+    return [decode_state(r._mapping) for r in conn.execute(select(watch_state))]
+
+
+def latest_version(conn: Connection, watch_id: str) -> StoredVersion | None:
+    query = (
+        select(versions)
+        .where(versions.c.watch_id == watch_id)
+        .order_by(versions.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return decode_version(row._mapping) if row is not None else None
+
+
+def all_versions(conn: Connection, watch_id: str) -> list[StoredVersion]:
+    """Every version of a watch, oldest first."""
+    query = select(versions).where(versions.c.watch_id == watch_id).order_by(versions.c.id)
+    return [decode_version(r._mapping) for r in conn.execute(query)]
+
+
+def load(
+    conn: Connection,
+    watch_id: str,
+    wants_raw: Callable[[StoredVersion, WatchState], bool],
+    recent: int,
+) -> History:
+    """What a check compares a response with: state, latest version, recent versions,
+    and the latest version's raw body only when `wants_raw` asks for it."""
+    query = (
+        select(versions.c.id, versions.c.doc_hash, versions.c.kind)
+        .where(versions.c.watch_id == watch_id)
+        .order_by(versions.c.id.desc())
+        .limit(recent)
+    )
+    known = tuple(RecentVersion(r.id, r.doc_hash, VersionKind(r.kind)) for r in conn.execute(query))
+    current = state(conn, watch_id)
+    if not known:
+        return History(current)
+    latest = version(conn, known[0].id)
+    raw = snapshot(conn, latest.snapshot_id) if wants_raw(latest, current) else None
+    sha = raw.sha256 if raw else snapshot_sha(conn, latest.snapshot_id)
+    return History(current, latest, sha, known, raw)
+
+
+def version(conn: Connection, version_id: int) -> StoredVersion:
+    row = conn.execute(select(versions).where(versions.c.id == version_id)).first()
+    if row is None:
+        raise StoreError(f"no version {version_id}")
+    return decode_version(row._mapping)
+
+
+def stored_findings(
+    conn: Connection,
+    *,
+    watch_id: str | None = None,
+    version_id: int | None = None,
+    limit: int = 1000,
+) -> list[StoredFinding]:
+    query = select(findings).order_by(findings.c.id).limit(limit)
+    if watch_id is not None:
+        query = query.where(findings.c.watch_id == watch_id)
+    if version_id is not None:
+        query = query.where(findings.c.version_id == version_id)
+    return [_finding(r._mapping) for r in conn.execute(query)]
+
+
+def snapshot(conn: Connection, snapshot_id: int) -> Snapshot:
+    """A stored snapshot with its exact raw body, as the proof of what was served."""
+    row = conn.execute(select(snapshots).where(snapshots.c.id == snapshot_id)).first()
+    if row is None:
+        raise StoreError(f"no snapshot {snapshot_id}")
+    m = row._mapping
+    return Snapshot(
+        url=m["url"],
+        final_url=m["final_url"],
+        status=m["status"],
+        headers=tuple((k, v) for k, v in json.loads(m["headers"])),
+        body=read_body(conn, m["body_sha256"]),
+        encoding=m["encoding"],
+        fetched_at=stamp(m["fetched_at"], f"snapshot {snapshot_id}"),
+        elapsed=m["elapsed"],
+    )
+
+
+def snapshot_sha(conn: Connection, snapshot_id: int) -> str | None:
+    """The SHA-256 of a snapshot's body: the proof an alert cites."""
+    query = select(snapshots.c.body_sha256).where(snapshots.c.id == snapshot_id)
+    value = conn.execute(query).scalar()
+    return str(value) if value is not None else None
+
+
+def check_log(
+    conn: Connection, watch_id: str | None = None, limit: int = 100
+) -> list[CheckLogEntry]:
+    """The newest checks first, of one watch or of all."""
+    query = select(checks).order_by(checks.c.id.desc()).limit(limit)
+    if watch_id is not None:
+        query = query.where(checks.c.watch_id == watch_id)
+    return [_check_entry(r._mapping) for r in conn.execute(query)]
+
+
+# --- rows to values -------------------------------------------------------------------
+
+
+def decode_state(m: RowMapping) -> WatchState:
+    outcome = m["last_outcome"]
+    return WatchState(
+        watch_id=m["watch_id"],
+        validators=Validators(m["etag"], m["last_modified"]),
+        last_full_fetch=utc(m["last_full_fetch"]),
+        last_body_sha256=m["last_body_sha256"],
+        keyframe_sha256=m["keyframe_sha256"],
+        consecutive_failures=m["consecutive_failures"],
+        last_outcome=Outcome(outcome) if outcome else None,
+        last_error=m["last_error"],
+        last_check_at=utc(m["last_check_at"]),
+        last_success_at=utc(m["last_success_at"]),
+        health_alerted=bool(m["health_alerted"]),
+    )
+
+
+def decode_version(m: RowMapping) -> StoredVersion:
+    """A version row as a value; its document is decompressed here, decoded on use."""
+    return StoredVersion(
+        id=m["id"],
+        watch_id=m["watch_id"],
+        snapshot_id=m["snapshot_id"],
+        rules_hash=m["rules_hash"],
+        doc_hash=m["doc_hash"],
+        document_json=unpack(m["document"]).decode(),
+        kind=VersionKind(m["kind"]),
+        created_at=stamp(m["created_at"], f"version {m['id']}"),
+    )
+
+
+def _check_entry(m: RowMapping) -> CheckLogEntry:
+    failure = m["failure_kind"]
+    return CheckLogEntry(
+        id=m["id"],
+        watch_id=m["watch_id"],
+        started_at=stamp(m["started_at"], f"check {m['id']}"),
+        elapsed=m["elapsed"],
+        outcome=Outcome(m["outcome"]),
+        failure_kind=FailureKind(failure) if failure else None,
+        message=m["message"],
+        snapshot_id=m["snapshot_id"],
+        version_id=m["version_id"],
+        technical=bool(m["technical"]),
+    )
+
+
+def _finding(m: RowMapping) -> StoredFinding:
+    data = json.loads(m["data"])
+    change = data.get("change")
+    finding = Finding(
+        jurisdiction=m["jurisdiction"],
+        kind=FindingKind(m["kind"]),
+        where=data["where"],
+        terms=tuple(data["terms"]),
+        change=_change(change) if change else None,
+        cells=tuple(CellDelta(**c) for c in data.get("cells", [])),
+        note=data.get("note", ""),
+    )
+    return StoredFinding(m["id"], m["version_id"], m["watch_id"], finding)
+
+
+def _change(data: dict[str, Any]) -> Change:
+    tuples = ("path_before", "path_after", "cells_before", "cells_after")
+    fields: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+    fields["segments"] = tuple((op, text) for op, text in data.get("segments", []))
+    fields["kind"] = ChangeKind(fields["kind"])
+    return Change(**fields)
