@@ -252,8 +252,9 @@ class Watchlist:
     jurisdictions: Mapping[str, JurisdictionSpec] = field(default_factory=dict)
     defaults: DefaultsSpec = field(default_factory=DefaultsSpec)
 
-    def watch(self, watch_id: str) -> Watch:
-        return next(w for w in self.watches if w.id == watch_id)
+    def watch(self, watch_id: str) -> Watch | None:
+        """The watch with this id, or None: a reload may have removed it."""
+        return next((w for w in self.watches if w.id == watch_id), None)
 
 
 # --- reading YAML with line numbers ---------------------------------------------------

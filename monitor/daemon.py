@@ -293,13 +293,17 @@ class Daemon:
 
     async def run_check(self, watch_id: str) -> None:
         """One scheduled check; a crash is logged, never raised into the scheduler."""
+        watch = self.watchlist.watch(watch_id)
         if self._stopping:
+            return
+        if watch is None:  # its job fired just before a reload removed it
+            log.info("%s: no longer in the watchlist, not checked", watch_id)
             return
         task = asyncio.current_task()
         assert task is not None
         self._running.add(task)
         try:
-            result = await check(self.watchlist.watch(watch_id), self.context)
+            result = await check(watch, self.context)
             self._report(result)
         except Exception:  # one broken watch must never take the daemon down
             log.exception("check of %s crashed", watch_id)
@@ -317,7 +321,8 @@ class Daemon:
 
     def _report(self, result: CheckResult) -> None:
         for title in result.alerts:
-            where = "" if self.watchlist.watch(result.watch).routes else " (no route: stored only)"
+            watch = self.watchlist.watch(result.watch)
+            where = "" if watch and watch.routes else " (no route: stored only)"
             log.warning("ALERT %s%s", title, where)
         if result.alerts:
             self._deliver_soon()

@@ -15,6 +15,8 @@ service's own size limits, so a long alert never loses a finding to a cut.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -32,10 +34,29 @@ UNLIMITED = 1 << 30
 
 
 def _apprise() -> Any:
-    """apprise, imported on first use: it weighs 17 MB, and most checks send nothing."""
+    """apprise, imported on first use: it weighs 17 MB, and most checks send nothing.
+
+    apprise logs the URLs it cannot read in full ("Unparseable URL mmost://TOKEN@…"):
+    its logger masks every URL before any handler sees it.
+    """
     import apprise
 
+    apprise_log = logging.getLogger("apprise")
+    if not any(isinstance(f, _MaskURLs) for f in apprise_log.filters):
+        apprise_log.addFilter(_MaskURLs())
     return apprise
+
+
+class _MaskURLs(logging.Filter):
+    """Rewrites a log record so that no URL in it shows more than its scheme."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _URL.sub(lambda m: masked_url(m.group()), record.getMessage())
+        record.args = None
+        return True
+
+
+_URL = re.compile(r"[A-Za-z][\w+.-]*://\S+")
 
 
 DETAIL_MAX = 300  # characters of apprise's explanation kept in an error message

@@ -62,6 +62,23 @@ def test_validate_reports_five_mistakes_with_their_lines(tmp_path: Path) -> None
     )
 
 
+@pytest.mark.parametrize("command", ["validate", "run", "check"])
+def test_a_route_url_apprise_rejects_stops_every_command_that_loads_the_watchlist(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "routes:\n  desk: ['nosuchservice://secret-token@example.org']\n"
+        "watches:\n  - {id: a, platform: A, name: A, url: 'https://example.org/a'}\n"
+    )
+    args = [command, "--watchlist", str(path), "--db", str(tmp_path / "m.db")]
+    assert main(args[:3] if command == "validate" else args) == 1
+    err = capsys.readouterr().err
+    assert "routes.desk[0]: apprise does not accept this URL: nosuchservice://***" in err
+    assert "secret-token" not in err
+    assert not (tmp_path / "m.db").exists()
+
+
 @pytest.mark.slow
 def test_validate_the_default_watchlist(tmp_path: Path) -> None:
     done = run_monitor("validate", cwd=tmp_path)  # no ./watchlist.yaml: the built-in one

@@ -385,6 +385,32 @@ def test_reload_refuses_a_broken_watchlist_and_applies_a_valid_one(
     assert world.outcomes("two") == ["new"]
 
 
+def test_a_watch_removed_while_its_check_runs_or_waits_is_no_crash(
+    world: World, store: Store, logs: pytest.LogCaptureFixture
+) -> None:
+    """A reload can drop a watch whose check is in flight, or whose job already fired."""
+    world.site.pages["/one"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"one": "/one", "two": "/two"}))
+
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        world.site.hold()
+        running = asyncio.create_task(daemon.run_check("one"))
+        await world.site.held.wait()
+        world.file.write_text(watchlist_text({"two": "/two"}))
+        daemon.reload_watchlist()
+        world.site.release()
+        await running
+        await daemon.run_check("one")  # a job that fired before the reload removed it
+        await daemon.stop()
+
+    run(go)
+    assert world.outcomes("one") == ["new"]
+    assert not [r for r in logs.records if r.levelno >= logging.ERROR], messages(logs)
+    assert "one: no longer in the watchlist, not checked" in messages(logs)
+
+
 def test_a_changed_watchlist_file_is_reloaded_when_watched(world: World, store: Store) -> None:
     world.file.write_text(watchlist_text({"one": "/one"}))
     mtime = [1.0]
