@@ -19,16 +19,16 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from monitor import __version__
 from monitor.app import check_context, deliverer, load_watchlist
 from monitor.check import check_all
-from monitor.config import Watchlist
+from monitor.config import Watch, Watchlist
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
 from monitor.errors import ConfigError, MonitorError
@@ -36,12 +36,12 @@ from monitor.fetch import HostLimiter, make_client
 from monitor.logs import setup
 from monitor.messages import Message, note_message
 from monitor.metrics import parse_address
-from monitor.model import CheckResult, DeliveryStatus, Finding, StoredVersion
+from monitor.model import CheckResult, DeliveryStatus, Finding, StoredVersion, WatchState
 from monitor.notify import redact, send
 from monitor.pipeline import Matchers, detect
 from monitor.render import Style, render_diff
 from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
-from monitor.store import AlertRow, DeliveryRow, Store
+from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DB = "sqlite:///monitor.db"
@@ -100,15 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         help="reload the watchlist when its file changes (SIGHUP always reloads)",
     )
 
-    chk = sub.add_parser("check", help="check watches once now, print the outcomes, exit")
-    _watchlist_arg(chk)
-    _db_arg(chk)
-    _log_args(chk)
-    chk.add_argument("--json", action="store_true", help="print one JSON object per line")
-    chk.add_argument(
-        "--concurrency", type=int, default=8, help="fetches at once, over all sites (default 8)"
-    )
-    chk.add_argument("watch_ids", nargs="*", metavar="WATCH_ID", help="only these watches")
+    _add_check_and_list(sub)
 
     diff = sub.add_parser("diff", help="show what changed between two versions of a watch")
     _watchlist_arg(diff)
@@ -168,6 +160,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_check_and_list(sub: Any) -> None:
+    chk = sub.add_parser("check", help="check watches once now, print the outcomes, exit")
+    _watchlist_arg(chk)
+    _db_arg(chk)
+    _log_args(chk)
+    chk.add_argument("--json", action="store_true", help="print one JSON object per line")
+    chk.add_argument(
+        "--concurrency", type=int, default=8, help="fetches at once, over all sites (default 8)"
+    )
+    _selection_args(chk)
+    chk.add_argument("watch_ids", nargs="*", metavar="WATCH_ID", help="only these watches")
+
+    lst = sub.add_parser("list", help="list the watches, with their last check")
+    _watchlist_arg(lst)
+    _db_arg(lst)
+    _selection_args(lst)
+    lst.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
 def _watchlist_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--watchlist",
@@ -175,6 +186,39 @@ def _watchlist_arg(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="watchlist file (default: $MONITOR_WATCHLIST, ./watchlist.yaml, or the built-in one)",
     )
+
+
+def _selection_args(parser: argparse.ArgumentParser) -> None:
+    """Pick watches by what the watchlist says of them; each option may repeat."""
+    for flag, what in (
+        ("--tag", "this tag"),
+        ("--kind", "this kind"),
+        ("--platform", "this platform (in any case)"),
+        ("--jurisdiction", "this jurisdiction in `jurisdictions` or `about`"),
+    ):
+        parser.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="VALUE",
+            help=f"only watches with {what}; repeat for any of several",
+        )
+
+
+def _selected(watchlist: Watchlist, args: argparse.Namespace) -> list[Watch]:
+    """The watches that match every given option (any of its values), in watchlist order."""
+    wanted: dict[str, Callable[[Watch], set[str]]] = {
+        "tag": lambda w: set(w.tags),
+        "kind": lambda w: {w.kind},
+        "platform": lambda w: {w.platform.casefold()},
+        "jurisdiction": lambda w: {*w.jurisdictions, *([w.about] if w.about else [])},
+    }
+    picked = list(watchlist.watches)
+    for option, values_of in wanted.items():
+        values = {v.casefold() if option == "platform" else v for v in getattr(args, option)}
+        if values:
+            picked = [w for w in picked if values & values_of(w)]
+    return picked
 
 
 def _db_arg(parser: argparse.ArgumentParser) -> None:
@@ -241,7 +285,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if unknown := [i for i in args.watch_ids if i not in known]:
         print(f"monitor: unknown watch id(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_USAGE
-    watches = [w for w in watchlist.watches if not args.watch_ids or w.id in args.watch_ids]
+    watches = [
+        w for w in _selected(watchlist, args) if not args.watch_ids or w.id in args.watch_ids
+    ]
     progress = _Progress(len(watches), sys.stderr, json_mode=args.json)
 
     async def go(store: Store) -> tuple[list[CheckResult], Report]:
@@ -465,7 +511,50 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    watchlist = _load(args)
+    watches = _selected(watchlist, args)
+    try:
+        with _read_store(args) as store:
+            states = {s.watch_id: s for s in store.states()}
+    except MissingStore:
+        states = {}  # nothing checked yet: every watch is listed as never checked
+    for watch in watches:
+        state = states.get(watch.id, WatchState(watch.id))
+        if args.json:
+            print(json.dumps(_watch_line(watch, state), ensure_ascii=False))
+        else:
+            last = f"{state.last_outcome or 'never checked'}"
+            if state.last_check_at:
+                last += f" {state.last_check_at:%Y-%m-%d %H:%M}"
+            places = ",".join(watch.jurisdictions)
+            print(f"{watch.id:<40} {watch.platform:<12} {watch.kind:<20} {places:<10} {last}")
+    return EXIT_OK
+
+
+def _watch_line(watch: Watch, state: WatchState) -> dict[str, object]:
+    schedule = watch.schedule
+    return {
+        "type": "watch",
+        "id": watch.id,
+        "platform": watch.platform,
+        "name": watch.name,
+        "url": watch.url,
+        "kind": watch.kind,
+        "tags": list(watch.tags),
+        "jurisdictions": list(watch.jurisdictions),
+        "about": watch.about,
+        "interval": schedule.interval,
+        "cron": schedule.cron,
+        "last_outcome": state.last_outcome.value if state.last_outcome else None,
+        "last_check_at": state.last_check_at.isoformat() if state.last_check_at else None,
+        "consecutive_failures": state.consecutive_failures,
+        "last_error": state.last_error,
+    }
+
+
 COMMANDS = {
+    "list": cmd_list,
     "alerts": cmd_alerts,
     "test-notify": cmd_test_notify,
     "run": cmd_run,

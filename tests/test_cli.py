@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from monitor import __version__
 from monitor.cli import COMMANDS, main
 from monitor.model import AlertKind, AlertRecord, CheckRecord, Outcome, VersionKind
 from monitor.store import Store
+from tests.conftest import LocalSite
 from tests.harness import monitor
 from tests.test_store import DOC, T0, snap
 
@@ -235,3 +237,66 @@ def test_verify_says_whether_the_store_is_sound(tmp_path: Path) -> None:
     damaged = run_monitor("verify", "--db", str(db))
     assert damaged.returncode == 1
     assert "body ab12: unreadable" in damaged.stderr and "1 problem(s)" in damaged.stderr
+
+
+TAGGED = """\
+watches:
+  - {id: meta-hk, platform: Meta, name: HK report, url: 'https://example.org/m',
+     kind: transparency-report, tags: [hk, reports], about: HK, jurisdictions: [HK]}
+  - {id: tiktok-le, platform: TikTok, name: Guidelines, url: 'https://example.org/t',
+     kind: law-enforcement-guidelines, tags: [guidelines]}
+  - {id: apple-cn, platform: Apple, name: CN report, url: 'https://example.org/a',
+     kind: transparency-report, jurisdictions: [CN]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], ["meta-hk", "tiktok-le", "apple-cn"]),
+        (["--tag", "hk"], ["meta-hk"]),
+        (["--kind", "transparency-report"], ["meta-hk", "apple-cn"]),
+        (["--platform", "tiktok", "--platform", "APPLE"], ["tiktok-le", "apple-cn"]),
+        (["--jurisdiction", "CN"], ["tiktok-le", "apple-cn"]),
+        (["--kind", "transparency-report", "--jurisdiction", "HK"], ["meta-hk"]),
+    ],
+)
+def test_list_selects_watches_by_tag_kind_platform_and_jurisdiction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], expected: list[str]
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(TAGGED)
+    db = tmp_path / "m.db"
+    assert main(["list", "--watchlist", str(path), "--db", str(db), "--json", *options]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["id"] for line in lines] == expected
+    assert all(line["type"] == "watch" and line["last_outcome"] is None for line in lines)
+    assert not db.exists()  # listing reads only
+
+
+def test_list_shows_each_watchs_last_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(TAGGED)
+    db = tmp_path / "m.db"
+    with Store.open(str(db)) as store:
+        store.record(CheckRecord("tiktok-le", T0, 0.1, Outcome.FAILED, message="HTTP 503"))
+    assert main(["list", "--watchlist", str(path), "--db", str(db)]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "transparency-report" in rows["meta-hk"] and "never checked" in rows["meta-hk"]
+    assert "failed" in rows["tiktok-le"]
+
+
+def test_check_runs_only_the_selected_watches(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("m", "t", "a"):
+        site[f"/{name}"] = "<html><body><main><p>Requests from Hong Kong.</p></main></body></html>"
+    path = tmp_path / "w.yaml"
+    path.write_text(TAGGED.replace("https://example.org", site.url("")))
+    args = ["check", "--watchlist", str(path), "--db", str(tmp_path / "m.db"), "--json"]
+    assert main([*args, "--kind", "transparency-report", "--tag", "hk"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["watch"], line["outcome"]) for line in lines] == [("meta-hk", "new")]
+    assert [requested for requested, _ in site.requests] == ["/m"]
