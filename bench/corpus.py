@@ -1,8 +1,9 @@
 """A deterministic corpus of realistic policy pages, built from real policy texts.
 
 Each page wraps one to three real documents (the Markdown versions in
-``/work/shared/corpus/real``) in the shell a platform serves around them: a head with
-a stylesheet, several inline and external scripts and, to reach the page's size, one
+``../shared/corpus/real`` next to the checkout, or in ``$BENCH_CORPUS``) in the shell
+a platform serves around them: a head with a stylesheet, several inline and external
+scripts and, to reach the page's size, one
 of three kinds of filler (server-rendered JSON props, an inline JavaScript bundle, or
 a blob of interface strings), a navigation
 of about fifty links, a OneTrust-like cookie banner, a ``<main>`` holding the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import re
 from collections.abc import Iterable, Iterator
@@ -32,7 +34,11 @@ from pathlib import Path
 
 from bench import markdown
 
-REAL_DIR = Path("/work/shared/corpus/real")
+# The real policy texts live in the shared folder next to the checkout (or $BENCH_CORPUS).
+REAL_DIR = Path(
+    os.environ.get("BENCH_CORPUS")
+    or Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "real"
+)
 DEFAULT_SEED = 20250101
 MIN_SIZE, MAX_SIZE = 50_000, 300_000
 NONCE, STAMP, CSRF = "@@NONCE@@", "@@STAMP@@", "@@CSRF@@"

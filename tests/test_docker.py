@@ -4,6 +4,11 @@ No Docker engine runs here, so this test does what the image does: it copies the
 files the Dockerfile copies, runs its install step in a fresh virtualenv, then runs
 the image's command line (ENTRYPOINT + CMD) with the image's environment, checks it
 with the HEALTHCHECK command, and stops it with the STOPSIGNAL.
+
+The install step runs offline: the fresh virtualenv sees the test environment's
+packages (the dependencies and the build backend), and pip is told `--no-index
+--no-deps --no-build-isolation`, so it builds and installs the copied project and
+nothing else. A test never reaches a package index.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import LocalSite
+from tests.harness import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -63,6 +70,44 @@ def image_env(data: Path, watchlist: Path) -> dict[str, str]:
     return env
 
 
+class Running:
+    """The image's process: waited on while it runs, its log shown if it exits."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process, self.log = process, log
+
+    def wait_for(self, what: str, condition: Callable[[], bool]) -> None:
+        def check() -> bool:
+            assert self.process.poll() is None, self.log.read_text()
+            return condition()
+
+        wait_for(what, check, timeout=30)
+
+
+def healthy(command: list[str], env: dict[str, str]) -> bool:
+    """Whether the HEALTHCHECK command passes."""
+    return subprocess.run(command, env=env, capture_output=True).returncode == 0
+
+
+OFFLINE = " --no-index --no-deps --no-build-isolation --disable-pip-version-check"
+
+
+def offline_venv(venv: Path) -> Path:
+    """A fresh virtualenv without pip of its own that sees the test environment's
+    packages after its own: the image's dependencies, pip and the build backend."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (Path(purelib) / "test-environment.pth").write_text("\n".join(sorted(ours)) + "\n")
+    return venv
+
+
 @pytest.mark.slow
 def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) -> None:
     context = tmp_path / "src"
@@ -77,11 +122,21 @@ def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) ->
                 )
             else:
                 shutil.copy(ROOT / src, context / src)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    venv = offline_venv(tmp_path / "venv")
     install = next(r for w, r in instructions() if w == "RUN" and "pip install" in r)
-    pip_step = install.split("&&")[0].strip().replace("pip ", f"{venv}/bin/pip ", 1)
-    subprocess.run(pip_step, shell=True, cwd=context, check=True, capture_output=True, timeout=600)
+    pip_step = install.split("&&")[0].strip()
+    assert pip_step.startswith("pip install "), pip_step
+    pip_step = pip_step.replace("pip ", f"{venv}/bin/python -m pip ", 1) + OFFLINE
+    done = subprocess.run(pip_step, shell=True, cwd=context, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    installed = subprocess.run(
+        [venv / "bin" / "python", "-c", "import monitor; print(monitor.__file__)"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert installed.startswith(str(venv)), installed  # the copied project, not ours
 
     site["/policy"] = "<html><body><main><p>Hong Kong requests: 12.</p></main></body></html>"
     watchlist = tmp_path / "watchlist.yaml"
@@ -100,11 +155,13 @@ def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) ->
     logs = data / "daemon.log"
     with logs.open("w") as log, subprocess.Popen(command, env=env, cwd=data, stderr=log) as daemon:
         try:
-            deadline = time.monotonic() + 30
-            while subprocess.run(health, env=env, capture_output=True).returncode != 0:
-                assert daemon.poll() is None, logs.read_text()
-                assert time.monotonic() < deadline, "no heartbeat within 30 s"
-                time.sleep(0.3)
+            # Docker runs the first HEALTHCHECK one --interval after the start, long after
+            # the daemon has opened its store: probe once it says it has started.
+            running = Running(daemon, logs)
+            running.wait_for("the daemon to start", lambda: "monitor started" in logs.read_text())
+            running.wait_for(
+                "a fresh heartbeat (the HEALTHCHECK command)", lambda: healthy(health, env)
+            )
             daemon.send_signal(getattr(signal, only("STOPSIGNAL")))
             assert daemon.wait(timeout=40) == 0
         finally:

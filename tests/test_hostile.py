@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from monitor import config
-from monitor.check import Context, check
+from monitor.check import Context, Matchers, check
 from monitor.cli import main
 from monitor.fetch import make_client
 from monitor.model import CheckResult, Document
@@ -57,9 +57,20 @@ def watchlist(url: str, *extra: str) -> config.Watchlist:
     return config.loads(text + "\n", "test.yaml", env={}, known_jurisdictions={"HK", "MO", "CN"})
 
 
-def run_checks(store: Store, wl: config.Watchlist, count: int) -> list[CheckResult]:
+def matchers(wl: config.Watchlist) -> Matchers:
+    """The watch's jurisdiction matcher, built before a test measures memory: it is
+    built once per process (and cached), so only the first test would pay for it."""
+    built = Matchers(wl)
+    built.for_watch(wl.watches[0])
+    return built
+
+
+def run_checks(
+    store: Store, wl: config.Watchlist, count: int, known: Matchers | None = None
+) -> list[CheckResult]:
     """`count` checks of the watch, an hour apart on the check's clock."""
     clock = [datetime(2026, 11, 1, tzinfo=UTC)]
+    known = known or matchers(wl)
 
     def now() -> datetime:
         return clock[0]
@@ -67,7 +78,7 @@ def run_checks(store: Store, wl: config.Watchlist, count: int) -> list[CheckResu
     async def series() -> list[CheckResult]:
         results = []
         async with make_client() as client:
-            ctx = Context(client, store, None, now)
+            ctx = Context(client, store, None, now, matchers=known)
             for _ in range(count):
                 clock[0] += timedelta(hours=1)
                 results.append(await asyncio.wait_for(check(wl.watches[0], ctx), HANG_GUARD))
@@ -89,15 +100,28 @@ def text_of(document: Document) -> str:
     return "\n".join(block.text for block in document)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.path.strip("/"))
+# Cases whose checks wait in real time: for the fetch deadline, for a Retry-After, or
+# between retries of a transient failure (the check's back-off sleeps are real).
+WAITING = {"/cut-transfer", "/huge-header", "/not-http", "/drip", "/silent", "/429-then-page"}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, id=c.path.strip("/"), marks=[pytest.mark.slow] if c.path in WAITING else [])
+        for c in CASES
+    ],
+)
 def test_each_misbehaviour_is_classified_without_false_findings(
     case: Case, web: HostileWeb, tmp_path: Path
 ) -> None:
     store = Store.open(str(tmp_path / "m.db"))
     count = max(len(case.expect) + 1, 2 + 2 * bool(case.findings))
+    wl = watchlist(web.url(case.path))
+    known = matchers(wl)
     tracemalloc.start()
     try:
-        results = run_checks(store, watchlist(web.url(case.path)), count)
+        results = run_checks(store, wl, count, known)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
