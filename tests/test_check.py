@@ -306,6 +306,7 @@ def test_a_slow_site_does_not_hold_up_the_others(tmp_path: Path) -> None:
     assert finished[0] == "w4"  # the fast site's watch, not after the slow site's queue
 
 
+@pytest.mark.slow
 def test_check_json_lines_contract(site: LocalSite, tmp_path: Path) -> None:
     site["/le"] = page()
     path = tmp_path / "watchlist.yaml"

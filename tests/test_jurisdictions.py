@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import random
-import time
 import unicodedata
 
 import pytest
@@ -271,10 +270,7 @@ def test_a_case_mismatch_falls_back_to_a_shorter_name() -> None:
 def test_a_long_text_without_spaces_and_not_in_nfkc_keeps_its_offsets() -> None:
     text = "中文内容…" * 40_000 + "香港"  # "…" is three characters after NFKC
     matcher = matcher_for(["HK", "CN"], catalog())
-    started = time.perf_counter()
-    matches = matcher.find(text)
-    assert time.perf_counter() - started < 2.0  # typically tens of milliseconds
-    assert matches == [Match("HK", "香港", len(text) - 2, len(text))]
+    assert matcher.find(text) == [Match("HK", "香港", len(text) - 2, len(text))]
 
 
 def test_matcher_for_only_sees_the_watched_jurisdictions() -> None:
@@ -472,18 +468,16 @@ def _plain() -> Matcher:
     return Matcher(catalog().values(), exclude=())
 
 
-# --- speed ----------------------------------------------------------------------------
+# --- long pages (their speed is measured by `python -m bench.matcher`) ----------------
 
 
-def test_a_long_page_is_matched_quickly() -> None:
+def test_a_long_page_is_matched_whole() -> None:
     rng = random.Random(4)
     words = ["policy", "content", "users", "may", "the", "of", "law", "Hong Kong", "us"]
     text = " ".join(rng.choice(words) for _ in range(40_000))  # about 200 KB
     matcher = matcher_for(["HK", "MO", "CN", "TW", "US", "GB", "EU"], catalog())
-    started = time.perf_counter()
     matches = matcher.find(text)
-    assert time.perf_counter() - started < 1.0  # typically a few milliseconds
-    assert matches and {m.jurisdiction for m in matches} == {"HK"}
+    assert len(matches) == text.count("Hong Kong") and {m.jurisdiction for m in matches} == {"HK"}
 
 
 def test_normalise_is_nfkc_with_plain_apostrophes() -> None:
