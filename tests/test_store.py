@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +31,7 @@ from monitor.model import (
 )
 from monitor.store import MissingStore, Store, database_url, redact_db, schema
 from monitor.store import versions as versions_mod
+from monitor.store.schema import SCHEMA_VERSION
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 PAGE = "<html><body><main>{}</main><footer>Rendered at {}</footer></body></html>"
@@ -432,3 +435,34 @@ def test_a_missing_timestamp_is_damage_not_now() -> None:
     }
     with pytest.raises(StoreError, match="version 7 has no timestamp"):
         versions_mod.decode_version(row)  # type: ignore[arg-type]
+
+
+OPEN_AND_REPORT = """
+import sys
+from monitor.store import Store
+with Store.open(sys.argv[1]) as store:
+    print(store.schema_version())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(3))
+def test_processes_creating_one_store_at_once_all_get_it_whole(
+    tmp_path: Path, attempt: int
+) -> None:
+    """Two daemons, or `check` beside `run`, started together on a new store."""
+    db = tmp_path / f"new-{attempt}.db"
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AND_REPORT, str(db)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [process.communicate(timeout=120) for process in starts]
+    assert [process.returncode for process in starts] == [0] * 6, [err for _, err in outputs]
+    assert {out.strip() for out, _ in outputs} == {str(SCHEMA_VERSION)}
+    with Store.open(str(db)) as store:
+        assert store.verify() == []

@@ -120,10 +120,21 @@ class Store:
             return schema.stored_version(conn)
 
     def migrate(self) -> None:
-        """Apply every migration newer than the store, each in its own transaction."""
-        for number in schema.pending_migrations(self.schema_version()):
-            with self._tx() as conn:
-                schema.apply_migration(conn, number)
+        """Bring the store to this monitor's schema, in one transaction.
+
+        Several processes may open a new or older store at once (two daemons on one
+        PostgreSQL store, `monitor check` beside `monitor run`): the migration takes
+        the database's write lock first and reads the version again under it, so one
+        process migrates and the others find the work done.
+        """
+        if not schema.pending_migrations(self.schema_version()):
+            return
+        try:
+            with schema.migration_lock(self.engine) as conn:
+                for number in schema.pending_migrations(schema.stored_version(conn)):
+                    schema.apply_migration(conn, number)
+        except SQLAlchemyError as exc:
+            raise StoreError(reason(exc)) from exc
 
     # --- checks: versions, snapshots, findings, state, log (versions.py) ------------
 

@@ -68,6 +68,7 @@ def _require_file(full: str, url: str) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")  # first: another process may be creating it
     cursor.execute("PRAGMA journal_mode=WAL")  # persistent: set once by whoever creates
     cursor.close()
     _sqlite_read_pragmas(dbapi_connection, _record)

@@ -11,7 +11,8 @@ read back is damage, reported with the row it was found in, never taken for "now
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Engine,
     Float,
     ForeignKey,
     Index,
@@ -213,6 +215,32 @@ def pending_migrations(current: int) -> range:
             f"({SCHEMA_VERSION}); upgrade monitor"
         )
     return range(current + 1, SCHEMA_VERSION + 1)
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the database's write lock from its first statement.
+
+    SQLite: `BEGIN IMMEDIATE` on a connection whose driver does not begin on its own
+    (so the DDL of a migration is inside the transaction too). PostgreSQL: a
+    transaction-scoped advisory lock.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
+
+
+_LOCK_KEY = 0x6D6F6E69  # "moni": the advisory lock migrations take on PostgreSQL
 
 
 def apply_migration(conn: Connection, number: int) -> None:
