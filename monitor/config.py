@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     field_validator,
     model_validator,
@@ -141,8 +142,31 @@ class _Schedule(_Strict):
         return self
 
 
+BrowserMode = Literal["never", "auto", "always"]
+
+
+class ExpectElement(_Strict):
+    """An `expect` entry that is an element: `{css: "table.requests tr"}`."""
+
+    css: Selector
+
+
+def _expectation(value: object) -> str | ExpectElement:
+    """One message for a malformed entry, instead of one per branch of a union."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, dict) and set(value) == {"css"} and isinstance(value["css"], str):
+        return ExpectElement(css=_check_selector(value["css"]))
+    raise ValueError(f"{value!r} is neither a text nor {{css: SELECTOR}}")
+
+
+Expectation = Annotated[str | ExpectElement, PlainValidator(_expectation)]
+
+
 class DefaultsSpec(_Schedule):
     """The `defaults:` section: values every watch inherits unless it says otherwise."""
+
+    browser: BrowserMode = "auto"
 
     jitter: Duration = 0.0
     jurisdictions: list[JurisdictionId] = Field(default_factory=lambda: ["HK", "MO", "CN"])
@@ -190,6 +214,9 @@ class WatchSpec(_Schedule):
     routes: list[str] | None = None
     tags: list[str] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
+    browser: BrowserMode | None = None
+    wait_for: Selector | None = None
+    expect: list[Expectation] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -220,6 +247,8 @@ class Watch:
     failures_before_alert: int
     about: str | None = None
     tags: tuple[str, ...] = ()
+    browser: str = "auto"  # never | auto | always
+    wait_for: str | None = None  # rendered when this element has text; else `select`'s
 
 
 @dataclass(frozen=True)
@@ -570,7 +599,13 @@ class _Builder:
             name=spec.name,
             url=spec.url,
             kind=spec.kind,
-            rules=ExtractRules(tuple(spec.select), tuple(spec.remove), tuple(spec.ignore)),
+            rules=ExtractRules(
+                tuple(spec.select),
+                tuple(spec.remove),
+                tuple(spec.ignore),
+                expect_text=tuple(e for e in spec.expect if isinstance(e, str)),
+                expect_css=tuple(e.css for e in spec.expect if isinstance(e, ExpectElement)),
+            ),
             jurisdictions=tuple(dict.fromkeys(jurisdictions)),
             routes=tuple(dict.fromkeys(routes)),
             schedule=schedule,
@@ -580,6 +615,8 @@ class _Builder:
             failures_before_alert=defaults.failures_before_alert,
             about=spec.about,
             tags=tuple(spec.tags),
+            browser=spec.browser or defaults.browser,
+            wait_for=spec.wait_for or (", ".join(spec.select) if spec.select else None),
         )
 
     def check_refs(

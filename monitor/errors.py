@@ -8,6 +8,7 @@ SQLAlchemy exception.
     ├── ConfigError        the watchlist is invalid (carries every problem found)
     ├── FetchError         the page could not be fetched (carries a FailureKind)
     ├── ExtractError       the page was fetched but yields no usable text
+    │   └── Incomplete     it lacks what the watch `expect`s: a partial read
     ├── StoreError         the store could not be read or written
     └── NotifyError        an alert could not be delivered
 """
@@ -58,6 +59,8 @@ class FailureKind(enum.StrEnum):
     WRONG_TYPE = "wrong_type"  # not HTML or plain text
     EXTRACTION = "extraction"  # selector matched nothing, or no text left
     CONTENT_LOST = "content_lost"  # most of the text vanished: an error page, not a change
+    INCOMPLETE = "incomplete"  # what the watch `expect`s is missing: a partial read
+    NEEDS_BROWSER = "needs_browser"  # the page needs a browser and none is installed
 
 
 class FetchError(MonitorError):
@@ -76,6 +79,13 @@ class ExtractError(MonitorError):
     """A fetched page yields no usable text (e.g. a selector matched nothing)."""
 
     kind = FailureKind.EXTRACTION
+
+
+class Incomplete(ExtractError):
+    """The page lacks a text or element the watch `expect`s: read only in part (an app
+    shell without its figures, a report without its Hong Kong row), never a change."""
+
+    kind = FailureKind.INCOMPLETE
 
 
 class StoreError(MonitorError):

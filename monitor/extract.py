@@ -52,7 +52,7 @@ from lxml import etree
 from lxml.cssselect import CSSSelector
 from lxml.etree import _Element as Element
 
-from monitor.errors import ExtractError
+from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
 
 __all__ = ["extract", "normalize"]
@@ -149,7 +149,33 @@ def extract(html: str, rules: ExtractRules, *, content_type: str = "text/html") 
             raise ExtractError(_TOO_DEEP.format(limit="about 900")) from None
     if not blocks:
         raise ExtractError(f"no text found in the page ({_describe(rules)})")
+    _expect_texts(blocks, rules.expect_text)
     return tuple(blocks)
+
+
+def _expect_texts(blocks: Sequence[Block], expected: Sequence[str]) -> None:
+    """Every `expect` text must be in the version's text (case and spacing aside)."""
+    if not expected:
+        return
+    text = "\n".join(block.text for block in blocks).casefold()
+    missing = [want for want in expected if normalize(want).casefold() not in text]
+    if missing:
+        raise Incomplete(f"expected text not found: {', '.join(map(repr, missing))}")
+
+
+def _expect_elements(root: Element, selectors: Sequence[str]) -> None:
+    """Every `expect` selector must match an element that shows some text."""
+    missing = [
+        source
+        for source in selectors
+        if not any(_has_text(el) for el in _css(_compile_css(source), root))
+    ]
+    if missing:
+        raise Incomplete(f"expected element not found or empty: {', '.join(map(repr, missing))}")
+
+
+def _has_text(element: Element) -> bool:
+    return any(piece.strip() for piece in element.itertext())
 
 
 def _describe(rules: ExtractRules) -> str:
@@ -185,6 +211,7 @@ def _html_blocks(
     """Parse, clean and walk an HTML page: the pipeline of the module docstring."""
     root = _parse(html)
     _drop_invisible(root)
+    _expect_elements(root, rules.expect_css)
     for element in _match_all(root, rules.remove):
         _drop(element)
     if rules.select:

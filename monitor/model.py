@@ -77,6 +77,7 @@ class Snapshot:
     encoding: str  # the charset the body decodes with (header, <meta>, or detected)
     fetched_at: datetime
     elapsed: float  # seconds from request to last byte
+    rendered: bool = False
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -122,19 +123,29 @@ class FetchRequest:
     max_bytes: int = 10_000_000
     deadline: float = 60.0  # overall seconds for the whole fetch, retries included
     retries: int = 2
+    wait_for: str | None = None
 
 
 @dataclass(frozen=True)
 class ExtractRules:
-    """How to turn a page into text: the watch's select / remove / ignore."""
+    """How to turn a page into text: the watch's select / remove / ignore, and what a
+    good version must hold (`expect`: texts, and CSS selectors that must match)."""
 
     select: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    expect_text: tuple[str, ...] = ()
+    expect_css: tuple[str, ...] = ()
 
     def digest(self) -> str:
-        """A stable hash of the rules: a change of rules means re-extraction."""
-        payload = json.dumps([self.select, self.remove, self.ignore], ensure_ascii=False)
+        """A stable hash of the rules: a change of rules means re-extraction.
+
+        Expectations count only when there are some, so watches without them keep
+        the digest they always had (and are not re-extracted on upgrade)."""
+        parts: list[object] = [self.select, self.remove, self.ignore]
+        if self.expect_text or self.expect_css:
+            parts += [self.expect_text, self.expect_css]
+        payload = json.dumps(parts, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -223,10 +223,10 @@ def _extract(watch: Watch, snapshot: Snapshot) -> Document:
     try:
         return extract(snapshot.text(), watch.rules, content_type=content_type)
     except ExtractError as exc:
-        if asks_for_javascript(snapshot.body):
+        if exc.kind is FailureKind.EXTRACTION and asks_for_javascript(snapshot.body):
             message = f"{exc}: the page asks for JavaScript (a bot wall or an app shell)"
             raise _Failed(Failure(FailureKind.BLOCKED, message, snapshot)) from exc
-        raise _Failed(Failure(FailureKind.EXTRACTION, str(exc), snapshot)) from exc
+        raise _Failed(Failure(exc.kind, str(exc), snapshot)) from exc
 
 
 def _compare(

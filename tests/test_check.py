@@ -426,3 +426,22 @@ def test_a_304_reads_no_stored_body(site: LocalSite, harness: Harness) -> None:
     traffic = StoreTraffic(harness.store)
     assert harness.run(wl).outcome is Outcome.NOT_MODIFIED
     assert (traffic.transactions, traffic.body_reads) == (3, 0)
+
+
+def test_a_version_without_what_the_watch_expects_is_a_failure_not_a_change(
+    site: LocalSite, harness: Harness
+) -> None:
+    """A server-rendered shell whose prose is there but whose Hong Kong figures are not."""
+    wl = watchlist(site, expect='["Hong Kong", {css: "main h1"}]')
+    site["/le"] = page(OTHER)  # no Hong Kong sentence yet: not even a baseline
+    first = harness.run(wl)
+    assert first.outcome is Outcome.FAILED and first.failure is FailureKind.INCOMPLETE
+    assert "'Hong Kong'" in (first.message or "") and first.version_id is None
+    site["/le"] = page()
+    assert harness.run(wl).outcome is Outcome.NEW
+    site["/le"] = page(OTHER, stamp="12:00")  # the figures did not load this time
+    lost = harness.run(wl)
+    assert lost.outcome is Outcome.FAILED and lost.failure is FailureKind.INCOMPLETE
+    assert not lost.findings
+    site["/le"] = page(HK_CHANGED + OTHER, stamp="13:00")
+    assert harness.run(wl).findings  # compared with the last good version

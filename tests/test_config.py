@@ -288,3 +288,47 @@ def test_packaged_watchlist_is_the_top_level_one() -> None:
     assert (ROOT / "watchlist.yaml").read_bytes() == (
         ROOT / "monitor/data/watchlist.yaml"
     ).read_bytes()
+
+
+def test_browser_wait_for_and_expect() -> None:
+    wl = load(
+        """
+        defaults:
+          browser: never
+        watches:
+          - {id: a, platform: A, name: A, url: 'https://example.org/a'}
+          - id: b
+            platform: B
+            name: B
+            url: https://example.org/b
+            browser: always
+            select: [main, "#report"]
+            expect: ["Hong Kong", {css: "table.requests tr"}]
+          - {id: c, platform: C, name: C, url: 'https://example.org/c', wait_for: table}
+        """
+    )
+    a, b, c = wl.watches
+    assert (a.browser, a.wait_for, a.rules.expect_text) == ("never", None, ())
+    assert (b.browser, b.wait_for) == ("always", "main, #report")  # `select` is waited for
+    assert b.rules.expect_text == ("Hong Kong",)
+    assert b.rules.expect_css == ("table.requests tr",)
+    assert (c.browser, c.wait_for) == ("never", "table")
+
+
+def test_browser_and_expect_mistakes_are_named() -> None:
+    found = problems(
+        """
+        watches:
+          - id: a
+            platform: A
+            name: A
+            url: https://example.org/a
+            browser: sometimes
+            wait_for: "div["
+            expect: ["", {xpath: "//x"}]
+        """
+    )
+    assert any("(a).browser: Input should be 'never', 'auto' or 'always'" in p for p in found)
+    assert any("(a).wait_for: invalid CSS selector 'div['" in p for p in found)
+    assert any("(a).expect[0]: '' is neither a text nor {css: SELECTOR}" in p for p in found)
+    assert any("(a).expect[1]: {'xpath': '//x'} is neither" in p for p in found)

@@ -14,6 +14,7 @@ Unit tests of each rule follow, then property tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -579,3 +580,46 @@ def test_a_page_nested_300_deep_is_read_whole() -> None:
 def test_a_page_nested_too_deep_to_read_whole_is_an_error_not_half_a_page(depth: int) -> None:
     with pytest.raises(ExtractError, match="nests its elements deeper than"):
         extract(nested(depth), ExtractRules())
+
+
+# --- expectations: what a good version must hold ----------------------------------------
+
+REPORT = """<html><body><main><h1>Government requests</h1>
+<p>Requests by country for the period.</p>
+<table class="requests"><tr><th>Country</th><th>Requests</th></tr>{rows}</table>
+</main></body></html>"""
+HK_ROW = "<tr><td>Hong Kong</td><td>202</td></tr>"
+
+
+def test_a_page_with_what_is_expected_is_read() -> None:
+    rules = ExtractRules(expect_text=("HONG  kong",), expect_css=("table.requests td",))
+    assert any("Hong Kong" in b.text for b in extract(REPORT.format(rows=HK_ROW), rules))
+
+
+@pytest.mark.parametrize(
+    ("rules", "missing"),
+    [
+        (ExtractRules(expect_text=("Hong Kong", "Requests by")), "'Hong Kong'"),
+        (ExtractRules(expect_css=("table.requests td",)), "'table.requests td'"),
+        (ExtractRules(expect_css=("table.requests",)), None),  # the table has its header
+    ],
+)
+def test_a_page_without_what_is_expected_is_incomplete(
+    rules: ExtractRules, missing: str | None
+) -> None:
+    """An app shell's empty table, or a report without its Hong Kong row, is a partial read."""
+    page = REPORT.format(rows="")
+    if missing is None:
+        assert extract(page, rules)
+        return
+    with pytest.raises(ExtractError) as info:
+        extract(page, rules)
+    assert info.value.kind is FailureKind.INCOMPLETE and missing in str(info.value)
+
+
+def test_expectations_change_the_rules_digest_only_when_given() -> None:
+    plain = ExtractRules(select=("main",))
+    as_stored = hashlib.sha256(json.dumps([["main"], [], []]).encode()).hexdigest()[:16]
+    assert plain.digest() == as_stored  # stores written before `expect` keep their rules
+    assert plain.digest() == ExtractRules(select=("main",), expect_text=()).digest()
+    assert plain.digest() != ExtractRules(select=("main",), expect_text=("Hong Kong",)).digest()

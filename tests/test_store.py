@@ -211,6 +211,7 @@ def test_a_schema_1_store_is_upgraded_keeping_its_history(tmp_path: Path) -> Non
                 elapsed=0.1,
             )
         )
+        conn.execute(text("ALTER TABLE snapshots DROP COLUMN rendered"))  # added in 4
         conn.execute(
             insert(schema.versions).values(
                 watch_id="w",
@@ -230,6 +231,7 @@ def test_a_schema_1_store_is_upgraded_keeping_its_history(tmp_path: Path) -> Non
     version = upgraded.latest_version("w")
     assert version is not None and version.document == DOC
     assert upgraded.snapshot(version.snapshot_id).body == b"old page"
+    assert upgraded.snapshot(version.snapshot_id).rendered is False
     state = upgraded.state("w")
     assert state.consecutive_failures == 2 and state.health_alerted is False
     finding = Finding(

@@ -72,6 +72,7 @@ snapshots = Table(
     Column("encoding", String(40), nullable=False),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
     Column("elapsed", Float, nullable=False),
+    Column("rendered", Boolean, nullable=False, default=False),  # by a browser, not HTTP
     Index("ix_snapshots_watch", "watch_id", "id"),
 )
 
@@ -193,7 +194,21 @@ def _migrate_3(conn: Connection) -> None:
         )
 
 
-MIGRATIONS: Sequence[Callable[[Connection], None]] = (_migrate_1, _migrate_2, _migrate_3)
+def _migrate_4(conn: Connection) -> None:
+    """Schema 4: a snapshot says whether a browser rendered it."""
+    columns = {c["name"] for c in inspect(conn).get_columns("snapshots")}
+    if "rendered" not in columns:  # schema 1 created snapshots without it
+        conn.execute(
+            text("ALTER TABLE snapshots ADD COLUMN rendered BOOLEAN NOT NULL DEFAULT FALSE")
+        )
+
+
+MIGRATIONS: Sequence[Callable[[Connection], None]] = (
+    _migrate_1,
+    _migrate_2,
+    _migrate_3,
+    _migrate_4,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

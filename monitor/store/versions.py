@@ -145,6 +145,7 @@ def _insert_snapshot(
             encoding=snap.encoding,
             fetched_at=snap.fetched_at,
             elapsed=snap.elapsed,
+            rendered=snap.rendered,
         )
     )
     key = result.inserted_primary_key
@@ -278,6 +279,7 @@ def snapshot(conn: Connection, snapshot_id: int) -> Snapshot:
         encoding=m["encoding"],
         fetched_at=stamp(m["fetched_at"], f"snapshot {snapshot_id}"),
         elapsed=m["elapsed"],
+        rendered=bool(m["rendered"]),
     )
 
 
