@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,6 +33,7 @@ from monitor.model import (
     FetchRequest,
     History,
     Outcome,
+    Snapshot,
     Validators,
     WatchState,
 )
@@ -72,6 +74,14 @@ class Connectivity:
         return offline
 
 
+class Renderer(Protocol):
+    """A browser fetcher (`monitor.browser.Renderer`): same request, a rendered snapshot."""
+
+    async def render(
+        self, request: FetchRequest, *, limiter: HostLimiter | None = None
+    ) -> Snapshot: ...
+
+
 @dataclass(frozen=True)
 class Context:
     """The I/O objects a check uses; injected so tests pass real fakes."""
@@ -83,6 +93,7 @@ class Context:
     matchers: Matchers = field(default_factory=Matchers)
     routes: Mapping[str, Route] = field(default_factory=dict)
     connectivity: Connectivity = field(default_factory=Connectivity)
+    renderer: Renderer | None = None  # None: no browser on this machine
 
     @property
     def setting(self) -> Setting:
@@ -98,11 +109,16 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
     started, clock = ctx.now(), time.monotonic()
     try:
         state = ctx.store.state(watch.id)
-        full = _full_fetch_due(state, started)
-        fetched = await _fetch(watch, ctx, Validators() if full else state.validators)
-        wants_raw = partial(needs_raw, fetched, watch.rules.digest())
-        history = ctx.store.load(watch.id, wants_raw, recent=REVERT_WINDOW)
-        record = evaluate(watch, history, fetched, started=started, setting=ctx.setting)
+        full = _full_fetch_due(state, started) or watch.browser == "always"
+        validators = Validators() if full else state.validators
+        if watch.browser == "always":
+            history, record = await _evaluated(watch, ctx, await _render(watch, ctx), started)
+        else:
+            history, record = await _evaluated(
+                watch, ctx, await _fetch(watch, ctx, validators), started
+            )
+        if watch.browser == "auto" and _browser_could_read(record):
+            history, record = await _evaluated(watch, ctx, await _render(watch, ctx), started)
         record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
         return _result(record, ctx.store.record(record), history)
     except StoreError as exc:
@@ -116,17 +132,56 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
         )
 
 
-async def _fetch(watch: Watch, ctx: Context, validators: Validators) -> Fetched:
-    """The response, or the failure as a value; tells the connectivity watcher."""
-    request = FetchRequest(
+async def _evaluated(
+    watch: Watch, ctx: Context, fetched: Fetched, started: datetime
+) -> tuple[History, CheckRecord]:
+    """The store's one read for this response, and what the pipeline makes of it."""
+    wants_raw = partial(needs_raw, fetched, watch.rules.digest())
+    history = ctx.store.load(watch.id, wants_raw, recent=REVERT_WINDOW)
+    return history, evaluate(watch, history, fetched, started=started, setting=ctx.setting)
+
+
+_BROWSER_READS = (FailureKind.BLOCKED, FailureKind.INCOMPLETE)
+
+
+def _browser_could_read(record: CheckRecord) -> bool:
+    """A plain response that is an app shell, asks for JavaScript, is a challenge
+    page, or lacks what the watch expects: `browser: auto` renders it instead."""
+    return record.outcome is Outcome.FAILED and record.failure_kind in _BROWSER_READS
+
+
+async def _render(watch: Watch, ctx: Context) -> Fetched:
+    """The page as a headless browser renders it, or the failure as a value."""
+    if ctx.renderer is None:
+        return Failure(FailureKind.NEEDS_BROWSER, NO_BROWSER)
+    try:
+        snapshot = await ctx.renderer.render(_request(watch, Validators()), limiter=ctx.limiter)
+    except FetchError as exc:
+        return _failure(watch, exc, ctx.connectivity)
+    ctx.connectivity.answered()
+    return snapshot
+
+
+NO_BROWSER = "needs a browser: install chromium, see the README (JavaScript pages)"
+
+
+def _request(watch: Watch, validators: Validators) -> FetchRequest:
+    return FetchRequest(
         url=watch.url,
         headers=watch.headers,
         validators=validators,
         max_bytes=watch.max_size,
         deadline=watch.timeout,
+        wait_for=watch.wait_for,
     )
+
+
+async def _fetch(watch: Watch, ctx: Context, validators: Validators) -> Fetched:
+    """The response, or the failure as a value; tells the connectivity watcher."""
     try:
-        fetched = await fetch(ctx.client, request, limiter=ctx.limiter, now=ctx.now)
+        fetched = await fetch(
+            ctx.client, _request(watch, validators), limiter=ctx.limiter, now=ctx.now
+        )
     except FetchError as exc:
         return _failure(watch, exc, ctx.connectivity)
     ctx.connectivity.answered()

@@ -177,7 +177,7 @@ def _interpret(
         Outcome.UNCHANGED,
         snapshot=fetched,
         rules_hash=rules,
-        validators=Validators(fetched.header("etag"), fetched.header("last-modified")),
+        validators=_validators(fetched),
     )
     previous = history.latest
     same_rules = previous is not None and previous.rules_hash == rules
@@ -189,6 +189,15 @@ def _interpret(
         return record
     _refuse_cut_off(fetched, document, previous, history.raw)
     return _relevant(watch, previous, history.recent, record, setting)
+
+
+def _validators(snapshot: Snapshot) -> Validators:
+    """What the next request may send to learn that nothing changed. None for a
+    rendered page: its document can stay the same (and answer 304) while the data
+    its scripts load changes."""
+    if snapshot.rendered:
+        return Validators()
+    return Validators(snapshot.header("etag"), snapshot.header("last-modified"))
 
 
 def _failed(watch: Watch, started: datetime, failure: Failure) -> CheckRecord:

@@ -18,7 +18,7 @@ from monitor import config
 from monitor.check import Context, check, check_all
 from monitor.errors import FailureKind
 from monitor.fetch import HostLimiter, make_client
-from monitor.model import CheckResult, Outcome
+from monitor.model import CheckResult, FetchRequest, Outcome, Snapshot
 from monitor.store import Store
 from tests.conftest import LocalSite, Page
 
@@ -445,3 +445,96 @@ def test_a_version_without_what_the_watch_expects_is_a_failure_not_a_change(
     assert not lost.findings
     site["/le"] = page(HK_CHANGED + OTHER, stamp="13:00")
     assert harness.run(wl).findings  # compared with the last good version
+
+
+# --- browser: never | auto | always, with a renderer standing in for Chromium -------------
+
+APP_SHELL = """<!doctype html><html><head><title>Report</title></head><body>
+<div id="root"></div><noscript>You need to enable JavaScript to run this app.</noscript>
+<script src="/app.js"></script></body></html>"""
+
+
+class FakeRenderer:
+    """What a browser would make of the page: the DOM after its scripts ran."""
+
+    def __init__(self, body: str = HK) -> None:
+        self.body = body
+        self.requests: list[FetchRequest] = []
+
+    async def render(self, request: FetchRequest, *, limiter: object = None) -> Snapshot:
+        self.requests.append(request)
+        html = page(self.body).encode()
+        headers = (("content-type", "text/html; charset=utf-8"), ("etag", '"shell"'))
+        return Snapshot(request.url, request.url, 200, headers, html, "utf-8", T, 0.1, True)
+
+
+T = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def run_with(harness: Harness, wl: config.Watchlist, renderer: FakeRenderer | None) -> CheckResult:
+    async def go() -> CheckResult:
+        async with make_client() as client:
+            ctx = Context(client, harness.store, None, lambda: harness.now, renderer=renderer)
+            return await check(wl.watches[0], ctx)
+
+    harness.now += timedelta(hours=1)
+    return asyncio.run(go())
+
+
+def test_browser_always_renders_and_alerts_like_any_page(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = APP_SHELL
+    wl = watchlist(site, browser="always", wait_for='"main p"')
+    renderer = FakeRenderer()
+    assert run_with(harness, wl, renderer).outcome is Outcome.NEW
+    renderer.body = HK_CHANGED
+    changed = run_with(harness, wl, renderer)
+    assert changed.outcome is Outcome.CHANGED and changed.findings
+    assert {f.jurisdiction for f in changed.findings} == {"HK"}
+    assert site.requests == []  # never fetched over plain HTTP
+    assert renderer.requests[-1].wait_for == "main p"
+    latest = harness.store.latest_version("tiktok-le")
+    assert latest is not None and harness.store.snapshot(latest.snapshot_id).rendered
+
+
+def test_browser_auto_renders_an_app_shell_and_a_partial_read(
+    site: LocalSite, harness: Harness
+) -> None:
+    site["/le"] = APP_SHELL
+    renderer = FakeRenderer()
+    assert run_with(harness, watchlist(site), renderer).outcome is Outcome.NEW
+    assert len(renderer.requests) == 1
+    site["/le"] = page(OTHER)  # prose, but not the Hong Kong figures it expects
+    wl = watchlist(site, expect='["Hong Kong"]')
+    assert run_with(harness, wl, renderer).technical  # new rules: a silent re-read
+    assert len(renderer.requests) == 2
+    site["/le"] = page()  # a plain page that holds it all is read without a browser
+    run_with(harness, wl, renderer)
+    assert len(renderer.requests) == 2
+
+
+def test_a_rendered_page_is_never_asked_for_with_its_validators(
+    site: LocalSite, harness: Harness
+) -> None:
+    """The shell's ETag stays the same while the data its scripts load changes."""
+    site["/le"] = Page(APP_SHELL.encode(), headers={"Content-Type": "text/html", "ETag": '"s"'})
+    renderer = FakeRenderer()
+    run_with(harness, watchlist(site), renderer)
+    run_with(harness, watchlist(site), renderer)
+    assert all("If-None-Match" not in headers for _, headers in site.requests)
+
+
+@pytest.mark.parametrize("mode", ["always", "auto"])
+def test_without_a_browser_a_page_that_needs_one_says_so(
+    site: LocalSite, harness: Harness, mode: str
+) -> None:
+    site["/le"] = APP_SHELL
+    result = run_with(harness, watchlist(site, browser=mode), None)
+    assert result.outcome is Outcome.FAILED and result.failure is FailureKind.NEEDS_BROWSER
+    assert "needs a browser: install chromium" in (result.message or "")
+
+
+def test_browser_never_keeps_a_blocked_page_blocked(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = APP_SHELL
+    renderer = FakeRenderer()
+    result = run_with(harness, watchlist(site, browser="never"), renderer)
+    assert result.failure is FailureKind.BLOCKED and renderer.requests == []
