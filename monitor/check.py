@@ -118,7 +118,10 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
                 watch, ctx, await _fetch(watch, ctx, validators), started
             )
         if watch.browser == "auto" and _browser_could_read(record):
-            history, record = await _evaluated(watch, ctx, await _render(watch, ctx), started)
+            if ctx.renderer is None:  # say what would help; the failure stays the page's
+                record = replace(record, message=f"{record.message} ({MIGHT_READ})")
+            else:
+                history, record = await _evaluated(watch, ctx, await _render(watch, ctx), started)
         record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
         return _result(record, ctx.store.record(record), history)
     except StoreError as exc:
@@ -163,6 +166,7 @@ async def _render(watch: Watch, ctx: Context) -> Fetched:
 
 
 NO_BROWSER = "needs a browser: install chromium, see the README (JavaScript pages)"
+MIGHT_READ = "a browser might read it: install chromium, see the README (JavaScript pages)"
 
 
 def _request(watch: Watch, validators: Validators) -> FetchRequest:

@@ -523,14 +523,25 @@ def test_a_rendered_page_is_never_asked_for_with_its_validators(
     assert all("If-None-Match" not in headers for _, headers in site.requests)
 
 
-@pytest.mark.parametrize("mode", ["always", "auto"])
+@pytest.mark.parametrize(
+    ("mode", "failure", "says"),
+    [
+        ("always", FailureKind.NEEDS_BROWSER, "needs a browser: install chromium"),
+        (
+            "auto",
+            FailureKind.BLOCKED,
+            "asks for JavaScript (a bot wall or an app shell) "
+            "(a browser might read it: install chromium",
+        ),
+    ],
+)
 def test_without_a_browser_a_page_that_needs_one_says_so(
-    site: LocalSite, harness: Harness, mode: str
+    site: LocalSite, harness: Harness, mode: str, failure: FailureKind, says: str
 ) -> None:
     site["/le"] = APP_SHELL
     result = run_with(harness, watchlist(site, browser=mode), None)
-    assert result.outcome is Outcome.FAILED and result.failure is FailureKind.NEEDS_BROWSER
-    assert "needs a browser: install chromium" in (result.message or "")
+    assert result.outcome is Outcome.FAILED and result.failure is failure
+    assert says in (result.message or "")
 
 
 def test_browser_never_keeps_a_blocked_page_blocked(site: LocalSite, harness: Harness) -> None:
