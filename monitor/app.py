@@ -19,7 +19,7 @@ from monitor import config, notify
 from monitor.check import Connectivity, Context
 from monitor.config import Watchlist
 from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
-from monitor.fetch import HostLimiter
+from monitor.limits import HostLimiter
 from monitor.pipeline import Matchers
 from monitor.store import Store
 

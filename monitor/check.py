@@ -25,7 +25,8 @@ import httpx
 
 from monitor.config import Route, Watch
 from monitor.errors import FailureKind, FetchError, StoreError
-from monitor.fetch import HostLimiter, fetch
+from monitor.fetch import fetch
+from monitor.limits import HostLimiter
 from monitor.model import (
     CheckRecord,
     CheckResult,

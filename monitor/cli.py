@@ -32,7 +32,8 @@ from monitor.config import Watch, Watchlist
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
 from monitor.errors import ConfigError, MonitorError
-from monitor.fetch import HostLimiter, make_client
+from monitor.fetch import make_client
+from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
 from monitor.metrics import parse_address

@@ -34,7 +34,8 @@ from monitor.check import Context, check
 from monitor.config import Watch, Watchlist
 from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
 from monitor.errors import ConfigError, StoreError
-from monitor.fetch import HostLimiter, make_client
+from monitor.fetch import make_client
+from monitor.limits import HostLimiter
 from monitor.metrics import Metrics, serve_http
 from monitor.model import CheckResult, Outcome
 from monitor.store import Store
