@@ -211,7 +211,7 @@ def test_popups_are_closed_and_downloads_refused(
     browser: Browser, site: JSite, caplog: pytest.LogCaptureFixture
 ) -> None:
     name = f"monitor-test-download-{os.getpid()}-{time.monotonic_ns()}.bin"
-    site["/popup"] = page("<p>popup</p>", "setInterval(() => fetch('/alive?' + Date.now()), 100)")
+    site["/popup"] = page("<p>popup</p>", "setInterval(() => fetch('/alive?' + Date.now()), 50)")
     site["/file"] = Resource(
         b"\x00" * 4096,
         200,
@@ -228,7 +228,8 @@ def test_popups_are_closed_and_downloads_refused(
     snapshot = browser.render(site.url("/page"))
     assert "Hong Kong" in snapshot.text()
     assert "closed a popup" in caplog.text
-    assert len(site.headers_of("/alive")) <= 2  # closed at once, not left polling
+    # two popups left open would poll some 20 times each during the render's idle wait
+    assert len(site.headers_of("/alive")) < 8
     places = [Path.home() / "Downloads", Path.cwd(), *Path("/tmp").glob("playwright-*")]
     assert not [hit for place in places if place.is_dir() for hit in place.rglob(name)]
 
