@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import httpx
 
 from monitor import config, notify
-from monitor.check import Connectivity, Context
+from monitor.check import Connectivity, Context, Renderer
 from monitor.config import Watchlist
 from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
-from monitor.fetch import HostLimiter
+from monitor.limits import HostLimiter
 from monitor.pipeline import Matchers
 from monitor.store import Store
 
@@ -37,8 +37,12 @@ def check_context(
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     connectivity: Connectivity | None = None,
+    renderer: Renderer | None = None,
 ) -> Context:
-    """What every check of this watchlist needs; rebuilt when the watchlist changes."""
+    """What every check of this watchlist needs; rebuilt when the watchlist changes.
+
+    The client, limiter and renderer (one headless Chromium, launched when a page first
+    needs it) outlive the context: their owner closes them."""
     return Context(
         client,
         store,
@@ -47,6 +51,7 @@ def check_context(
         matchers=Matchers(watchlist),
         routes=watchlist.routes,
         connectivity=connectivity or Connectivity(),
+        renderer=renderer,
     )
 
 

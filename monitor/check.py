@@ -24,9 +24,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from monitor.browser import NEEDS_BROWSER
 from monitor.config import Route, Watch
 from monitor.errors import FailureKind, FetchError, StoreError
-from monitor.fetch import HostLimiter, fetch
+from monitor.fetch import fetch
+from monitor.limits import HostLimiter
 from monitor.model import (
     CheckRecord,
     CheckResult,
@@ -118,10 +120,7 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
                 watch, ctx, await _fetch(watch, ctx, validators), started
             )
         if watch.browser == "auto" and _browser_could_read(record):
-            if ctx.renderer is None:  # say what would help; the failure stays the page's
-                record = replace(record, message=f"{record.message} ({MIGHT_READ})")
-            else:
-                history, record = await _evaluated(watch, ctx, await _render(watch, ctx), started)
+            history, record = await _read_rendered(watch, ctx, started, (history, record))
         record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
         return _result(record, ctx.store.record(record), history)
     except StoreError as exc:
@@ -153,10 +152,22 @@ def _browser_could_read(record: CheckRecord) -> bool:
     return record.outcome is Outcome.FAILED and record.failure_kind in _BROWSER_READS
 
 
+async def _read_rendered(
+    watch: Watch, ctx: Context, started: datetime, plain: tuple[History, CheckRecord]
+) -> tuple[History, CheckRecord]:
+    """`browser: auto` on a page a plain fetch could not read. With no browser on this
+    machine the failure stays the page's own, with a hint of what would help."""
+    rendered = await _render(watch, ctx)
+    if isinstance(rendered, Failure) and rendered.kind is FailureKind.NEEDS_BROWSER:
+        history, record = plain
+        return history, replace(record, message=f"{record.message} ({MIGHT_READ})")
+    return await _evaluated(watch, ctx, rendered, started)
+
+
 async def _render(watch: Watch, ctx: Context) -> Fetched:
     """The page as a headless browser renders it, or the failure as a value."""
     if ctx.renderer is None:
-        return Failure(FailureKind.NEEDS_BROWSER, NO_BROWSER)
+        return Failure(FailureKind.NEEDS_BROWSER, NEEDS_BROWSER)
     try:
         snapshot = await ctx.renderer.render(_request(watch, Validators()), limiter=ctx.limiter)
     except FetchError as exc:
@@ -165,8 +176,7 @@ async def _render(watch: Watch, ctx: Context) -> Fetched:
     return snapshot
 
 
-NO_BROWSER = "needs a browser: install chromium, see the README (JavaScript pages)"
-MIGHT_READ = "a browser might read it: install chromium, see the README (JavaScript pages)"
+MIGHT_READ = "a browser might read it: install chromium, see README"
 
 
 def _request(watch: Watch, validators: Validators) -> FetchRequest:

@@ -27,12 +27,14 @@ from typing import Any, TextIO
 
 from monitor import __version__
 from monitor.app import check_context, deliverer, load_watchlist
+from monitor.browser import Renderer
 from monitor.check import check_all
 from monitor.config import Watch, Watchlist
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
 from monitor.errors import ConfigError, MonitorError
-from monitor.fetch import HostLimiter, make_client
+from monitor.fetch import make_client
+from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
 from monitor.metrics import parse_address
@@ -291,9 +293,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     progress = _Progress(len(watches), sys.stderr, json_mode=args.json)
 
     async def go(store: Store) -> tuple[list[CheckResult], Report]:
+        renderer = Renderer()  # launched only if a page needs a browser
         async with make_client() as client:
-            ctx = check_context(watchlist, store, client, HostLimiter(total=args.concurrency))
-            results = await check_all(watches, ctx, on_result=progress.show)
+            limiter = HostLimiter(total=args.concurrency)
+            ctx = check_context(watchlist, store, client, limiter, renderer=renderer)
+            try:
+                results = await check_all(watches, ctx, on_result=progress.show)
+            finally:
+                await renderer.close()
         return results, await deliverer(watchlist, store).run(everything=True)
 
     with Store.open(args.db or default_db()) as store:

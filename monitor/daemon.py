@@ -30,11 +30,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import schedule
 from monitor.app import check_context, deliverer
+from monitor.browser import Renderer
 from monitor.check import Context, check
 from monitor.config import Watch, Watchlist
 from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
 from monitor.errors import ConfigError, StoreError
-from monitor.fetch import HostLimiter, make_client
+from monitor.fetch import make_client
+from monitor.limits import HostLimiter
 from monitor.metrics import Metrics, serve_http
 from monitor.model import CheckResult, Outcome
 from monitor.store import Store
@@ -87,6 +89,7 @@ class Daemon:
         send: Sender | None = None,
         on_result: Callable[[CheckResult], None] | None = None,
         metrics: Metrics | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         self.watchlist = watchlist
@@ -99,6 +102,7 @@ class Daemon:
         self.on_result = on_result
         self.metrics = metrics if metrics is not None else Metrics(store, self.watch_ids)
         self.client = client if client is not None else make_client()
+        self.renderer = renderer if renderer is not None else Renderer()  # launched on first use
         self.limiter = HostLimiter(
             self.settings.per_host, self.settings.host_delay, total=self.settings.concurrency
         )
@@ -160,6 +164,7 @@ class Daemon:
             self.scheduler.shutdown(wait=False)  # after the wait: it cancels running jobs
         self._forget_heartbeat()
         await self.client.aclose()
+        await self.renderer.close()
         log.info("monitor stopped")
 
     async def _finish_running(self) -> None:
@@ -251,7 +256,9 @@ class Daemon:
 
     def _context(self, watchlist: Watchlist) -> Context:
         """What a check needs, from the composition root."""
-        return check_context(watchlist, self.store, self.client, self.limiter, now=self.now)
+        return check_context(
+            watchlist, self.store, self.client, self.limiter, now=self.now, renderer=self.renderer
+        )
 
     def _deliverer(self, watchlist: Watchlist) -> Deliverer:
         return deliverer(

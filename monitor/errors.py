@@ -60,7 +60,25 @@ class FailureKind(enum.StrEnum):
     EXTRACTION = "extraction"  # selector matched nothing, or no text left
     CONTENT_LOST = "content_lost"  # most of the text vanished: an error page, not a change
     INCOMPLETE = "incomplete"  # what the watch `expect`s is missing: a partial read
-    NEEDS_BROWSER = "needs_browser"  # the page needs a browser and none is installed
+    NEEDS_BROWSER = "needs_browser"  # the watch renders in Chromium, and none is installed
+
+
+_BLOCKED_STATUSES = frozenset({401, 403, 451})
+_TRANSIENT_STATUSES = frozenset({408, 429})  # and every 5xx
+
+
+def status_failure(status: int) -> FailureKind:
+    """What an HTTP error status (>= 400) of a page's main document means.
+
+    One pure rule shared by the HTTP and browser fetchers, so a watch fails the same
+    way whichever of them read it: 401/403/451 are a wall (BLOCKED), 408/429/5xx pass
+    (TRANSIENT), and every other 4xx says the URL is wrong (PERMANENT).
+    """
+    if status in _BLOCKED_STATUSES:
+        return FailureKind.BLOCKED
+    if status in _TRANSIENT_STATUSES or status >= 500:
+        return FailureKind.TRANSIENT
+    return FailureKind.PERMANENT
 
 
 class FetchError(MonitorError):

@@ -37,7 +37,7 @@ import random
 import re
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn, cast
@@ -46,13 +46,13 @@ import charset_normalizer
 import httpx
 
 from monitor import __version__
-from monitor.errors import FailureKind, FetchError
+from monitor.errors import FailureKind, FetchError, status_failure
+from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, NotModified, Snapshot
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
 Now = Callable[[], datetime]
 
 DEFAULT_USER_AGENT = (
@@ -63,8 +63,6 @@ DEFAULT_USER_AGENT = (
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
 _ACCEPT_ENCODING = "gzip, deflate"  # exactly what _BodyDecoder inflates with bounded output
 _TEXT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
-_BLOCKED_STATUSES = frozenset({401, 403, 451})
-_TRANSIENT_STATUSES = frozenset({408, 429})  # and every 5xx
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _BACKOFF_BASE = 1.0
 _BACKOFF_CAP = 30.0
@@ -122,7 +120,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# --- client and politeness ---------------------------------------------------------
+# --- client ---------------------------------------------------------
 
 
 def make_client(
@@ -152,66 +150,6 @@ def make_client(
         trust_env=True,
         transport=transport,
     )
-
-
-@dataclass
-class _HostState:
-    semaphore: asyncio.Semaphore
-    next_start: float = float("-inf")
-
-
-class HostLimiter:
-    """Politeness per host: few fetches at once, and a pause between their starts;
-    and, with ``total``, a bound on fetches at once over all hosts.
-
-    Platforms rate-limit and block aggressive clients; a monitor that gets blocked
-    stops seeing the page it exists to watch. One limiter is shared by every check
-    of a daemon; ``clock`` and ``sleep`` are injectable so tests need no real time.
-    A fetch takes one of the ``total`` places only once its host's turn has come, so
-    checks queued behind one slow site never hold places that other sites could use.
-    """
-
-    def __init__(
-        self,
-        per_host: int = 2,
-        delay: float = 1.0,
-        *,
-        total: int | None = None,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        if per_host < 1 or delay < 0 or (total is not None and total < 1):
-            raise ValueError("per_host and total must be >= 1 and delay >= 0")
-        self._per_host = per_host
-        self._delay = delay
-        self._total = asyncio.Semaphore(total) if total else None
-        self._clock = clock
-        self._sleep = sleep
-        self._hosts: dict[str, _HostState] = {}
-
-    @contextlib.asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
-        """Hold one of the host's slots, starting no sooner than ``delay`` after the last."""
-        state = self._state(host.lower())
-        async with state.semaphore:
-            await self._space_out(state)
-            async with self._total or contextlib.nullcontext():
-                yield
-
-    def _state(self, host: str) -> _HostState:
-        state = self._hosts.get(host)
-        if state is None:
-            state = self._hosts[host] = _HostState(asyncio.Semaphore(self._per_host))
-        return state
-
-    async def _space_out(self, state: _HostState) -> None:
-        # Reserve the start time before sleeping (no await in between), so concurrent
-        # waiters queue up one delay apart instead of all waking at once.
-        now = self._clock()
-        start = max(now, state.next_start)
-        state.next_start = start + self._delay
-        if start > now:
-            await self._sleep(start - now)
 
 
 # --- fetch ---------------------------------------------------------------------------
@@ -434,13 +372,12 @@ async def _raise_for_status(response: httpx.Response, url: str, now: Now) -> NoR
     what = f"HTTP {status} {response.reason_phrase}".rstrip()
     if _is_challenge(await _read_head(response)):
         raise FetchError(FailureKind.BLOCKED, f"{what}: challenge page", url=url, status=status)
-    if status in _BLOCKED_STATUSES:
-        raise FetchError(FailureKind.BLOCKED, what, url=url, status=status)
-    if status in _TRANSIENT_STATUSES or status >= 500:
+    kind = status_failure(status)
+    if kind is FailureKind.TRANSIENT:
         header = response.headers.get("retry-after") if status in _RETRY_AFTER_STATUSES else None
         retry_after = _parse_retry_after(header, now())
         raise _RetryLater(what, url=url, status=status, retry_after=retry_after)
-    raise FetchError(FailureKind.PERMANENT, what, url=url, status=status)
+    raise FetchError(kind, what, url=url, status=status)
 
 
 async def _read_head(response: httpx.Response) -> bytes:

@@ -77,7 +77,7 @@ class Snapshot:
     encoding: str  # the charset the body decodes with (header, <meta>, or detected)
     fetched_at: datetime
     elapsed: float  # seconds from request to last byte
-    rendered: bool = False
+    rendered: bool = False  # the body is the DOM that headless Chromium rendered
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -123,7 +123,7 @@ class FetchRequest:
     max_bytes: int = 10_000_000
     deadline: float = 60.0  # overall seconds for the whole fetch, retries included
     retries: int = 2
-    wait_for: str | None = None
+    wait_for: str | None = None  # a rendered page counts once this CSS selector has text
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import sqlalchemy
 from monitor import config
 from monitor.check import Context, check, check_all
 from monitor.errors import FailureKind
-from monitor.fetch import HostLimiter, make_client
+from monitor.fetch import make_client
+from monitor.limits import HostLimiter
 from monitor.model import CheckResult, FetchRequest, Outcome, Snapshot
 from monitor.store import Store
 from tests.conftest import LocalSite, Page

@@ -25,11 +25,11 @@ from monitor.errors import FailureKind, FetchError
 from monitor.fetch import (
     CHALLENGE_MARKERS,
     DEFAULT_USER_AGENT,
-    HostLimiter,
     detect_encoding,
     fetch,
     make_client,
 )
+from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, NotModified, Snapshot, Validators
 
 T = TypeVar("T")

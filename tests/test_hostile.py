@@ -224,6 +224,7 @@ def test_the_daemon_keeps_running_through_the_hostile_web(tmp_path: Path) -> Non
                 "defaults:",
                 f"  interval: {INTERVAL}s",
                 "  jitter: 0",
+                "  browser: never",  # what plain HTTP makes of them; rendering: test_browser
                 f"  timeout: {DEADLINE}s",
                 "watches:",
                 *(
