@@ -112,6 +112,16 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def sandbox_default(env: Mapping[str, str]) -> bool:
+    """Whether Chromium keeps its sandbox: `$MONITOR_CHROMIUM_SANDBOX`, else not as root."""
+    setting = env.get("MONITOR_CHROMIUM_SANDBOX", "").strip().lower()
+    if setting in ("0", "off", "false", "no"):
+        return False
+    if setting in ("1", "on", "true", "yes"):
+        return True
+    return os.geteuid() != 0
+
+
 def find_chromium(env: Mapping[str, str] = os.environ) -> str | None:
     """The Chromium to launch: ``$MONITOR_CHROMIUM``, else the first known name on PATH.
 
@@ -143,8 +153,10 @@ class Renderer:
     shutdown.
 
     The sandbox: Chromium's sandbox needs user namespaces or a setuid helper, which a
-    process running as root (the usual container) cannot use, so ``sandbox=None``
-    turns it off (``--no-sandbox``) when running as root and keeps it otherwise. That
+    process running as root, or inside a container under Docker's default seccomp
+    profile, cannot use. ``sandbox=None`` follows ``$MONITOR_CHROMIUM_SANDBOX``
+    (``0``/``off`` or ``1``/``on``; the Docker image sets ``0``), else turns it off
+    (``--no-sandbox``) when running as root and keeps it otherwise. That
     is acceptable only because of what the renderer does: every page is untrusted but
     merely rendered, in a throwaway context that holds no cookies or credentials, with
     no ``file:`` access, no downloads and no popups, and the process holds nothing but
@@ -168,7 +180,7 @@ class Renderer:
         self._pages = asyncio.Semaphore(max_pages)
         self._restart_every = restart_every
         self._idle_wait = idle_wait
-        self._sandbox = sandbox if sandbox is not None else os.geteuid() != 0
+        self._sandbox = sandbox if sandbox is not None else sandbox_default(os.environ)
         self._user_agent = user_agent
         self._now = now
         self._lock = asyncio.Lock()

@@ -22,7 +22,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from monitor.browser import NEEDS_BROWSER, SERVED_CONTENT_TYPE, Renderer, find_chromium
+from monitor.browser import (
+    NEEDS_BROWSER,
+    SERVED_CONTENT_TYPE,
+    Renderer,
+    find_chromium,
+    sandbox_default,
+)
 from monitor.errors import FailureKind, FetchError
 from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, Snapshot
@@ -466,3 +472,12 @@ def test_a_javascript_only_page_is_checked_alerted_and_diffed(
     assert query(db, "SELECT rendered FROM snapshots") == [(1,), (1,)]
     diff = monitor(tmp_path, "diff", "report", "--watchlist", str(watchlist), "--db", str(db))
     assert diff.returncode == 0 and "as the law requires" in diff.stdout, diff.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [("0", False), ("off", False), ("1", True), ("on", True)]
+)
+def test_the_sandbox_follows_the_environment(setting: str, expected: bool) -> None:
+    """The Docker image turns it off: Docker's seccomp profile leaves Chromium none."""
+    assert sandbox_default({"MONITOR_CHROMIUM_SANDBOX": setting}) is expected
+    assert sandbox_default({}) is (os.geteuid() != 0)

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.browser import find_chromium
 from tests.conftest import LocalSite
-from tests.harness import wait_for
+from tests.harness import query, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -59,6 +60,16 @@ def test_image_policy() -> None:
     assert json.loads(only("CMD")) == ["run"]
     assert only("STOPSIGNAL") == "SIGTERM"
     assert json.loads(only("HEALTHCHECK").split("CMD", 1)[1]) == ["monitor", "health"]
+
+
+def test_the_image_renders_javascript_pages() -> None:
+    """Debian's Chromium and the browser extra, found where the ENV says, sandbox off."""
+    runs = [rest for word, rest in instructions() if word == "RUN"]
+    assert any("apt-get install" in run and " chromium" in run for run in runs)
+    assert any(re.search(r"pip install [^&]*\[[^]]*\bbrowser\b", run) for run in runs)
+    env = dict(kv.split("=", 1) for kv in shlex.split(only("ENV")))
+    assert env["MONITOR_CHROMIUM"] == "/usr/bin/chromium"
+    assert env["MONITOR_CHROMIUM_SANDBOX"] == "0"
 
 
 def image_env(data: Path, watchlist: Path) -> dict[str, str]:
@@ -108,6 +119,23 @@ def offline_venv(venv: Path) -> Path:
     return venv
 
 
+JS_ONLY = """<html><body><div id="root"></div><script>
+document.getElementById('root').innerHTML = '<main><p>Hong Kong requests: 12.</p></main>';
+</script></body></html>"""
+
+
+def checks(data: Path) -> list[tuple[str, str, int]]:
+    """(watch, outcome, rendered) of every check that stored a snapshot."""
+    return [
+        (watch, outcome, int(rendered))
+        for watch, outcome, rendered in query(
+            data / "monitor.db",
+            "SELECT c.watch_id, c.outcome, s.rendered FROM checks c "
+            "JOIN snapshots s ON s.id = c.snapshot_id",
+        )
+    ]
+
+
 @pytest.mark.slow
 def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) -> None:
     context = tmp_path / "src"
@@ -139,10 +167,13 @@ def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) ->
     assert installed.startswith(str(venv)), installed  # the copied project, not ours
 
     site["/policy"] = "<html><body><main><p>Hong Kong requests: 12.</p></main></body></html>"
+    site["/app"] = JS_ONLY
     watchlist = tmp_path / "watchlist.yaml"
     watchlist.write_text(
         "watches:\n  - id: local\n    platform: Local\n    name: Local\n"
         f"    url: {site.url('/policy')}\n"
+        "  - id: app\n    platform: Local\n    name: App\n"
+        f"    url: {site.url('/app')}\n    browser: always\n"
     )
     data = tmp_path / "data"
     data.mkdir()
@@ -162,6 +193,9 @@ def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) ->
             running.wait_for(
                 "a fresh heartbeat (the HEALTHCHECK command)", lambda: healthy(health, env)
             )
+            if find_chromium(env):  # the image has Chromium: its JavaScript page is read
+                running.wait_for("both first checks", lambda: len(checks(data)) == 2)
+                assert sorted(checks(data)) == [("app", "new", 1), ("local", "new", 0)]
             daemon.send_signal(getattr(signal, only("STOPSIGNAL")))
             assert daemon.wait(timeout=40) == 0
         finally:
