@@ -114,11 +114,10 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
         full = _full_fetch_due(state, started) or watch.browser == "always"
         validators = Validators() if full else state.validators
         if watch.browser == "always":
-            history, record = await _evaluated(watch, ctx, await _render(watch, ctx), started)
+            fetched = await _render(watch, ctx)
         else:
-            history, record = await _evaluated(
-                watch, ctx, await _fetch(watch, ctx, validators), started
-            )
+            fetched = await _fetch(watch, ctx, validators)
+        history, record = await _evaluated(watch, ctx, fetched, started)
         if watch.browser == "auto" and _browser_could_read(record):
             history, record = await _read_rendered(watch, ctx, started, (history, record))
         record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
