@@ -53,6 +53,7 @@ from monitor.relevance import assess
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
 REVERT_WINDOW = 10  # versions back in which a page returning to a state is a revert
 _HTML_END = re.compile(r"</html\b", re.IGNORECASE)
+_HTML_END_BYTES = re.compile(rb"</html\b", re.IGNORECASE)  # no decoding on the hot path
 _ERROR_WORDS = re.compile(
     r"\b(error|not found|unavailable|something went wrong|try again|access denied|"
     r"forbidden|temporarily|maintenance)\b",
@@ -139,7 +140,7 @@ def needs_raw(fetched: Fetched, rules_hash: str, version: StoredVersion, state: 
         return version.rules_hash != rules_hash
     if isinstance(fetched, Failure) or version.rules_hash != rules_hash:
         return False
-    return fetched.sha256 != state.last_body_sha256 and not _HTML_END.search(fetched.text())
+    return fetched.sha256 != state.last_body_sha256 and not _HTML_END_BYTES.search(fetched.body)
 
 
 def evaluate(

@@ -236,10 +236,14 @@ def load(
     current = state(conn, watch_id)
     if not known:
         return History(current)
-    latest = version(conn, known[0].id)
+    row = conn.execute(
+        select(versions, snapshots.c.body_sha256)
+        .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
+        .where(versions.c.id == known[0].id)
+    ).one()
+    latest = decode_version(row._mapping)
     raw = snapshot(conn, latest.snapshot_id) if wants_raw(latest, current) else None
-    sha = raw.sha256 if raw else snapshot_sha(conn, latest.snapshot_id)
-    return History(current, latest, sha, known, raw)
+    return History(current, latest, row.body_sha256, known, raw)
 
 
 def version(conn: Connection, version_id: int) -> StoredVersion:
