@@ -497,6 +497,7 @@ def _page(rng: random.Random, size: int) -> list[str]:
     return lines
 
 
+@pytest.mark.slow  # 2 MB through the whole diff: a scale test, seconds each
 def test_two_megabytes_with_every_line_changed() -> None:
     """Every paragraph of a 2 MB page has one word changed: one modified sentence
     each, in place. (Speed is measured by benchmarks, not here.)"""
@@ -510,6 +511,7 @@ def test_two_megabytes_with_every_line_changed() -> None:
     assert all(change.index_before == change.index_after for change in changes)
 
 
+@pytest.mark.slow
 def test_two_megabytes_with_every_line_replaced() -> None:
     rng = random.Random(7)
     lines, others = _page(rng, 2_000_000), _page(random.Random(8), 2_000_000)
