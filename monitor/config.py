@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import yaml
 from cssselect import GenericTranslator, SelectorError
@@ -436,6 +436,30 @@ def masked_url(url: str) -> str:
     return f"{scheme}://***" if re.fullmatch(r"[A-Za-z][\w+.-]*", scheme) else "***"
 
 
+def _encoded(url: str, match: re.Match[str], value: str) -> str:
+    """`value` percent-encoded for the part of `url` that `${VAR}` (`match`) stands in.
+
+    apprise decodes %-escapes in every part, so the value arrives exactly as set: an `@`,
+    `:`, `/`, `?`, `#`, `&` or `%` in a password or token cannot split the URL or turn
+    into another character. A variable before `scheme://` (the whole URL, `${SLACK_URL}`)
+    is used as it is.
+    """
+    head, tail = url[: match.start()], url[match.end() :]
+    if "://" not in head:
+        return value
+    after_scheme = head.split("://", 1)[1]
+    if "?" in after_scheme:
+        # apprise's services decode a query value twice (once parsing the query, once
+        # reading the option): a `%` is escaped once more so `p%41ss` stays `p%41ss`
+        return quote(value.replace("%", "%25"), safe="")
+    if any(c in after_scheme for c in "/#"):
+        return quote(value, safe="")  # a path segment (a token), or a #channel
+    authority_rest = re.split(r"[/?#]", tail, maxsplit=1)[0]
+    if "@" in authority_rest:
+        return quote(value, safe="")  # user or password
+    return quote(value, safe=":[]")  # host, and maybe its port
+
+
 def _catalog_ids() -> set[str]:
     from monitor.jurisdictions import catalog
 
@@ -514,7 +538,7 @@ class _Builder:
             self.out.add(path, f"environment variable {name} is not set")
         if missing:
             return None
-        return _ENV_VAR.sub(lambda m: self.env[m[1]], text)
+        return _ENV_VAR.sub(lambda m: _encoded(text, m, self.env[m[1]]), text)
 
     def jurisdictions(self, raw: object) -> dict[str, JurisdictionSpec]:
         if not isinstance(raw, dict | None):

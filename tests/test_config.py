@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -332,3 +334,81 @@ def test_browser_and_expect_mistakes_are_named() -> None:
     assert any("(a).wait_for: invalid CSS selector 'div['" in p for p in found)
     assert any("(a).expect[0]: '' is neither a text nor {css: SELECTOR}" in p for p in found)
     assert any("(a).expect[1]: {'xpath': '//x'} is neither" in p for p in found)
+
+
+# --- ${VAR} in route URLs --------------------------------------------------------------
+
+
+def _env_example() -> dict[str, str]:
+    lines = (ROOT / "monitor.env.example").read_text(encoding="utf-8").splitlines()
+    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _readme_example() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration: the watchlist", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_example_validates_with_the_shipped_env_example() -> None:
+    from monitor import notify
+
+    env = _env_example()
+    assert "@" in env["SMTP_USER"]  # the case that used to break the route
+    wl = config.loads(_readme_example(), "README.md", env=env, check_url=notify.validate)
+    assert wl.routes["desk"].urls and wl.routes["hk-desk"].urls
+
+
+def _service(url: str) -> object:
+    import apprise
+
+    service = apprise.Apprise.instantiate(url)
+    assert service is not None, url
+    return service
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "mailto://${USER}:${PASS}@mail.example.org?to=desk@example.org",
+        "mailto://mail.example.org?user=${USER}&pass=${PASS}&to=desk@example.org",
+    ],
+    ids=["userinfo", "query"],
+)
+@pytest.mark.parametrize("password", ["p@ss/w#rd?x%41", "a:b&c=d+e f", "香港;,"])
+def test_a_secret_reaches_apprise_verbatim(route: str, password: str) -> None:
+    from monitor import notify
+
+    wl = load(
+        f"routes:\n  desk: [{route!r}]\n" + MINIMAL,
+        env={"USER": "monitor@example.org", "PASS": password},
+        check_url=notify.validate,
+    )
+    service: Any = _service(wl.routes["desk"].urls[0])
+    assert (service.user, service.password) == ("monitor@example.org", password)
+    assert service.host == "mail.example.org"
+
+
+def test_a_secret_in_a_path_or_query_reaches_apprise_verbatim() -> None:
+    token, value = "ab/c?d#e%41", "x&y=z%41"
+    wl = load(
+        "routes:\n"
+        '  chat: ["mmost://chat.example.org/${TOKEN}"]\n'
+        '  hook: ["json://${HOST}/hook/${TOKEN}?+X-Key=${VALUE}"]\n' + MINIMAL,
+        env={"TOKEN": token, "VALUE": value, "HOST": "127.0.0.1:9"},
+        check_url=lambda url: True,
+    )
+    chat: Any = _service(wl.routes["chat"].urls[0])
+    assert chat.token == token
+    hook: Any = _service(wl.routes["hook"].urls[0])
+    assert (hook.host, hook.port) == ("127.0.0.1", 9)
+    # a webhook's path is sent as a path: the token is one segment, decoded by the server
+    assert [unquote(part) for part in hook.fullpath.split("/")] == ["", "hook", token]
+    assert hook.headers == {"X-Key": value}
+
+
+def test_a_variable_that_is_the_whole_url_is_used_as_is() -> None:
+    url = "json://127.0.0.1:9/a%2Fb?x=1&y=2"
+    wl = load("routes:\n  r: ['${HOOK_URL}']\n" + MINIMAL, env={"HOOK_URL": url})
+    assert wl.routes["r"].urls == (url,)
