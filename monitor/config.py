@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import yaml
@@ -108,6 +108,15 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _one_or_many(value: object) -> object:
+    """`routes: desk` means `routes: [desk]`: a lone text is a one-item list."""
+    return [value] if isinstance(value, str) else value
+
+
+_T = TypeVar("_T")
+Listed = Annotated[list[_T], BeforeValidator(_one_or_many)]
+"""A list key, which also takes a lone value: `jurisdictions: HK` is `[HK]`."""
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Cron = Annotated[str, BeforeValidator(_check_cron)]
@@ -169,8 +178,8 @@ class DefaultsSpec(_Schedule):
     browser: BrowserMode = "auto"
 
     jitter: Duration = 0.0
-    jurisdictions: list[JurisdictionId] = Field(default_factory=lambda: ["HK", "MO", "CN"])
-    routes: list[str] = Field(default_factory=list)
+    jurisdictions: Listed[JurisdictionId] = Field(default_factory=lambda: ["HK", "MO", "CN"])
+    routes: Listed[str] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
     user_agent: str | None = None
     timeout: Duration = 60.0
@@ -186,16 +195,16 @@ ALERT_KINDS: tuple[str, ...] = ("change", "health")
 class RouteSpec(_Strict):
     """An entry of `routes:`: apprise URLs, optionally only for some alerts."""
 
-    urls: list[str] = Field(min_length=1)
-    kinds: list[AlertKind] | None = None
-    jurisdictions: list[JurisdictionId] | None = None
+    urls: Listed[str] = Field(min_length=1)
+    kinds: Listed[AlertKind] | None = None
+    jurisdictions: Listed[JurisdictionId] | None = None
 
 
 class JurisdictionSpec(_Strict):
     """An entry of `jurisdictions:`: extra terms for a known id, or a new jurisdiction."""
 
     name: str | None = None
-    terms: list[str] = Field(default_factory=list)
+    terms: Listed[str] = Field(default_factory=list)
 
 
 class WatchSpec(_Schedule):
@@ -206,17 +215,17 @@ class WatchSpec(_Schedule):
     name: str = Field(min_length=1)
     url: Url
     kind: WatchKind = "policy"
-    select: list[Selector] = Field(default_factory=list)
-    remove: list[Selector] = Field(default_factory=list)
-    ignore: list[Regex] = Field(default_factory=list)
+    select: Listed[Selector] = Field(default_factory=list)
+    remove: Listed[Selector] = Field(default_factory=list)
+    ignore: Listed[Regex] = Field(default_factory=list)
     about: JurisdictionId | None = None
-    jurisdictions: list[JurisdictionId] | None = None
-    routes: list[str] | None = None
-    tags: list[str] = Field(default_factory=list)
+    jurisdictions: Listed[JurisdictionId] | None = None
+    routes: Listed[str] | None = None
+    tags: Listed[str] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
     browser: BrowserMode | None = None
     wait_for: Selector | None = None
-    expect: list[Expectation] = Field(default_factory=list)
+    expect: Listed[Expectation] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -598,8 +607,7 @@ class _Builder:
         return None
 
     def check_raw_refs(self, base: Path_, refs: dict[str, Any]) -> None:
-        jurisdictions = [str(j) for j in refs["jurisdictions"] or []]
-        routes = [str(r) for r in refs["routes"] or []]
+        jurisdictions, routes = _names(refs["jurisdictions"]), _names(refs["routes"])
         self.check_refs(base, jurisdictions, routes, self.route_names)
         if isinstance(refs["about"], str) and refs["about"] not in self.known:
             self.out.add((*base, "about"), f"unknown jurisdiction {refs['about']!r}")
@@ -652,6 +660,11 @@ class _Builder:
         for i, route in enumerate(routes):
             if route not in names:
                 self.out.add((*base, "routes", i), f"unknown route {route!r}")
+
+
+def _names(value: str | Sequence[object] | None) -> list[str]:
+    """The names a raw list key gives, a lone name as one (never letter by letter)."""
+    return [value] if isinstance(value, str) else [str(v) for v in value or []]
 
 
 def _schedule(spec: WatchSpec, defaults: DefaultsSpec) -> Schedule:

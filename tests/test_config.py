@@ -412,3 +412,59 @@ def test_a_variable_that_is_the_whole_url_is_used_as_is() -> None:
     url = "json://127.0.0.1:9/a%2Fb?x=1&y=2"
     wl = load("routes:\n  r: ['${HOOK_URL}']\n" + MINIMAL, env={"HOOK_URL": url})
     assert wl.routes["r"].urls == (url,)
+
+
+# --- a lone value where a list belongs --------------------------------------------------
+
+
+def test_a_lone_string_is_a_one_item_list_for_every_list_key() -> None:
+    wl = load(
+        """\
+        defaults:
+          jurisdictions: HK
+          routes: desk
+        routes:
+          desk: {urls: "json://127.0.0.1:9/desk", kinds: change, jurisdictions: MO}
+        jurisdictions:
+          HK: {terms: national security law}
+        watches:
+          - id: a
+            platform: A
+            name: A
+            url: https://example.org/a
+          - id: b
+            platform: B
+            name: B
+            url: https://example.org/b
+            jurisdictions: TW
+            routes: desk
+            select: main
+            remove: nav
+            ignore: 'Updated: .*'
+            tags: hk
+            expect: Hong Kong
+        """
+    )
+    a, b = wl.watches
+    assert (a.jurisdictions, a.routes) == (("HK",), ("desk",))
+    assert (b.jurisdictions, b.routes, b.tags) == (("TW",), ("desk",), ("hk",))
+    assert (b.rules.select, b.rules.remove, b.rules.ignore) == (
+        ("main",),
+        ("nav",),
+        ("Updated: .*",),
+    )
+    assert b.rules.expect_text == ("Hong Kong",)
+    desk = wl.routes["desk"]
+    assert (desk.urls, desk.kinds, desk.jurisdictions) == (
+        ("json://127.0.0.1:9/desk",),
+        ("change",),
+        ("MO",),
+    )
+    assert wl.jurisdictions["HK"].terms == ["national security law"]
+
+
+def test_a_lone_unknown_name_is_named_whole_not_letter_by_letter() -> None:
+    found = problems(MINIMAL + "    routes: chat\n    jurisdictions: Narnia\n    colour: red\n")
+    assert any("unknown route 'chat'" in p for p in found), found
+    assert any("unknown jurisdiction 'Narnia'" in p for p in found), found
+    assert not any("'c'" in p or "'N'" in p for p in found), found
