@@ -140,7 +140,7 @@ MISTAKES = [
     pytest.param(MINIMAL + "    interval: 6 hours\n", 6, "not a duration", id="bad-duration"),
     pytest.param(MINIMAL + "    cron: '99 * * * *'\n", 6, "invalid cron", id="bad-cron"),
     pytest.param(
-        MINIMAL + "    interval: 1h\n    cron: '0 * * * *'\n", 2, "not both", id="interval-and-cron"
+        MINIMAL + "    interval: 1h\n    cron: '0 * * * *'\n", 7, "not both", id="interval-and-cron"
     ),
     pytest.param(
         MINIMAL + "    jurisdictions: [HK, XX]\n",
@@ -156,7 +156,10 @@ MISTAKES = [
         MINIMAL.replace("    platform: Meta\n", ""), 2, "required key is missing", id="missing-key"
     ),
     pytest.param(
-        MINIMAL.replace("id: meta-hk", "id: Meta HK"), 2, "should match pattern", id="bad-id"
+        MINIMAL.replace("id: meta-hk", "id: Meta HK"),
+        2,
+        "'Meta HK' is not a valid id: use lowercase letters, digits and dashes",
+        id="bad-id",
     ),
     pytest.param(
         "routes:\n  desk: ['nope://x']\n" + MINIMAL,
@@ -468,3 +471,112 @@ def test_a_lone_unknown_name_is_named_whole_not_letter_by_letter() -> None:
     assert any("unknown route 'chat'" in p for p in found), found
     assert any("unknown jurisdiction 'Narnia'" in p for p in found), found
     assert not any("'c'" in p or "'N'" in p for p in found), found
+
+
+# --- validate speaks the user's words --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (
+            MINIMAL + "    intervall: 1h\n",
+            6,
+            "unknown key 'intervall' (did you mean 'interval'?)",
+        ),
+        ("defaults:\n  jurisdiction: [HK]\n" + MINIMAL, 2, "(did you mean 'jurisdictions'?)"),
+        ("watchez: []\n" + MINIMAL, 1, "unknown key 'watchez' (did you mean 'watches'?)"),
+        (
+            "routes:\n  r: {url: ['json://h/x']}\n" + MINIMAL,
+            2,
+            "unknown key 'url' (did you mean 'urls'?)",
+        ),
+        (MINIMAL + "    jitter: 1m\n", 6, "unknown key 'jitter' (it belongs in `defaults`)"),
+        (MINIMAL + "    colour: red\n", 6, "unknown key 'colour'"),
+    ],
+    ids=["watch", "defaults", "section", "route", "defaults-only", "no-suggestion"],
+)
+def test_an_unknown_key_suggests_the_nearest_known_one(text: str, line: int, words: str) -> None:
+    found = problems(text)
+    assert any(p.startswith(f"w.yaml:{line}:") and words in p for p in found), found
+
+
+def test_the_id_pattern_is_explained_in_words() -> None:
+    found = problems(MINIMAL.replace("id: meta-hk", "id: Meta_HK"))
+    assert any("lowercase letters, digits and dashes" in p for p in found), found
+    assert not any("pattern" in p for p in found), found
+
+
+def test_jurisdiction_ids_in_lower_case_are_understood() -> None:
+    wl = load(
+        """        defaults:
+          jurisdictions: [hk, mo]
+        routes:
+          hk-desk: {urls: ["json://127.0.0.1:9/hk"], jurisdictions: [hk]}
+        jurisdictions:
+          hk: {terms: [Article 23]}
+          xuar: {name: Xinjiang, terms: [Uyghur]}
+        watches:
+          - {id: a, platform: A, name: A, url: 'https://example.org/a'}
+          - id: b
+            platform: B
+            name: B
+            url: https://example.org/b
+            about: hk
+            jurisdictions: [tw, Xuar]
+        """
+    )
+    a, b = wl.watches
+    assert a.jurisdictions == ("HK", "MO")
+    assert (b.about, b.jurisdictions) == ("HK", ("TW", "xuar"))
+    assert wl.routes["hk-desk"].jurisdictions == ("HK",)
+    assert set(wl.jurisdictions) == {"HK", "xuar"}
+    assert wl.defaults.jurisdictions == ["HK", "MO"]
+
+
+def test_interval_and_cron_are_reported_with_other_problems() -> None:
+    found = problems(
+        "defaults:\n  interval: 1h\n  cron: '0 * * * *'\n"
+        + MINIMAL
+        + "    interval: 1h\n    cron: '0 * * * *'\n    colour: red\n"
+    )
+    assert sum("give `interval` or `cron`, not both" in p for p in found) == 2, found
+    assert any("unknown key 'colour'" in p for p in found), found
+
+
+def test_timeout_max_size_and_user_agent_can_be_set_per_watch() -> None:
+    wl = load(
+        """        defaults:
+          timeout: 30s
+          max_size: 1MB
+          user_agent: research-bot/1.0
+        watches:
+          - {id: a, platform: A, name: A, url: 'https://example.org/a'}
+          - id: b
+            platform: B
+            name: B
+            url: https://example.org/b
+            timeout: 2m
+            max_size: 50MB
+            user_agent: research-bot/2.0
+        """
+    )
+    a, b = wl.watches
+    assert (a.timeout, a.max_size, dict(a.headers)) == (
+        30,
+        10**6,
+        {"User-Agent": "research-bot/1.0"},
+    )
+    assert (b.timeout, b.max_size, dict(b.headers)) == (
+        120,
+        50 * 10**6,
+        {"User-Agent": "research-bot/2.0"},
+    )
+
+
+def test_a_route_may_name_a_jurisdiction_defined_in_the_file() -> None:
+    wl = load(
+        "routes:\n  xj-desk: {urls: ['json://127.0.0.1:9/xj'], jurisdictions: [XJ]}\n"
+        "jurisdictions:\n  XJ: {name: Xinjiang, terms: [Uyghur]}\n" + MINIMAL
+    )
+    assert wl.routes["xj-desk"].jurisdictions == ("XJ",)
