@@ -205,9 +205,9 @@ class WatchSpec(_Schedule):
     """One entry of `watches:` as written in the file."""
 
     id: str = Field(pattern=_WATCH_ID, max_length=100)
-    platform: str = Field(min_length=1)
-    name: str = Field(min_length=1)
     url: Url
+    platform: str | None = Field(default=None, min_length=1)  # default: the site
+    name: str | None = Field(default=None, min_length=1)  # default: host and path
     kind: WatchKind = "policy"
     select: Listed[Selector] = Field(default_factory=list)
     remove: Listed[Selector] = Field(default_factory=list)
@@ -332,6 +332,8 @@ class _Collector:
                 message = unknown_key(str(item["loc"][-1]), model)
             elif item["type"] == "missing":
                 message = "required key is missing"
+            elif item["type"] == "string_too_short" and item["input"] == "":
+                message = "must not be empty"
             elif item["type"] == "string_pattern_mismatch":
                 pattern = str((item.get("ctx") or {}).get("pattern"))
                 message = _PATTERN_WORDS.get(pattern, message).format(item["input"])
@@ -667,8 +669,8 @@ class _Builder:
         schedule = _schedule(spec, defaults)
         return Watch(
             id=spec.id,
-            platform=spec.platform,
-            name=spec.name,
+            platform=spec.platform or _site(spec.url),
+            name=spec.name or _host_and_path(spec.url),
             url=spec.url,
             kind=spec.kind,
             rules=ExtractRules(
@@ -705,6 +707,16 @@ class _Builder:
 def _names(value: str | Sequence[object] | None) -> list[str]:
     """The names a raw list key gives, a lone name as one (never letter by letter)."""
     return [value] if isinstance(value, str) else [str(v) for v in value or []]
+
+
+def _site(url: str) -> str:
+    """A watch's default platform: the URL's host without `www.`."""
+    return (urlsplit(url).hostname or url).removeprefix("www.")
+
+
+def _host_and_path(url: str) -> str:
+    """A watch's default name: `transparency.meta.com/reports/…/HK` (no query)."""
+    return f"{_site(url)}{urlsplit(url).path}".rstrip("/")
 
 
 def _headers(spec: WatchSpec, defaults: DefaultsSpec) -> dict[str, str]:

@@ -153,7 +153,10 @@ MISTAKES = [
     ),
     pytest.param(MINIMAL + "    routes: [desk]\n", 6, "unknown route 'desk'", id="unknown-route"),
     pytest.param(
-        MINIMAL.replace("    platform: Meta\n", ""), 2, "required key is missing", id="missing-key"
+        MINIMAL.replace("    url: https", "    link: https"),
+        2,
+        "url: required key is missing",
+        id="missing-key",
     ),
     pytest.param(
         MINIMAL.replace("id: meta-hk", "id: Meta HK"),
@@ -580,3 +583,32 @@ def test_a_route_may_name_a_jurisdiction_defined_in_the_file() -> None:
         "jurisdictions:\n  XJ: {name: Xinjiang, terms: [Uyghur]}\n" + MINIMAL
     )
     assert wl.routes["xj-desk"].jurisdictions == ("XJ",)
+
+
+# --- a minimal watch is {id, url} -------------------------------------------------------
+
+
+def test_a_watch_needs_only_an_id_and_a_url() -> None:
+    wl = load(
+        """\
+        watches:
+          - id: meta-hk
+            url: https://transparency.meta.com/reports/government-data-requests/country/HK/
+          - {id: apple, url: 'https://www.apple.com/hk/legal/privacy/?lang=zh'}
+          - {id: root, url: 'https://Example.org'}
+          - {id: own, url: 'https://example.org/a', platform: Example, name: A page}
+        """
+    )
+    meta, apple, root, own = wl.watches
+    assert (meta.platform, meta.name) == (
+        "transparency.meta.com",
+        "transparency.meta.com/reports/government-data-requests/country/HK",
+    )
+    assert (apple.platform, apple.name) == ("apple.com", "apple.com/hk/legal/privacy")
+    assert (root.platform, root.name) == ("example.org", "example.org")
+    assert (own.platform, own.name) == ("Example", "A page")
+
+
+def test_an_empty_platform_or_name_is_still_a_mistake() -> None:
+    found = problems(MINIMAL.replace("platform: Meta", "platform: ''"))
+    assert any("(meta-hk).platform: must not be empty" in p for p in found)
