@@ -12,13 +12,14 @@ the rest of the program uses without ever seeing YAML again.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote, urlsplit
 
 import yaml
 from cssselect import GenericTranslator, SelectorError
@@ -30,7 +31,6 @@ from pydantic import (
     PlainValidator,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from monitor.errors import ConfigError, Problem
@@ -108,6 +108,15 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _one_or_many(value: object) -> object:
+    """`routes: desk` means `routes: [desk]`: a lone text is a one-item list."""
+    return [value] if isinstance(value, str) else value
+
+
+_T = TypeVar("_T")
+Listed = Annotated[list[_T], BeforeValidator(_one_or_many)]
+"""A list key, which also takes a lone value: `jurisdictions: HK` is `[HK]`."""
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Cron = Annotated[str, BeforeValidator(_check_cron)]
@@ -134,12 +143,6 @@ class _Schedule(_Strict):
         if value is not None and value < 1:
             raise ValueError("the interval must be at least 1s")
         return value
-
-    @model_validator(mode="after")
-    def _one_schedule(self) -> _Schedule:
-        if self.interval is not None and self.cron is not None:
-            raise ValueError("give `interval` or `cron`, not both")
-        return self
 
 
 BrowserMode = Literal["never", "auto", "always"]
@@ -169,8 +172,8 @@ class DefaultsSpec(_Schedule):
     browser: BrowserMode = "auto"
 
     jitter: Duration = 0.0
-    jurisdictions: list[JurisdictionId] = Field(default_factory=lambda: ["HK", "MO", "CN"])
-    routes: list[str] = Field(default_factory=list)
+    jurisdictions: Listed[JurisdictionId] = Field(default_factory=lambda: ["HK", "MO", "CN"])
+    routes: Listed[str] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
     user_agent: str | None = None
     timeout: Duration = 60.0
@@ -186,37 +189,40 @@ ALERT_KINDS: tuple[str, ...] = ("change", "health")
 class RouteSpec(_Strict):
     """An entry of `routes:`: apprise URLs, optionally only for some alerts."""
 
-    urls: list[str] = Field(min_length=1)
-    kinds: list[AlertKind] | None = None
-    jurisdictions: list[JurisdictionId] | None = None
+    urls: Listed[str] = Field(min_length=1)
+    kinds: Listed[AlertKind] | None = None
+    jurisdictions: Listed[JurisdictionId] | None = None
 
 
 class JurisdictionSpec(_Strict):
     """An entry of `jurisdictions:`: extra terms for a known id, or a new jurisdiction."""
 
     name: str | None = None
-    terms: list[str] = Field(default_factory=list)
+    terms: Listed[str] = Field(default_factory=list)
 
 
 class WatchSpec(_Schedule):
     """One entry of `watches:` as written in the file."""
 
     id: str = Field(pattern=_WATCH_ID, max_length=100)
-    platform: str = Field(min_length=1)
-    name: str = Field(min_length=1)
     url: Url
+    platform: str | None = Field(default=None, min_length=1)  # default: the site
+    name: str | None = Field(default=None, min_length=1)  # default: host and path
     kind: WatchKind = "policy"
-    select: list[Selector] = Field(default_factory=list)
-    remove: list[Selector] = Field(default_factory=list)
-    ignore: list[Regex] = Field(default_factory=list)
+    select: Listed[Selector] = Field(default_factory=list)
+    remove: Listed[Selector] = Field(default_factory=list)
+    ignore: Listed[Regex] = Field(default_factory=list)
     about: JurisdictionId | None = None
-    jurisdictions: list[JurisdictionId] | None = None
-    routes: list[str] | None = None
-    tags: list[str] = Field(default_factory=list)
+    jurisdictions: Listed[JurisdictionId] | None = None
+    routes: Listed[str] | None = None
+    tags: Listed[str] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
     browser: BrowserMode | None = None
     wait_for: Selector | None = None
-    expect: list[Expectation] = Field(default_factory=list)
+    expect: Listed[Expectation] = Field(default_factory=list)
+    user_agent: str | None = None  # these three replace the defaults' for this watch
+    timeout: Duration | None = None
+    max_size: Size | None = None
 
 
 @dataclass(frozen=True)
@@ -319,14 +325,41 @@ class _Collector:
                 return self.lines[path[:end]]
         return None
 
-    def add_validation(self, base: Path_, error: ValidationError) -> None:
+    def add_validation(self, base: Path_, error: ValidationError, model: type[BaseModel]) -> None:
         for item in error.errors():
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
-                message = "unknown key"
+                message = unknown_key(str(item["loc"][-1]), model)
             elif item["type"] == "missing":
                 message = "required key is missing"
+            elif item["type"] == "string_too_short" and item["input"] == "":
+                message = "must not be empty"
+            elif item["type"] == "string_pattern_mismatch":
+                pattern = str((item.get("ctx") or {}).get("pattern"))
+                message = _PATTERN_WORDS.get(pattern, message).format(item["input"])
             self.add(base + tuple(item["loc"]), message)
+
+
+_PATTERN_WORDS = {
+    _WATCH_ID: "{!r} is not a valid id: use lowercase letters, digits and dashes, "
+    "starting with a letter or digit (e.g. meta-gov-requests-hk)",
+    _JURISDICTION_ID: "{!r} is not a jurisdiction id: use letters, digits, `_` and `-`, "
+    "starting with a letter (e.g. HK, or XJ for one you define)",
+}
+
+
+def unknown_key(key: str, model: type[BaseModel] | Iterable[str]) -> str:
+    """`unknown key 'intervall' (did you mean 'interval'?)`, naming the nearest known key."""
+    known = list(model.model_fields) if isinstance(model, type) else list(model)
+    message = f"unknown key {key!r}"
+    if model is WatchSpec and key in DefaultsSpec.model_fields:
+        return f"{message} (it belongs in `defaults`)"
+    if model is DefaultsSpec and key in WatchSpec.model_fields:
+        return f"{message} (it belongs in a watch)"
+    nearest = difflib.get_close_matches(key, known, n=1)
+    if nearest:
+        return f"{message} (did you mean {nearest[0]!r}?)"
+    return f"{message} (known keys: {', '.join(known)})" if len(known) <= 6 else message
 
 
 def _key(path: Path_) -> str:
@@ -420,7 +453,7 @@ def loads(
         raise ConfigError(out.problems)
     for key in data:
         if key not in _SECTIONS:
-            out.add((key,), f"unknown key (expected one of: {', '.join(_SECTIONS)})")
+            out.add((key,), unknown_key(str(key), _SECTIONS))
     env = os.environ if env is None else env
     known = set(known_jurisdictions) if known_jurisdictions is not None else _catalog_ids()
     builder = _Builder(out, env, known, check_url)
@@ -434,6 +467,30 @@ def masked_url(url: str) -> str:
     """A URL that apprise cannot read may hold a token anywhere: show its scheme only."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
     return f"{scheme}://***" if re.fullmatch(r"[A-Za-z][\w+.-]*", scheme) else "***"
+
+
+def _encoded(url: str, match: re.Match[str], value: str) -> str:
+    """`value` percent-encoded for the part of `url` that `${VAR}` (`match`) stands in.
+
+    apprise decodes %-escapes in every part, so the value arrives exactly as set: an `@`,
+    `:`, `/`, `?`, `#`, `&` or `%` in a password or token cannot split the URL or turn
+    into another character. A variable before `scheme://` (the whole URL, `${SLACK_URL}`)
+    is used as it is.
+    """
+    head, tail = url[: match.start()], url[match.end() :]
+    if "://" not in head:
+        return value
+    after_scheme = head.split("://", 1)[1]
+    if "?" in after_scheme:
+        # apprise's services decode a query value twice (once parsing the query, once
+        # reading the option): a `%` is escaped once more so `p%41ss` stays `p%41ss`
+        return quote(value.replace("%", "%25"), safe="")
+    if any(c in after_scheme for c in "/#"):
+        return quote(value, safe="")  # a path segment (a token), or a #channel
+    authority_rest = re.split(r"[/?#]", tail, maxsplit=1)[0]
+    if "@" in authority_rest:
+        return quote(value, safe="")  # user or password
+    return quote(value, safe=":[]")  # host, and maybe its port
 
 
 def _catalog_ids() -> set[str]:
@@ -457,23 +514,38 @@ class _Builder:
         self.known = known
         self.check_url = check_url
         self.route_names: set[str] = set()
+        self.by_lower = {jid.lower(): jid for jid in sorted(known, reverse=True)}
 
     def build(self, data: dict[str, Any], source: str) -> Watchlist:
-        defaults = self.defaults(data.get("defaults"))
-        routes = self.routes(data.get("routes"))
         jurisdictions = self.jurisdictions(data.get("jurisdictions"))
         self.known |= set(jurisdictions)
+        self.by_lower = {jid.lower(): jid for jid in sorted(self.known, reverse=True)}
+        defaults = self.defaults(data.get("defaults"))
+        routes = self.routes(data.get("routes"))
         self.route_names = set(routes)
         watches = self.watches(data.get("watches"), defaults)
         self.check_refs(("defaults",), defaults.jurisdictions, defaults.routes, set(routes))
         return Watchlist(source, tuple(watches), routes, jurisdictions, defaults)
 
+    def canon(self, jid: str) -> str:
+        """The known id a jurisdiction reference means: `hk` is `HK`."""
+        return jid if jid in self.known else self.by_lower.get(jid.lower(), jid)
+
+    def one_schedule(self, base: Path_, raw: object) -> None:
+        """`interval` and `cron` together, reported beside any other problem."""
+        if isinstance(raw, dict) and raw.get("interval") is not None and raw.get("cron"):
+            self.out.add((*base, "cron"), "give `interval` or `cron`, not both")
+
     def defaults(self, raw: object) -> DefaultsSpec:
+        self.one_schedule(("defaults",), raw)
         try:
-            return DefaultsSpec.model_validate(raw or {})
+            spec = DefaultsSpec.model_validate(raw or {})
         except ValidationError as exc:
-            self.out.add_validation(("defaults",), exc)
+            self.out.add_validation(("defaults",), exc, DefaultsSpec)
             return DefaultsSpec()
+        return spec.model_copy(
+            update={"jurisdictions": [self.canon(j) for j in spec.jurisdictions]}
+        )
 
     def routes(self, raw: object) -> dict[str, Route]:
         if not isinstance(raw, dict | None):
@@ -489,7 +561,9 @@ class _Builder:
             urls = tuple(self.route_url((*upath, i), u) for i, u in enumerate(spec.urls))
             self.check_refs(path, spec.jurisdictions or [], [], set())
             kinds = tuple(spec.kinds) if spec.kinds else ALERT_KINDS
-            jurisdictions = tuple(spec.jurisdictions) if spec.jurisdictions else None
+            jurisdictions = (
+                tuple(self.canon(j) for j in spec.jurisdictions) if spec.jurisdictions else None
+            )
             routes[str(name)] = Route(str(name), urls, kinds, jurisdictions)
         return routes
 
@@ -499,7 +573,7 @@ class _Builder:
         try:
             return RouteSpec.model_validate(value)
         except ValidationError as exc:
-            self.out.add_validation(path, exc)
+            self.out.add_validation(path, exc, RouteSpec)
             return None
 
     def route_url(self, path: Path_, raw: object) -> str:
@@ -514,7 +588,7 @@ class _Builder:
             self.out.add(path, f"environment variable {name} is not set")
         if missing:
             return None
-        return _ENV_VAR.sub(lambda m: self.env[m[1]], text)
+        return _ENV_VAR.sub(lambda m: _encoded(text, m, self.env[m[1]]), text)
 
     def jurisdictions(self, raw: object) -> dict[str, JurisdictionSpec]:
         if not isinstance(raw, dict | None):
@@ -526,11 +600,14 @@ class _Builder:
             try:
                 spec = JurisdictionSpec.model_validate(value or {})
             except ValidationError as exc:
-                self.out.add_validation(path, exc)
+                self.out.add_validation(path, exc, JurisdictionSpec)
                 continue
-            if str(key) not in self.known and not spec.name:
+            jid = self.canon(str(key))
+            if jid not in self.known and not spec.name:
                 self.out.add(path, "a new jurisdiction needs a `name` (and `terms`)")
-            specs[str(key)] = spec
+            if jid in specs:
+                self.out.add(path, f"{jid!r} is already defined above (ids ignore case)")
+            specs[jid] = spec
         return specs
 
     def watches(self, raw: object, defaults: DefaultsSpec) -> list[Watch]:
@@ -563,10 +640,11 @@ class _Builder:
         return duplicates
 
     def watch_spec(self, index: int, item: object) -> WatchSpec | None:
+        self.one_schedule(("watches", index), item)
         try:
             return WatchSpec.model_validate(item)
         except ValidationError as exc:
-            self.out.add_validation(("watches", index), exc)
+            self.out.add_validation(("watches", index), exc, WatchSpec)
         if isinstance(item, dict):  # still report references of an otherwise broken watch
             refs = {k: item.get(k) for k in ("jurisdictions", "routes", "about")}
             if all(isinstance(v, list | str | None) for v in refs.values()):
@@ -574,10 +652,9 @@ class _Builder:
         return None
 
     def check_raw_refs(self, base: Path_, refs: dict[str, Any]) -> None:
-        jurisdictions = [str(j) for j in refs["jurisdictions"] or []]
-        routes = [str(r) for r in refs["routes"] or []]
+        jurisdictions, routes = _names(refs["jurisdictions"]), _names(refs["routes"])
         self.check_refs(base, jurisdictions, routes, self.route_names)
-        if isinstance(refs["about"], str) and refs["about"] not in self.known:
+        if isinstance(refs["about"], str) and self.canon(refs["about"]) not in self.known:
             self.out.add((*base, "about"), f"unknown jurisdiction {refs['about']!r}")
 
     def resolve(self, index: int, spec: WatchSpec, defaults: DefaultsSpec) -> Watch:
@@ -589,14 +666,11 @@ class _Builder:
         self.check_raw_refs(
             base, {"jurisdictions": jurisdictions, "routes": routes, "about": spec.about}
         )
-        headers = {**defaults.headers, **spec.headers}
-        if defaults.user_agent and not any(k.lower() == "user-agent" for k in headers):
-            headers["User-Agent"] = defaults.user_agent
         schedule = _schedule(spec, defaults)
         return Watch(
             id=spec.id,
-            platform=spec.platform,
-            name=spec.name,
+            platform=spec.platform or _site(spec.url),
+            name=spec.name or _host_and_path(spec.url),
             url=spec.url,
             kind=spec.kind,
             rules=ExtractRules(
@@ -606,14 +680,14 @@ class _Builder:
                 expect_text=tuple(e for e in spec.expect if isinstance(e, str)),
                 expect_css=tuple(e.css for e in spec.expect if isinstance(e, ExpectElement)),
             ),
-            jurisdictions=tuple(dict.fromkeys(jurisdictions)),
+            jurisdictions=tuple(dict.fromkeys(self.canon(j) for j in jurisdictions)),
             routes=tuple(dict.fromkeys(routes)),
             schedule=schedule,
-            headers=tuple(headers.items()),
-            timeout=defaults.timeout,
-            max_size=defaults.max_size,
+            headers=tuple(_headers(spec, defaults).items()),
+            timeout=spec.timeout if spec.timeout is not None else defaults.timeout,
+            max_size=spec.max_size if spec.max_size is not None else defaults.max_size,
             failures_before_alert=defaults.failures_before_alert,
-            about=spec.about,
+            about=self.canon(spec.about) if spec.about else None,
             tags=tuple(spec.tags),
             browser=spec.browser or defaults.browser,
             wait_for=spec.wait_for or (", ".join(spec.select) if spec.select else None),
@@ -623,11 +697,42 @@ class _Builder:
         self, base: Path_, jurisdictions: Sequence[str], routes: Sequence[str], names: set[str]
     ) -> None:
         for i, jid in enumerate(jurisdictions):
-            if jid not in self.known:
+            if self.canon(jid) not in self.known:
                 self.out.add((*base, "jurisdictions", i), f"unknown jurisdiction {jid!r}")
         for i, route in enumerate(routes):
             if route not in names:
                 self.out.add((*base, "routes", i), f"unknown route {route!r}")
+
+
+def _names(value: str | Sequence[object] | None) -> list[str]:
+    """The names a raw list key gives, a lone name as one (never letter by letter)."""
+    return [value] if isinstance(value, str) else [str(v) for v in value or []]
+
+
+def _site(url: str) -> str:
+    """A watch's default platform: the URL's host without `www.`."""
+    return (urlsplit(url).hostname or url).removeprefix("www.")
+
+
+def _host_and_path(url: str) -> str:
+    """A watch's default name: `transparency.meta.com/reports/…/HK` (no query)."""
+    return f"{_site(url)}{urlsplit(url).path}".rstrip("/")
+
+
+def _headers(spec: WatchSpec, defaults: DefaultsSpec) -> dict[str, str]:
+    """Request headers: the watch's over the defaults'; a `User-Agent` header over the
+    `user_agent` of the same level, and the watch's level over the defaults'."""
+    headers = {**defaults.headers, **spec.headers}
+    if spec.user_agent and not _has_agent(spec.headers):
+        headers = {k: v for k, v in headers.items() if k.lower() != "user-agent"}
+        headers["User-Agent"] = spec.user_agent
+    elif defaults.user_agent and not _has_agent(headers):
+        headers["User-Agent"] = defaults.user_agent
+    return headers
+
+
+def _has_agent(headers: Mapping[str, str]) -> bool:
+    return any(k.lower() == "user-agent" for k in headers)
 
 
 def _schedule(spec: WatchSpec, defaults: DefaultsSpec) -> Schedule:

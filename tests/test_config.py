@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -138,7 +140,7 @@ MISTAKES = [
     pytest.param(MINIMAL + "    interval: 6 hours\n", 6, "not a duration", id="bad-duration"),
     pytest.param(MINIMAL + "    cron: '99 * * * *'\n", 6, "invalid cron", id="bad-cron"),
     pytest.param(
-        MINIMAL + "    interval: 1h\n    cron: '0 * * * *'\n", 2, "not both", id="interval-and-cron"
+        MINIMAL + "    interval: 1h\n    cron: '0 * * * *'\n", 7, "not both", id="interval-and-cron"
     ),
     pytest.param(
         MINIMAL + "    jurisdictions: [HK, XX]\n",
@@ -151,10 +153,16 @@ MISTAKES = [
     ),
     pytest.param(MINIMAL + "    routes: [desk]\n", 6, "unknown route 'desk'", id="unknown-route"),
     pytest.param(
-        MINIMAL.replace("    platform: Meta\n", ""), 2, "required key is missing", id="missing-key"
+        MINIMAL.replace("    url: https", "    link: https"),
+        2,
+        "url: required key is missing",
+        id="missing-key",
     ),
     pytest.param(
-        MINIMAL.replace("id: meta-hk", "id: Meta HK"), 2, "should match pattern", id="bad-id"
+        MINIMAL.replace("id: meta-hk", "id: Meta HK"),
+        2,
+        "'Meta HK' is not a valid id: use lowercase letters, digits and dashes",
+        id="bad-id",
     ),
     pytest.param(
         "routes:\n  desk: ['nope://x']\n" + MINIMAL,
@@ -332,3 +340,275 @@ def test_browser_and_expect_mistakes_are_named() -> None:
     assert any("(a).wait_for: invalid CSS selector 'div['" in p for p in found)
     assert any("(a).expect[0]: '' is neither a text nor {css: SELECTOR}" in p for p in found)
     assert any("(a).expect[1]: {'xpath': '//x'} is neither" in p for p in found)
+
+
+# --- ${VAR} in route URLs --------------------------------------------------------------
+
+
+def _env_example() -> dict[str, str]:
+    lines = (ROOT / "monitor.env.example").read_text(encoding="utf-8").splitlines()
+    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _readme_example() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration: the watchlist", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_example_validates_with_the_shipped_env_example() -> None:
+    from monitor import notify
+
+    env = _env_example()
+    assert "@" in env["SMTP_USER"]  # the case that used to break the route
+    wl = config.loads(_readme_example(), "README.md", env=env, check_url=notify.validate)
+    assert wl.routes["desk"].urls and wl.routes["hk-desk"].urls
+
+
+def _service(url: str) -> object:
+    import apprise
+
+    service = apprise.Apprise.instantiate(url)
+    assert service is not None, url
+    return service
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "mailto://${USER}:${PASS}@mail.example.org?to=desk@example.org",
+        "mailto://mail.example.org?user=${USER}&pass=${PASS}&to=desk@example.org",
+    ],
+    ids=["userinfo", "query"],
+)
+@pytest.mark.parametrize("password", ["p@ss/w#rd?x%41", "a:b&c=d+e f", "香港;,"])
+def test_a_secret_reaches_apprise_verbatim(route: str, password: str) -> None:
+    from monitor import notify
+
+    wl = load(
+        f"routes:\n  desk: [{route!r}]\n" + MINIMAL,
+        env={"USER": "monitor@example.org", "PASS": password},
+        check_url=notify.validate,
+    )
+    service: Any = _service(wl.routes["desk"].urls[0])
+    assert (service.user, service.password) == ("monitor@example.org", password)
+    assert service.host == "mail.example.org"
+
+
+def test_a_secret_in_a_path_or_query_reaches_apprise_verbatim() -> None:
+    token, value = "ab/c?d#e%41", "x&y=z%41"
+    wl = load(
+        "routes:\n"
+        '  chat: ["mmost://chat.example.org/${TOKEN}"]\n'
+        '  hook: ["json://${HOST}/hook/${TOKEN}?+X-Key=${VALUE}"]\n' + MINIMAL,
+        env={"TOKEN": token, "VALUE": value, "HOST": "127.0.0.1:9"},
+        check_url=lambda url: True,
+    )
+    chat: Any = _service(wl.routes["chat"].urls[0])
+    assert chat.token == token
+    hook: Any = _service(wl.routes["hook"].urls[0])
+    assert (hook.host, hook.port) == ("127.0.0.1", 9)
+    # a webhook's path is sent as a path: the token is one segment, decoded by the server
+    assert [unquote(part) for part in hook.fullpath.split("/")] == ["", "hook", token]
+    assert hook.headers == {"X-Key": value}
+
+
+def test_a_variable_that_is_the_whole_url_is_used_as_is() -> None:
+    url = "json://127.0.0.1:9/a%2Fb?x=1&y=2"
+    wl = load("routes:\n  r: ['${HOOK_URL}']\n" + MINIMAL, env={"HOOK_URL": url})
+    assert wl.routes["r"].urls == (url,)
+
+
+# --- a lone value where a list belongs --------------------------------------------------
+
+
+def test_a_lone_string_is_a_one_item_list_for_every_list_key() -> None:
+    wl = load(
+        """\
+        defaults:
+          jurisdictions: HK
+          routes: desk
+        routes:
+          desk: {urls: "json://127.0.0.1:9/desk", kinds: change, jurisdictions: MO}
+        jurisdictions:
+          HK: {terms: national security law}
+        watches:
+          - id: a
+            platform: A
+            name: A
+            url: https://example.org/a
+          - id: b
+            platform: B
+            name: B
+            url: https://example.org/b
+            jurisdictions: TW
+            routes: desk
+            select: main
+            remove: nav
+            ignore: 'Updated: .*'
+            tags: hk
+            expect: Hong Kong
+        """
+    )
+    a, b = wl.watches
+    assert (a.jurisdictions, a.routes) == (("HK",), ("desk",))
+    assert (b.jurisdictions, b.routes, b.tags) == (("TW",), ("desk",), ("hk",))
+    assert (b.rules.select, b.rules.remove, b.rules.ignore) == (
+        ("main",),
+        ("nav",),
+        ("Updated: .*",),
+    )
+    assert b.rules.expect_text == ("Hong Kong",)
+    desk = wl.routes["desk"]
+    assert (desk.urls, desk.kinds, desk.jurisdictions) == (
+        ("json://127.0.0.1:9/desk",),
+        ("change",),
+        ("MO",),
+    )
+    assert wl.jurisdictions["HK"].terms == ["national security law"]
+
+
+def test_a_lone_unknown_name_is_named_whole_not_letter_by_letter() -> None:
+    found = problems(MINIMAL + "    routes: chat\n    jurisdictions: Narnia\n    colour: red\n")
+    assert any("unknown route 'chat'" in p for p in found), found
+    assert any("unknown jurisdiction 'Narnia'" in p for p in found), found
+    assert not any("'c'" in p or "'N'" in p for p in found), found
+
+
+# --- validate speaks the user's words --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (
+            MINIMAL + "    intervall: 1h\n",
+            6,
+            "unknown key 'intervall' (did you mean 'interval'?)",
+        ),
+        ("defaults:\n  jurisdiction: [HK]\n" + MINIMAL, 2, "(did you mean 'jurisdictions'?)"),
+        ("watchez: []\n" + MINIMAL, 1, "unknown key 'watchez' (did you mean 'watches'?)"),
+        (
+            "routes:\n  r: {url: ['json://h/x']}\n" + MINIMAL,
+            2,
+            "unknown key 'url' (did you mean 'urls'?)",
+        ),
+        (MINIMAL + "    jitter: 1m\n", 6, "unknown key 'jitter' (it belongs in `defaults`)"),
+        (MINIMAL + "    colour: red\n", 6, "unknown key 'colour'"),
+    ],
+    ids=["watch", "defaults", "section", "route", "defaults-only", "no-suggestion"],
+)
+def test_an_unknown_key_suggests_the_nearest_known_one(text: str, line: int, words: str) -> None:
+    found = problems(text)
+    assert any(p.startswith(f"w.yaml:{line}:") and words in p for p in found), found
+
+
+def test_the_id_pattern_is_explained_in_words() -> None:
+    found = problems(MINIMAL.replace("id: meta-hk", "id: Meta_HK"))
+    assert any("lowercase letters, digits and dashes" in p for p in found), found
+    assert not any("pattern" in p for p in found), found
+
+
+def test_jurisdiction_ids_in_lower_case_are_understood() -> None:
+    wl = load(
+        """        defaults:
+          jurisdictions: [hk, mo]
+        routes:
+          hk-desk: {urls: ["json://127.0.0.1:9/hk"], jurisdictions: [hk]}
+        jurisdictions:
+          hk: {terms: [Article 23]}
+          xuar: {name: Xinjiang, terms: [Uyghur]}
+        watches:
+          - {id: a, platform: A, name: A, url: 'https://example.org/a'}
+          - id: b
+            platform: B
+            name: B
+            url: https://example.org/b
+            about: hk
+            jurisdictions: [tw, Xuar]
+        """
+    )
+    a, b = wl.watches
+    assert a.jurisdictions == ("HK", "MO")
+    assert (b.about, b.jurisdictions) == ("HK", ("TW", "xuar"))
+    assert wl.routes["hk-desk"].jurisdictions == ("HK",)
+    assert set(wl.jurisdictions) == {"HK", "xuar"}
+    assert wl.defaults.jurisdictions == ["HK", "MO"]
+
+
+def test_interval_and_cron_are_reported_with_other_problems() -> None:
+    found = problems(
+        "defaults:\n  interval: 1h\n  cron: '0 * * * *'\n"
+        + MINIMAL
+        + "    interval: 1h\n    cron: '0 * * * *'\n    colour: red\n"
+    )
+    assert sum("give `interval` or `cron`, not both" in p for p in found) == 2, found
+    assert any("unknown key 'colour'" in p for p in found), found
+
+
+def test_timeout_max_size_and_user_agent_can_be_set_per_watch() -> None:
+    wl = load(
+        """        defaults:
+          timeout: 30s
+          max_size: 1MB
+          user_agent: research-bot/1.0
+        watches:
+          - {id: a, platform: A, name: A, url: 'https://example.org/a'}
+          - id: b
+            platform: B
+            name: B
+            url: https://example.org/b
+            timeout: 2m
+            max_size: 50MB
+            user_agent: research-bot/2.0
+        """
+    )
+    a, b = wl.watches
+    assert (a.timeout, a.max_size, dict(a.headers)) == (
+        30,
+        10**6,
+        {"User-Agent": "research-bot/1.0"},
+    )
+    assert (b.timeout, b.max_size, dict(b.headers)) == (
+        120,
+        50 * 10**6,
+        {"User-Agent": "research-bot/2.0"},
+    )
+
+
+def test_a_route_may_name_a_jurisdiction_defined_in_the_file() -> None:
+    wl = load(
+        "routes:\n  xj-desk: {urls: ['json://127.0.0.1:9/xj'], jurisdictions: [XJ]}\n"
+        "jurisdictions:\n  XJ: {name: Xinjiang, terms: [Uyghur]}\n" + MINIMAL
+    )
+    assert wl.routes["xj-desk"].jurisdictions == ("XJ",)
+
+
+# --- a minimal watch is {id, url} -------------------------------------------------------
+
+
+def test_a_watch_needs_only_an_id_and_a_url() -> None:
+    wl = load(
+        """\
+        watches:
+          - id: meta-hk
+            url: https://transparency.meta.com/reports/government-data-requests/country/HK/
+          - {id: apple, url: 'https://www.apple.com/hk/legal/privacy/?lang=zh'}
+          - {id: root, url: 'https://Example.org'}
+          - {id: own, url: 'https://example.org/a', platform: Example, name: A page}
+        """
+    )
+    meta, apple, root, own = wl.watches
+    assert (meta.platform, meta.name) == (
+        "transparency.meta.com",
+        "transparency.meta.com/reports/government-data-requests/country/HK",
+    )
+    assert (apple.platform, apple.name) == ("apple.com", "apple.com/hk/legal/privacy")
+    assert (root.platform, root.name) == ("example.org", "example.org")
+    assert (own.platform, own.name) == ("Example", "A page")
+
+
+def test_an_empty_platform_or_name_is_still_a_mistake() -> None:
+    found = problems(MINIMAL.replace("platform: Meta", "platform: ''"))
+    assert any("(meta-hk).platform: must not be empty" in p for p in found)
