@@ -2,9 +2,10 @@
 test-notify | verify`.
 
 Exit codes (documented in the README):
-    0  success (for `check`: it ran, whatever the pages said)
+    0  success (for `check`: it ran, and at least one check did not fail)
     1  it could not run: invalid watchlist, unusable store, stale heartbeat
     2  usage error (unknown option, unknown watch id, unknown version)
+    3  `check` ran, and every check failed (offline, or every page broken)
 
 Commands that only read (history, diff, alerts, verify, health) open the store with
 `create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
@@ -38,14 +39,21 @@ from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
 from monitor.metrics import parse_address
-from monitor.model import CheckResult, DeliveryStatus, Finding, StoredVersion, WatchState
+from monitor.model import (
+    CheckResult,
+    DeliveryStatus,
+    Finding,
+    Outcome,
+    StoredVersion,
+    WatchState,
+)
 from monitor.notify import redact, send
 from monitor.pipeline import Matchers, detect
 from monitor.render import Style, render_diff
 from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
 DEFAULT_DB = "sqlite:///monitor.db"
 log = logging.getLogger("monitor")
 
@@ -311,6 +319,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"deliveries: {report.sent} sent, {report.retrying} to retry, {report.failed} given up",
             file=sys.stderr,
         )
+    return check_exit(results)
+
+
+def check_exit(results: Sequence[CheckResult]) -> int:
+    """3 when there were checks and every one failed, so cron can notice; else 0."""
+    if results and all(r.outcome is Outcome.FAILED for r in results):
+        return EXIT_ALL_FAILED
     return EXIT_OK
 
 

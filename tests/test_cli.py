@@ -300,3 +300,18 @@ def test_check_runs_only_the_selected_watches(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(line["watch"], line["outcome"]) for line in lines] == [("meta-hk", "new")]
     assert [requested for requested, _ in site.requests] == ["/m"]
+
+
+def test_check_exits_3_when_every_check_failed_and_0_when_one_succeeded(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site["/m"] = "<html><body><main><p>Requests from Hong Kong.</p></main></body></html>"
+    path = tmp_path / "w.yaml"
+    path.write_text(TAGGED.replace("https://example.org", site.url("")))  # /t and /a: 404
+    args = ["check", "--watchlist", str(path), "--db", str(tmp_path / "m.db")]
+    assert main([*args, "tiktok-le", "apple-cn"]) == 3
+    assert main(args) == 0
+    assert main([*args, "--tag", "nosuch"]) == 0  # nothing to check: nothing failed
+    assert "checked 2 watches: 0 new, 0 unchanged, 0 changed, 0 not modified, 2 failed" in (
+        capsys.readouterr().out
+    )
