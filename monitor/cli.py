@@ -6,6 +6,7 @@ Exit codes (documented in the README):
     1  it could not run: invalid watchlist, unusable store, stale heartbeat
     2  usage error (unknown option, unknown watch id, unknown version)
     3  `check` ran, and every check failed (offline, or every page broken)
+  141  the output's reader stopped reading (`| head`), as for any Unix tool
 
 Commands that only read (history, diff, alerts, verify, health) open the store with
 `create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
@@ -54,6 +55,7 @@ from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
+EXIT_PIPE = 128 + 13  # SIGPIPE: the reader of our output went away
 DEFAULT_DB = "sqlite:///monitor.db"
 log = logging.getLogger("monitor")
 
@@ -251,7 +253,27 @@ def _log_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `monitor` script; returns the exit code."""
+    """Entry point of the `monitor` script; returns the exit code.
+
+    Output piped into a command that stops reading (`monitor alerts --show | head`)
+    ends the command quietly with 141, as a Unix tool killed by SIGPIPE."""
+    try:
+        code = _command(argv)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is caught
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_PIPE
+    return code
+
+
+def _discard_stdout() -> None:
+    """Send what is still buffered to /dev/null, so Python's own flush at exit is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _command(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(args, "log_format"):
         setup(args.log_format, debug=args.verbose)
