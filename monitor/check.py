@@ -103,6 +103,7 @@ class Connectivity:
 
     def _settle(self) -> None:
         """Held failures count when every running check is held: no one else can tell."""
+        self.held = [f for f in self.held if not f.done()]  # a cancelled check waits no more
         if self.held and self.running <= len(self.held):
             self._release(counts=True)
 
