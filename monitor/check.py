@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -59,21 +60,58 @@ class Connectivity:
 
     When the hosts of `threshold` different watches in a row give no HTTP answer at
     all (DNS, connection, timeout) and nothing answered since, the monitor's own
-    network is down: further such failures are recorded but not counted against the
-    watches, so a cut cable never pages anyone about 87 pages at once.
+    network is down, and none of those failures counts against its watch: a cut
+    cable never pages anyone about 87 pages at once.
+
+    So a failure without an answer is held back until the evidence is in: a host
+    answers (the network works: it counts), `threshold` hosts are unreachable (an
+    outage: it does not count, nor do the ones held with it), or no other check is
+    running that could tell (it counts, as a lone dead host does).
     """
 
     threshold: int = 3
     unreached: set[str] = field(default_factory=set)
+    running: int = 0
+    held: list[asyncio.Future[bool]] = field(default_factory=list)
 
     def answered(self) -> None:
         self.unreached.clear()
+        self._release(counts=True)
 
-    def failed(self, host: str) -> bool:
-        """Record an unreachable host; True when the monitor itself looks offline."""
-        offline = len(self.unreached - {host}) >= self.threshold
+    async def counts(self, host: str) -> bool:
+        """Record an unreachable host; whether its failure counts against its watch."""
         self.unreached.add(host)
-        return offline
+        if len(self.unreached) >= self.threshold:
+            self._release(counts=False)
+            return False
+        loop = asyncio.get_running_loop()
+        held: asyncio.Future[bool] = loop.create_future()
+        self.held.append(held)
+        loop.call_soon(self._settle)  # after the checks started with this one are running
+        return await held
+
+    @contextmanager
+    def checking(self) -> Iterator[None]:
+        """Around a check: while it runs, it may still show whether the network works."""
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            if self.held:
+                asyncio.get_running_loop().call_soon(self._settle)
+
+    def _settle(self) -> None:
+        """Held failures count when every running check is held: no one else can tell."""
+        self.held = [f for f in self.held if not f.done()]  # a cancelled check waits no more
+        if self.held and self.running <= len(self.held):
+            self._release(counts=True)
+
+    def _release(self, *, counts: bool) -> None:
+        held, self.held = self.held, []
+        for future in held:
+            if not future.done():
+                future.set_result(counts)
 
 
 class Renderer(Protocol):
@@ -108,6 +146,11 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
     A store that cannot be read or written fails the check (transient): nothing is
     recorded, so the next check finds the same change again.
     """
+    with ctx.connectivity.checking():
+        return await _check(watch, ctx)
+
+
+async def _check(watch: Watch, ctx: Context) -> CheckResult:
     started, clock = ctx.now(), time.monotonic()
     try:
         state = ctx.store.state(watch.id)
@@ -170,7 +213,7 @@ async def _render(watch: Watch, ctx: Context) -> Fetched:
     try:
         snapshot = await ctx.renderer.render(_request(watch, Validators()), limiter=ctx.limiter)
     except FetchError as exc:
-        return _failure(watch, exc, ctx.connectivity)
+        return await _failure(watch, exc, ctx.connectivity)
     ctx.connectivity.answered()
     return snapshot
 
@@ -196,7 +239,7 @@ async def _fetch(watch: Watch, ctx: Context, validators: Validators) -> Fetched:
             ctx.client, _request(watch, validators), limiter=ctx.limiter, now=ctx.now
         )
     except FetchError as exc:
-        return _failure(watch, exc, ctx.connectivity)
+        return await _failure(watch, exc, ctx.connectivity)
     ctx.connectivity.answered()
     return fetched
 
@@ -204,12 +247,12 @@ async def _fetch(watch: Watch, ctx: Context, validators: Validators) -> Fetched:
 _NETWORK = (FailureKind.TRANSIENT, FailureKind.PERMANENT)
 
 
-def _failure(watch: Watch, exc: FetchError, connectivity: Connectivity) -> Failure:
+async def _failure(watch: Watch, exc: FetchError, connectivity: Connectivity) -> Failure:
     unreachable = exc.status is None and exc.kind in _NETWORK
     if not unreachable:
         connectivity.answered()  # the host answered, even if badly
         return Failure(exc.kind, str(exc))
-    if not connectivity.failed(urlsplit(watch.url).hostname or ""):
+    if await connectivity.counts(urlsplit(watch.url).hostname or ""):
         return Failure(exc.kind, str(exc))
     message = f"{exc} (the monitor's own network looks down: not counted against the watch)"
     return Failure(exc.kind, message, counted=False)

@@ -2,9 +2,11 @@
 test-notify | verify`.
 
 Exit codes (documented in the README):
-    0  success (for `check`: it ran, whatever the pages said)
+    0  success (for `check`: it ran, and at least one check did not fail)
     1  it could not run: invalid watchlist, unusable store, stale heartbeat
     2  usage error (unknown option, unknown watch id, unknown version)
+    3  `check` ran, and every check failed (offline, or every page broken)
+  141  the output's reader stopped reading (`| head`), as for any Unix tool
 
 Commands that only read (history, diff, alerts, verify, health) open the store with
 `create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
@@ -38,14 +40,22 @@ from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
 from monitor.metrics import parse_address
-from monitor.model import CheckResult, DeliveryStatus, Finding, StoredVersion, WatchState
+from monitor.model import (
+    CheckResult,
+    DeliveryStatus,
+    Finding,
+    Outcome,
+    StoredVersion,
+    WatchState,
+)
 from monitor.notify import redact, send
 from monitor.pipeline import Matchers, detect
 from monitor.render import Style, render_diff
 from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
+EXIT_PIPE = 128 + 13  # SIGPIPE: the reader of our output went away
 DEFAULT_DB = "sqlite:///monitor.db"
 log = logging.getLogger("monitor")
 
@@ -243,7 +253,27 @@ def _log_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `monitor` script; returns the exit code."""
+    """Entry point of the `monitor` script; returns the exit code.
+
+    Output piped into a command that stops reading (`monitor alerts --show | head`)
+    ends the command quietly with 141, as a Unix tool killed by SIGPIPE."""
+    try:
+        code = _command(argv)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is caught
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_PIPE
+    return code
+
+
+def _discard_stdout() -> None:
+    """Send what is still buffered to /dev/null, so Python's own flush at exit is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _command(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(args, "log_format"):
         setup(args.log_format, debug=args.verbose)
@@ -311,6 +341,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"deliveries: {report.sent} sent, {report.retrying} to retry, {report.failed} given up",
             file=sys.stderr,
         )
+    return check_exit(results)
+
+
+def check_exit(results: Sequence[CheckResult]) -> int:
+    """3 when there were checks and every one failed, so cron can notice; else 0."""
+    if results and all(r.outcome is Outcome.FAILED for r in results):
+        return EXIT_ALL_FAILED
     return EXIT_OK
 
 

@@ -113,6 +113,7 @@ class Daemon:
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._seen_mtime: float | None = None
+        self._failures: dict[str, int] = {}  # failed checks in a row, counted or not
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -274,14 +275,16 @@ class Daemon:
 
     def _schedule(self, watches: tuple[Watch, ...]) -> None:
         now = self.now()
-        last_checks = {s.watch_id: s.last_check_at for s in self.store.states()}
+        states = {s.watch_id: s for s in self.store.states()}
         for watch in watches:
+            state = states.get(watch.id)
             first = schedule.first_run(
                 watch.schedule,
-                last_checks.get(watch.id),
+                state.last_check_at if state else None,
                 now,
                 spread=self.settings.first_run_spread,
                 fraction=self.draw(),
+                failed=state is not None and state.last_outcome is Outcome.FAILED,
             )
             self.scheduler.add_job(
                 self.run_check,
@@ -312,10 +315,26 @@ class Daemon:
         try:
             result = await check(watch, self.context)
             self._report(result)
+            self._retry_if_failed(watch, result)
         except Exception:  # one broken watch must never take the daemon down
             log.exception("check of %s crashed", watch_id)
         finally:
             self._running.discard(task)
+
+    def _retry_if_failed(self, watch: Watch, result: CheckResult) -> None:
+        """A failed check is tried again soon, with back-off, not a whole interval later."""
+        if result.outcome is not Outcome.FAILED:
+            self._failures.pop(watch.id, None)
+            return
+        failures = self._failures[watch.id] = self._failures.get(watch.id, 0) + 1
+        job = self.scheduler.get_job(f"watch:{watch.id}")
+        if job is None or self._stopping:
+            return
+        now = self.now()
+        at = schedule.retry_at(watch.schedule, failures, now, regular=job.next_run_time)
+        if at is not None:
+            self.scheduler.modify_job(job.id, next_run_time=at)
+            log.info("%s: retrying in %s (failure %d in a row)", watch.id, at - now, failures)
 
     async def deliver(self) -> None:
         """One pass over due deliveries; a store that is unavailable skips the pass."""

@@ -70,6 +70,11 @@ HINTS = {
 }
 
 Span = tuple[str, str]  # (op, text): "=" kept, "-" removed, "+" added, as Change.segments
+# The version a check records gets its id from the store, after the alert is built: the
+# alert holds a NEW_VERSION span, shown as "—" until `name_version` fills it in. Page text
+# is only ever in "=", "-" and "+" spans, so it can never be mistaken for this slot.
+NEW_VERSION = "#"
+_UNFILLED = '["#",""]'  # an empty NEW_VERSION span as `Message.to_json` writes it
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ class Line:
 
     @property
     def plain(self) -> str:
-        return "".join(text for _, text in self.spans)
+        return "".join(_span_text(op, text) for op, text in self.spans)
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,31 @@ class Message:
             for p in data["parts"]
         ]
         return build(str(data["title"]), parts, severity=str(data["severity"]))
+
+
+def name_version(message_json: str, version_id: int) -> str:
+    """A stored message (`Message.to_json`) naming the version its check recorded.
+
+    The store calls this as it writes the version and the alert in one transaction;
+    a message without the slot (a health alert, a note) is returned unchanged."""
+    if _UNFILLED not in message_json:
+        return message_json
+    message = Message.from_json(message_json)
+    filled = (
+        Part(p.role, tuple(_fill_line(line, str(version_id)) for line in p.lines))
+        for p in message.parts
+    )
+    return build(message.title, tuple(filled), severity=message.severity).to_json()
+
+
+def _fill_line(line: Line, version: str) -> Line:
+    spans = tuple((op, version if op == NEW_VERSION else text) for op, text in line.spans)
+    return Line(line.style, spans, line.label, line.trim)
+
+
+def _span_text(op: str, text: str) -> str:
+    """A span's text; the new version's slot shows "—" until it is filled in."""
+    return (text or "\N{EM DASH}") if op == NEW_VERSION else text
 
 
 def _line_json(line: Line) -> dict[str, object]:
@@ -317,9 +347,11 @@ def _cell_line(cell: CellDelta) -> Line:
 
 def _proof_part(subject: Subject, proof: Proof) -> Part:
     lines = [_field("Watch", subject.watch_id)]
-    if proof.version_before is not None or proof.version_after is not None:
-        versions = f"{_or_dash(proof.version_before)}{ARROW}{_or_dash(proof.version_after)}"
-        lines.append(_field("Versions", versions))
+    if proof.version_before is not None:
+        after = _new_version(proof.version_after)
+        lines.append(Line("field", (("=", f"{proof.version_before}{ARROW}"), after), "Versions"))
+        command = f"monitor diff {subject.watch_id} --from {proof.version_before} --to "
+        lines.append(Line("code", (("=", command), after), "Compare"))
     if proof.sha_before:
         lines.append(Line("code", _plain(proof.sha_before), "Snapshot before (SHA-256)"))
     if proof.sha_after:
@@ -341,8 +373,9 @@ def _signed(delta: float) -> str:
     return text.replace("-", MINUS)
 
 
-def _or_dash(value: int | None) -> str:
-    return "\N{EM DASH}" if value is None else str(value)
+def _new_version(value: int | None) -> Span:
+    """The new version's id, or its slot for the store to fill (`name_version`)."""
+    return (NEW_VERSION, "" if value is None else str(value))
 
 
 def _when(at: datetime) -> str:
@@ -454,7 +487,7 @@ def _text_line(line: Line) -> str:
 
 
 def _text_span(op: str, text: str) -> str:
-    text = _clean(text)
+    text = _clean(_span_text(op, text))
     if op == "-":
         return TEXT_STYLE.removed(text)
     if op == "+":
@@ -476,6 +509,7 @@ def _md_line(line: Line) -> str:
 
 
 def _md_span(op: str, text: str) -> str:
+    text = _span_text(op, text)
     if op == "-":
         return _wrap(_md(text), lambda core: f"~~{core}~~")
     if op == "+":
@@ -496,6 +530,7 @@ def _html_line(line: Line) -> str:
 
 
 def _html_span(op: str, text: str) -> str:
+    text = _span_text(op, text)
     if op == "-":
         return _wrap(_esc(text), lambda core: f"{_DEL}{_HIDE_DEL[0]}{core}{_HIDE_DEL[1]}</del>")
     if op == "+":

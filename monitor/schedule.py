@@ -8,6 +8,9 @@ The daemon asks three questions, and each answer follows from plain values alone
 - when a watch runs first after a start: its rhythm resumes from its last check in
   the store, and a never-checked or overdue watch starts at a point spread over a
   short window, so a restart never fires every check at once;
+- when a failed check is tried again: sooner than its next regular run, 5 minutes
+  after the failure, doubling with each failure in a row up to its interval; and after
+  a restart, a watch whose last check failed is due within the spread window;
 - whether a heartbeat is fresh: ONE threshold, used by `/healthz` and by
   `monitor health` alike, so an orchestrator and a script never disagree.
 """
@@ -26,6 +29,7 @@ HEARTBEAT_EVERY = 30.0  # seconds between the daemon's heartbeats
 HEALTH_MAX_AGE = 4 * HEARTBEAT_EVERY  # a heartbeat older than this: the daemon is gone
 FIRST_RUN_SPREAD = 60.0  # seconds over which never-checked or overdue watches start
 DEFAULT_INTERVAL = 6 * 3600.0  # a schedule with neither interval nor cron
+RETRY_FIRST = 300.0  # seconds from a failed check to its first retry; doubles after that
 
 Trigger: TypeAlias = "IntervalTrigger | CronTrigger"
 
@@ -62,23 +66,45 @@ def first_run(
     *,
     spread: float = FIRST_RUN_SPREAD,
     fraction: float = 0.0,
+    failed: bool = False,
 ) -> datetime:
     """When a watch runs first after a (re)start.
 
     An interval watch resumes its rhythm: one interval after its last check. A
-    never-checked or overdue watch starts at `fraction` (a random draw in [0, 1) the
-    caller makes) of the spread window — the window is never longer than the
-    interval itself. A cron watch that was checked before waits for its next slot,
-    delayed by the same fraction of its jitter as every later run.
+    never-checked or overdue watch, or one whose last check `failed`, starts at
+    `fraction` (a random draw in [0, 1) the caller makes) of the spread window — the
+    window is never longer than the interval itself. A cron watch that was checked
+    before waits for its next slot, delayed by the same fraction of its jitter as
+    every later run.
     """
     window = min(spread, schedule.interval or float("inf"))
     spread_start = now + timedelta(seconds=fraction * window)
-    if last is None:
+    if last is None or failed:
         return spread_start
     if schedule.interval is None:
         return _next_cron(schedule, now) + timedelta(seconds=fraction * schedule.jitter)
     due = last + timedelta(seconds=schedule.interval)
     return due if due > now else spread_start
+
+
+def retry_delay(failures: int, interval: float | None) -> float:
+    """Seconds from the `failures`-th failed check in a row to the next try: 5 minutes,
+    doubling with each failure, never longer than the interval (6 h for a cron watch;
+    its next slot comes first anyway when it is sooner)."""
+    longest = interval or DEFAULT_INTERVAL
+    doublings = min(max(failures - 1, 0), 32)  # 5 min times 2**32 outlasts any interval
+    return min(RETRY_FIRST * float(2**doublings), longest)
+
+
+def retry_at(
+    schedule: Schedule, failures: int, now: datetime, *, regular: datetime | None
+) -> datetime | None:
+    """When to try a failed watch again, or None when its `regular` next run (if it
+    has one still to come) is as soon."""
+    at = now + timedelta(seconds=retry_delay(failures, schedule.interval))
+    if regular is not None and now < regular <= at:
+        return None
+    return at
 
 
 def _next_cron(schedule: Schedule, now: datetime) -> datetime:

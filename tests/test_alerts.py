@@ -197,3 +197,35 @@ def test_history_and_diff_show_the_change_with_its_findings(
     assert "1 finding(s):" in out and "HK · sentence modified" in out
     assert "We [-do not-] respond" in out or "[-do not -]" in out
     assert main(["diff", *db, "--watchlist", str(watchlist), "--to", "99", "m"]) == 2
+
+
+def test_a_change_alert_names_both_versions_and_the_diff_that_shows_them(
+    tmp_path: Path, site: LocalSite, mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15, bug 3: the new version was never filled in (`Versions: 12 → —`)."""
+    watchlist = tmp_path / "w.yaml"
+    watchlist.write_text(
+        f"routes:\n  desk: ['{mailto(mailbox.port)}']\n"
+        "defaults: {routes: [desk]}\nwatches:\n"
+        f"  - {{id: m, platform: Meta, name: N, url: '{site.url('/p')}'}}\n"
+        f"  - {{id: o, platform: Other, name: O, url: '{site.url('/o')}'}}\n"
+    )
+    site["/o"] = PAGE.format(hk="Nothing here.", stamp="1")
+    site["/p"] = PAGE.format(hk=HK_BEFORE, stamp="1")
+    check(tmp_path, watchlist)
+    site["/o"] = PAGE.format(hk="Nothing here at all.", stamp="2")  # a version of `o` between
+    site["/p"] = PAGE.format(hk=HK_BEFORE.replace("do not respond", "respond"), stamp="2")
+    check(tmp_path, watchlist)
+    with Store.open(str(tmp_path / "m.db")) as store:
+        before, after = (v.id for v in store.versions("m"))
+        [alert] = [a for a in store.alerts() if a.kind == "change"]
+    assert alert.version_id == after
+    text = Message.from_json(alert.message).text
+    command = f"monitor diff m --from {before} --to {after}"
+    assert f"Versions: {before} → {after}\n" in text and command in text
+    [mail] = mailbox.messages
+    assert command in parts(mail)["text/plain"]
+    capsys.readouterr()
+    args = command.split()[1:]
+    assert main([*args, "--watchlist", str(watchlist), "--db", str(tmp_path / "m.db")]) == 0
+    assert "sentence modified" in capsys.readouterr().out

@@ -359,8 +359,8 @@ def test_when_the_monitor_itself_is_offline_failures_are_not_held_against_watche
     first = asyncio.run(go(wl.watches))
     assert all(r.outcome is Outcome.FAILED for r in first)
     counted = [store.state(f"w{i}").consecutive_failures for i in range(5)]
-    assert counted == [1, 1, 1, 0, 0]
-    assert "network looks down" in (first[3].message or "")
+    assert counted == [0, 0, 0, 0, 0]  # the first hosts of the outage too (issue 15, bug 2)
+    assert "network looks down" in (first[0].message or "")
     asyncio.run(go(wl.watches))  # still offline: nobody's count grows
     assert [store.state(f"w{i}").consecutive_failures for i in range(5)] == counted
     store.close()
@@ -369,10 +369,15 @@ def test_when_the_monitor_itself_is_offline_failures_are_not_held_against_watche
 def test_one_unreachable_host_is_the_watchs_own_failure() -> None:
     from monitor.check import Connectivity
 
-    seen = Connectivity(threshold=3)
-    assert not any(seen.failed("a.example") for _ in range(10))  # the same host again and again
-    seen.answered()
-    assert [seen.failed(h) for h in ("a", "b", "c", "d")] == [False, False, False, True]
+    async def go() -> tuple[list[bool], list[bool]]:
+        seen = Connectivity(threshold=3)
+        again = [await seen.counts("a.example") for _ in range(10)]  # the same host, alone
+        seen.answered()
+        return again, [await seen.counts(h) for h in ("a", "b", "c", "d")]
+
+    again, hosts = asyncio.run(go())
+    assert all(again)
+    assert hosts == [True, True, False, False]  # one at a time, nothing else running to tell
 
 
 class StoreTraffic:
@@ -550,3 +555,75 @@ def test_browser_never_keeps_a_blocked_page_blocked(site: LocalSite, harness: Ha
     renderer = FakeRenderer()
     result = run_with(harness, watchlist(site, browser="never"), renderer)
     assert result.failure is FailureKind.BLOCKED and renderer.requests == []
+
+
+def test_the_first_unreachable_hosts_of_an_outage_are_not_counted_either() -> None:
+    """Issue 15, bug 2: failures are held back until a host answers (they count) or
+    `threshold` hosts are unreachable (an outage: none of them counts)."""
+    from monitor.check import Connectivity
+
+    async def go() -> tuple[list[bool], list[bool]]:
+        offline, online = Connectivity(threshold=3), Connectivity(threshold=3)
+
+        async def outage() -> list[bool]:
+            with offline.checking(), offline.checking(), offline.checking():
+                return list(await asyncio.gather(*(offline.counts(h) for h in "abc")))
+
+        async def one_dead_host() -> list[bool]:
+            with online.checking(), online.checking():
+                dead = asyncio.ensure_future(online.counts("dead.example"))
+                await asyncio.sleep(0)
+                assert not dead.done()  # held: the other check may still show an outage
+                online.answered()
+                return [await dead]
+
+        return await outage(), await one_dead_host()
+
+    assert asyncio.run(go()) == ([False, False, False], [True])
+
+
+def test_offline_check_all_never_counts_a_failure_or_raises_a_health_alert(
+    tmp_path: Path,
+) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    text = "defaults: {failures_before_alert: 1}\nwatches:\n" + "".join(
+        f"  - {{id: w{i}, platform: P, name: N, url: 'https://h{i}.example/p'}}\n" for i in range(6)
+    )
+    wl = config.loads(text, env={}, known_jurisdictions={"HK", "MO", "CN"})
+
+    async def go(store: Store) -> list[CheckResult]:
+        async with make_client(transport=httpx.MockTransport(refuse)) as client:
+            return await check_all(wl.watches, Context(client, store, HostLimiter(delay=0)))
+
+    with Store.open(str(tmp_path / "m.db")) as store:
+        for _ in range(3):  # `monitor check` three times
+            results = asyncio.run(go(store))
+            assert all(r.outcome is Outcome.FAILED and not r.alerts for r in results)
+        assert [store.state(w.id).consecutive_failures for w in wl.watches] == [0] * 6
+        assert store.alerts() == []
+
+
+def test_a_dead_host_among_answering_ones_is_counted_against_its_watch(
+    tmp_path: Path,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "dead.example":
+            raise httpx.ConnectError("[Errno -2] Name or service not known")
+        return httpx.Response(200, html="<main><p>Reachable page.</p></main>")
+
+    text = "watches:\n" + "".join(
+        f"  - {{id: {h}, platform: P, name: N, url: 'https://{h}.example/p'}}\n"
+        for h in ("dead", "up1", "up2")
+    )
+    wl = config.loads(text, env={}, known_jurisdictions={"HK", "MO", "CN"})
+
+    async def go(store: Store) -> list[CheckResult]:
+        async with make_client(transport=httpx.MockTransport(handler)) as client:
+            return await check_all(wl.watches, Context(client, store, HostLimiter(delay=0)))
+
+    with Store.open(str(tmp_path / "m.db")) as store:
+        results = asyncio.run(go(store))
+        assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.NEW, Outcome.NEW]
+        assert store.state("dead").consecutive_failures == 1

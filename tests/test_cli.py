@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from monitor import __version__
 from monitor.cli import COMMANDS, main
+from monitor.messages import note_message
 from monitor.model import AlertKind, AlertRecord, CheckRecord, Outcome, VersionKind
 from monitor.store import Store
 from tests.conftest import LocalSite
-from tests.harness import monitor
+from tests.harness import ENV, monitor
 from tests.test_store import DOC, T0, snap
 
 BROKEN = """\
@@ -300,3 +302,49 @@ def test_check_runs_only_the_selected_watches(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(line["watch"], line["outcome"]) for line in lines] == [("meta-hk", "new")]
     assert [requested for requested, _ in site.requests] == ["/m"]
+
+
+def test_check_exits_3_when_every_check_failed_and_0_when_one_succeeded(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site["/m"] = "<html><body><main><p>Requests from Hong Kong.</p></main></body></html>"
+    path = tmp_path / "w.yaml"
+    path.write_text(TAGGED.replace("https://example.org", site.url("")))  # /t and /a: 404
+    args = ["check", "--watchlist", str(path), "--db", str(tmp_path / "m.db")]
+    assert main([*args, "tiktok-le", "apple-cn"]) == 3
+    assert main(args) == 0
+    assert main([*args, "--tag", "nosuch"]) == 0  # nothing to check: nothing failed
+    assert "checked 2 watches: 0 new, 0 unchanged, 0 changed, 0 not modified, 2 failed" in (
+        capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize("command", ["history", "alerts", "check"])
+def test_a_postgresql_store_without_its_driver_says_what_to_install(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg: ModuleNotFoundError
+    args = ["w"] if command == "history" else []
+    assert main([command, "--db", "postgresql://u:secret@db.example/m", *args]) == 1
+    err = capsys.readouterr().err
+    assert "the PostgreSQL driver is not installed: pip install 'monitor[postgres]'" in err
+    assert "Traceback" not in err and "secret" not in err
+
+
+def test_output_piped_into_a_command_that_stops_reading_ends_quietly(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    with Store.open(str(db)) as store:
+        message = note_message("W changed", "Hong Kong " * 200).to_json()
+        for _ in range(200):  # far more than a pipe holds
+            store.add_alert(AlertRecord("w", AlertKind.CHANGE, "W changed", message), T0)
+    command = [sys.executable, "-m", "monitor", "alerts", "--show", "--limit", "200"]
+    with subprocess.Popen(
+        [*command, "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.read(100)  # like `| head -c 100`
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=60)
+    assert err == ""
+    assert code == 141  # as a Unix tool killed by SIGPIPE: the shell's 128 + 13

@@ -591,3 +591,37 @@ def test_sighup_refuses_a_broken_watchlist_and_applies_a_valid_one(
         daemon.wait_log("watchlist reloaded: 2 watches (1 added or changed, 0 removed)", after=mark)
         assert daemon.stop() == 0
     assert daemon.problems() == []
+
+
+def test_a_failed_check_is_retried_with_back_off_and_soon_after_a_restart(
+    world: World, store: Store
+) -> None:
+    """Issue 15, bug 4: a failed check waited for its next full interval (1 d)."""
+    world.file.write_text(watchlist_text({"daily": "/gone"}).replace("1h", "1d"))
+
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        job = daemon.scheduler.get_job("watch:daily")
+        waits = []
+        for _ in range(3):
+            await daemon.run_check("daily")  # 404
+            waits.append(job.next_run_time - world.clock())
+            world.clock.advance(waits[-1].total_seconds())
+        assert waits == [timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=20)]
+        world.site.pages["/gone"] = page(HK_BEFORE)
+        await daemon.run_check("daily")  # a success leaves the job's own rhythm alone
+        assert job.next_run_time == world.clock()
+        world.site.pages.clear()
+        await daemon.run_check("daily")  # and the back-off starts over
+        assert job.next_run_time - world.clock() == timedelta(minutes=5)
+        await daemon.stop()
+        world.clock.advance(HOUR)
+        again = world.daemon(store)  # restarted an hour after the failure
+        await again.start()
+        restarted = again.scheduler.get_job("watch:daily").next_run_time
+        assert restarted == world.clock()  # due at once (draw 0 of the spread), not in 23 h
+        await again.stop()
+
+    run(go)
+    assert world.outcomes() == ["failed", "failed", "failed", "new", "failed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
 from html.parser import HTMLParser
@@ -21,6 +22,7 @@ from monitor.messages import (
     headline,
     health_message,
     join,
+    name_version,
     render_part,
     trim_spans,
 )
@@ -102,6 +104,7 @@ def test_sentence_removed_in_hong_kong() -> None:
         "\n"
         "Watch: meta-gov-requests-hk\n"
         "Versions: 9 → 12\n"
+        "Compare: monitor diff meta-gov-requests-hk --from 9 --to 12\n"
         f"Snapshot before (SHA-256): {'a' * 64}\n"
         f"Snapshot after (SHA-256): {'b' * 64}"
     )
@@ -458,3 +461,23 @@ def test_fit_never_splits_a_finding(
             assert "…" in lead[0]
         else:
             assert len(whole) == 1
+
+
+def test_the_store_names_the_new_version_in_a_stored_change_alert() -> None:
+    """Issue 15, bug 3: the alert is built before the store gives the version its id."""
+    injected = '["#",""] --to 666'  # page text that looks like the slot is left alone
+    pending = change_message(
+        META,
+        [removed(f"{PAUSED} {injected}")],
+        replace(PROOF, version_after=None),
+        jurisdiction_names=NAMES,
+    )
+    assert "Versions: 9 → —\n" in pending.text
+    assert "Compare: monitor diff meta-gov-requests-hk --from 9 --to —\n" in pending.text
+    named = Message.from_json(name_version(pending.to_json(), 14))
+    assert named.text == message(removed(f"{PAUSED} {injected}")).text.replace("12", "14")
+    assert "--from 9 --to 14`" in named.markdown and "--from 9 --to 14</code>" in named.html
+    health = health_message(
+        META, failing=True, reason="transient", message="x", failures=3, since=None, at=AT
+    ).to_json()
+    assert name_version(health, 14) == health

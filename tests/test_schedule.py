@@ -21,6 +21,8 @@ from monitor.schedule import (
     first_run,
     heartbeat_age,
     is_fresh,
+    retry_at,
+    retry_delay,
     trigger,
 )
 from monitor.store import Store
@@ -92,6 +94,50 @@ def test_a_restart_spreads_overdue_watches_instead_of_firing_all_at_once() -> No
     overdue = Schedule(interval=HOUR)
     firsts = {first_run(overdue, at(-5 * HOUR), NOW, spread=60, fraction=n / 10) for n in range(10)}
     assert len(firsts) == 10 and max(firsts) < at(60)
+
+
+# --- retries of a failed check (issue 15, bug 4) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failures", "interval", "delay"),
+    [
+        pytest.param(1, 6 * HOUR, 300, id="first-retry-in-5-minutes"),
+        pytest.param(2, 6 * HOUR, 600, id="doubles"),
+        pytest.param(4, 6 * HOUR, 2400, id="doubles-again"),
+        pytest.param(8, 6 * HOUR, 6 * HOUR, id="never-longer-than-the-interval"),
+        pytest.param(10_000, 24 * HOUR, 24 * HOUR, id="no-overflow"),
+        pytest.param(1, 120, 120, id="short-interval"),
+        pytest.param(3, None, 1200, id="cron"),
+    ],
+)
+def test_a_failed_check_is_retried_sooner_with_back_off(
+    failures: int, interval: float | None, delay: float
+) -> None:
+    assert retry_delay(failures, interval) == delay
+
+
+def test_a_retry_replaces_the_next_run_only_when_it_comes_sooner() -> None:
+    daily = Schedule(interval=24 * HOUR)
+    assert retry_at(daily, 1, NOW, regular=at(24 * HOUR)) == at(300)
+    assert retry_at(daily, 1, NOW, regular=at(60)) is None  # the regular run is sooner
+    assert retry_at(daily, 1, NOW, regular=None) == at(300)
+    cron = Schedule(interval=None, cron="0 */6 * * *")
+    assert retry_at(cron, 1, NOW, regular=at(6 * HOUR)) == at(300)
+    assert retry_at(cron, 9, NOW, regular=at(6 * HOUR)) is None
+
+
+@pytest.mark.parametrize(
+    ("schedule", "last"),
+    [
+        pytest.param(Schedule(interval=24 * HOUR), at(-600), id="interval"),
+        pytest.param(Schedule(interval=None, cron="0 0 * * *"), at(-600), id="cron"),
+    ],
+)
+def test_after_a_restart_a_watch_whose_last_check_failed_is_due_soon(
+    schedule: Schedule, last: datetime
+) -> None:
+    assert first_run(schedule, last, NOW, spread=60, fraction=0.5, failed=True) == at(30)
 
 
 # --- the health threshold ---------------------------------------------------------------

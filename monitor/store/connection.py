@@ -44,10 +44,25 @@ def connect(url: str, *, create: bool) -> Engine:
     full = database_url(url)
     if not create:
         _require_file(full, url)
-    engine = create_engine(full)
+    engine = _engine(full)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas if create else _sqlite_read_pragmas)
     return engine
+
+
+def _engine(full: str) -> Engine:
+    """The engine; a database driver that is not installed is a StoreError saying what to do."""
+    url = make_url(full)
+    if url.drivername == "postgresql":  # SQLAlchemy 2.0 would pick psycopg2; we ship psycopg 3
+        url = url.set(drivername="postgresql+psycopg")
+    try:
+        return create_engine(url)
+    except ImportError as exc:
+        if url.get_backend_name() == "postgresql":
+            raise StoreError(
+                "the PostgreSQL driver is not installed: pip install 'monitor[postgres]'"
+            ) from exc
+        raise StoreError(f"the database driver {exc.name or ''} is not installed") from exc
 
 
 class MissingStore(StoreError):

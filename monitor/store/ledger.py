@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
+from monitor.messages import name_version
 from monitor.model import AlertKind, AlertRecord, Delivery, DeliveryStatus
 from monitor.store.schema import alerts, deliveries, stamp, utc
 
@@ -62,7 +63,9 @@ def insert_alert(
             version_id=version_id,
             kind=alert.kind,
             title=alert.title,
-            message=alert.message,
+            message=alert.message
+            if version_id is None
+            else name_version(alert.message, version_id),
             jurisdictions=json.dumps(list(alert.jurisdictions)),
             created_at=now,
         )
