@@ -22,27 +22,32 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
 from monitor import __version__
-from monitor.app import check_context, deliverer, load_watchlist
+from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
 from monitor.config import Watch, Watchlist
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, ExtractError, FetchError, MonitorError
 from monitor.fetch import make_client
+from monitor.jurisdictions import Watching
 from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
 from monitor.metrics import parse_address
 from monitor.model import (
+    Block,
     CheckResult,
     DeliveryStatus,
+    ExtractRules,
+    FetchRequest,
     Finding,
     Outcome,
     StoredVersion,
@@ -113,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _add_check_and_list(sub)
+    _add_inspection(sub)
 
     diff = sub.add_parser("diff", help="show what changed between two versions of a watch")
     _watchlist_arg(diff)
@@ -189,6 +195,24 @@ def _add_check_and_list(sub: Any) -> None:
     _db_arg(lst)
     _selection_args(lst)
     lst.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
+def _add_inspection(sub: Any) -> None:
+    """`preview` and `show`: look at a page or a stored version without changing anything."""
+    pre = sub.add_parser(
+        "preview", help="fetch a page once and show its extracted blocks; store nothing"
+    )
+    _watchlist_arg(pre)
+    pre.add_argument("target", metavar="URL|WATCH_ID", help="a page's URL or a watch's id")
+    for flag, what in (("--select", "keep only"), ("--remove", "drop")):
+        pre.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="CSS",
+            help=f"{what} what this selector matches (repeatable; replaces the watch's own)",
+        )
+    pre.add_argument("--json", action="store_true", help="print one JSON object per line")
 
 
 def _watchlist_arg(parser: argparse.ArgumentParser) -> None:
@@ -532,6 +556,66 @@ def delivery_line(d: DeliveryRow) -> str:
     return f"{d.status:<8} {d.route} {d.label} (attempts: {d.attempts}){error}"
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    watchlist = _load(args)
+    request, rules, matcher = _preview_setup(watchlist, args)
+    try:
+        document = asyncio.run(preview(request, rules))
+    except (FetchError, ExtractError) as exc:
+        print(f"monitor: {request.url}: {exc.kind}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for block in document:
+        found = matcher.find(block.text)
+        ids = list(dict.fromkeys(m.jurisdiction for m in found))
+        terms = list(dict.fromkeys(m.term for m in found))
+        if args.json:
+            line = {"type": "block", **block.to_json(), "jurisdictions": ids, "terms": terms}
+            print(json.dumps(line, ensure_ascii=False))
+        else:
+            print(_block_text(block, ids, terms))
+    return EXIT_OK
+
+
+def _preview_setup(
+    watchlist: Watchlist, args: argparse.Namespace
+) -> tuple[FetchRequest, ExtractRules, Watching]:
+    """What `preview` fetches, how it extracts, and whose names it looks for: the watch's
+    (--select/--remove replace its own), or for a URL the watchlist's defaults."""
+    matchers = Matchers(watchlist)
+    override = ExtractRules(tuple(args.select), tuple(args.remove))
+    if "://" in args.target:
+        defaults = watchlist.defaults
+        headers = dict(defaults.headers)
+        if defaults.user_agent and not any(k.lower() == "user-agent" for k in headers):
+            headers["User-Agent"] = defaults.user_agent
+        request = FetchRequest(
+            args.target,
+            tuple(headers.items()),
+            max_bytes=defaults.max_size,
+            deadline=defaults.timeout,
+        )
+        return request, override, matchers.for_ids(defaults.jurisdictions)
+    watch = watchlist.watch(args.target)
+    if watch is None:
+        raise UsageError(f"unknown watch id {args.target!r} (give a URL, or see monitor list)")
+    rules = watch.rules
+    if args.select or args.remove:
+        rules = replace(rules, select=override.select, remove=override.remove)
+    request = FetchRequest(
+        watch.url, watch.headers, max_bytes=watch.max_size, deadline=watch.timeout
+    )
+    return request, rules, matchers.for_watch(watch)
+
+
+def _block_text(block: Block, ids: Sequence[str], terms: Sequence[str]) -> str:
+    """`[paragraph] Privacy > Requests` then the text, then the names found in it."""
+    path = " > ".join(block.path) or "(top)"
+    lines = [f"[{block.kind}] {path}", f"    {block.text}"]
+    if ids:
+        lines.append(f"    jurisdictions: {', '.join(ids)} ({', '.join(map(repr, terms))})")
+    return "\n".join(lines)
+
+
 def cmd_test_notify(args: argparse.Namespace) -> int:
     watchlist = _load(args)
     names = args.routes or list(watchlist.routes)
@@ -599,6 +683,7 @@ def _watch_line(watch: Watch, state: WatchState) -> dict[str, object]:
 
 COMMANDS = {
     "list": cmd_list,
+    "preview": cmd_preview,
     "alerts": cmd_alerts,
     "test-notify": cmd_test_notify,
     "run": cmd_run,

@@ -348,3 +348,76 @@ def test_output_piped_into_a_command_that_stops_reading_ends_quietly(tmp_path: P
         code = proc.wait(timeout=60)
     assert err == ""
     assert code == 141  # as a Unix tool killed by SIGPIPE: the shell's 128 + 13
+
+
+PAGE = """<html><body><main>
+<h1>Data requests</h1><p>We answer requests from Hong Kong.</p>
+<h2>Elsewhere</h2><p>Requests from Macao are rare.</p><p>Nothing here.</p>
+<nav class="menu">Menu about Hong Kong</nav>
+</main></body></html>"""
+
+
+def test_preview_a_url_shows_blocks_paths_and_names_and_stores_nothing(
+    tmp_path: Path,
+    site: LocalSite,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the built-in watchlist's defaults, no store
+    monkeypatch.delenv("MONITOR_WATCHLIST", raising=False)
+    site["/p"] = PAGE
+    assert main(["preview", site.url("/p"), "--remove", "nav", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[1] == {
+        "type": "block",
+        "kind": "paragraph",
+        "text": "We answer requests from Hong Kong.",
+        "path": ["Data requests"],
+        "jurisdictions": ["HK"],
+        "terms": ["Hong Kong"],
+    }
+    assert [(b["path"], b["jurisdictions"]) for b in lines[3:]] == [
+        (["Data requests", "Elsewhere"], ["MO"]),
+        (["Data requests", "Elsewhere"], []),
+    ]
+    assert not any("Menu" in b["text"] for b in lines)  # --remove applied
+    assert main(["preview", site.url("/p"), "--select", "h2"]) == 0
+    assert capsys.readouterr().out == "[heading] (top)\n    Elsewhere\n"  # selected alone
+    assert list(tmp_path.iterdir()) == []  # no store opened or created
+
+
+def test_preview_a_watch_uses_its_rules_and_jurisdictions(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site["/p"] = PAGE
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        f"watches:\n  - {{id: w, url: '{site.url('/p')}', remove: [nav], jurisdictions: [MO]}}\n"
+    )
+    assert main(["preview", "w", "--watchlist", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "    jurisdictions: MO ('Macao')" in out
+    assert "HK" not in out and "Menu" not in out  # only MO is watched; nav removed
+    assert main(["preview", "nosuch", "--watchlist", str(path)]) == 2
+    assert "unknown watch id 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("page", "options", "reason"),
+    [
+        ("/missing", [], "permanent: HTTP 404"),
+        ("/p", ["--select", "#nosuch"], "extraction: "),
+    ],
+    ids=["fetch", "extract"],
+)
+def test_preview_says_why_a_page_could_not_be_read(
+    page: str,
+    options: list[str],
+    reason: str,
+    site: LocalSite,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    site["/p"] = PAGE
+    assert main(["preview", site.url(page), *options]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"monitor: {site.url(page)}: {reason}"), err
