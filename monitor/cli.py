@@ -1,5 +1,5 @@
-"""The command line: `monitor run | check | validate | health | diff | history | alerts |
-test-notify | verify`.
+"""The command line: `monitor run | check | list | validate | preview | health | diff |
+history | show | alerts | test-notify | verify`.
 
 Exit codes (documented in the README):
     0  success (for `check`: it ran, and at least one check did not fail)
@@ -8,8 +8,8 @@ Exit codes (documented in the README):
     3  `check` ran, and every check failed (offline, or every page broken)
   141  the output's reader stopped reading (`| head`), as for any Unix tool
 
-Commands that only read (history, diff, alerts, verify, health) open the store with
-`create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
+Commands that only read (list, history, diff, show, alerts, verify, health) open the
+store with `create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from monitor.check import check_all
 from monitor.config import Watch, Watchlist
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
-from monitor.errors import ConfigError, ExtractError, FetchError, MonitorError
+from monitor.errors import ConfigError, ExtractError, FetchError, MonitorError, StoreError
 from monitor.fetch import make_client
 from monitor.jurisdictions import Watching
 from monitor.limits import HostLimiter
@@ -213,6 +213,15 @@ def _add_inspection(sub: Any) -> None:
             help=f"{what} what this selector matches (repeatable; replaces the watch's own)",
         )
     pre.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+    show = sub.add_parser("show", help="print a stored version's text, or a raw body")
+    _db_arg(show)
+    what = show.add_mutually_exclusive_group(required=True)
+    what.add_argument("version", nargs="?", type=int, metavar="VERSION", help="a version id")
+    what.add_argument(
+        "--raw", metavar="SHA256", help="write the raw body with this SHA-256 to stdout, as served"
+    )
+    show.add_argument("--json", action="store_true", help="print one JSON object per line")
 
 
 def _watchlist_arg(parser: argparse.ArgumentParser) -> None:
@@ -616,6 +625,49 @@ def _block_text(block: Block, ids: Sequence[str], terms: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    with _read_store(args) as store:
+        if args.raw:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(_raw_body(store, args.raw))
+            return EXIT_OK
+        try:
+            version = store.version(args.version)
+        except StoreError as exc:
+            raise UsageError(f"{exc} (see monitor history WATCH_ID)") from None
+        sha = store.snapshot_sha(version.snapshot_id)
+    if args.json:
+        head = {"type": "version", **_version_json(version), "sha256": sha}
+        print(json.dumps(head, ensure_ascii=False))
+        for block in version.document:
+            print(json.dumps({"type": "block", **block.to_json()}, ensure_ascii=False))
+        return EXIT_OK
+    print(
+        f"version {version.id} of {version.watch_id} ({version.kind}, "
+        f"{version.created_at:%Y-%m-%d %H:%M:%S} UTC), raw body SHA-256 {sha or '—'}"
+    )
+    for block in version.document:
+        print(_block_text(block, (), ()))
+    return EXIT_OK
+
+
+def _raw_body(store: Store, sha: str) -> bytes:
+    try:
+        return store.body(sha.lower())
+    except StoreError:
+        raise UsageError(f"no raw body with SHA-256 {sha} in the store") from None
+
+
+def _version_json(version: StoredVersion) -> dict[str, object]:
+    return {
+        "id": version.id,
+        "watch": version.watch_id,
+        "kind": str(version.kind),
+        "created_at": version.created_at.isoformat(),
+        "blocks": len(version.document),
+    }
+
+
 def cmd_test_notify(args: argparse.Namespace) -> int:
     watchlist = _load(args)
     names = args.routes or list(watchlist.routes)
@@ -684,6 +736,7 @@ def _watch_line(watch: Watch, state: WatchState) -> dict[str, object]:
 COMMANDS = {
     "list": cmd_list,
     "preview": cmd_preview,
+    "show": cmd_show,
     "alerts": cmd_alerts,
     "test-notify": cmd_test_notify,
     "run": cmd_run,

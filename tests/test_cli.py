@@ -105,7 +105,7 @@ def test_every_command_explains_its_options(
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: monitor {command}")
-    if command not in ("health", "history", "alerts", "verify"):
+    if command not in ("health", "history", "alerts", "verify", "show"):
         assert "--watchlist" in out
 
 
@@ -131,6 +131,8 @@ READING = [
     ["alerts"],
     ["history", "w"],
     ["diff", "w"],
+    ["show", "1"],
+    ["show", "--raw", "ab12"],
 ]
 
 
@@ -421,3 +423,48 @@ def test_preview_says_why_a_page_could_not_be_read(
     assert main(["preview", site.url(page), *options]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"monitor: {site.url(page)}: {reason}"), err
+
+
+def test_show_prints_a_versions_blocks_and_a_raw_body_by_its_hash(
+    db: str, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    sha = snap("page 0").sha256
+    assert main(["show", "1", "--db", db]) == 0
+    assert capsysbinary.readouterr().out.decode().splitlines() == [
+        f"version 1 of w (baseline, 2026-11-01 12:00:00 UTC), raw body SHA-256 {sha}",
+        "[heading] (top)",
+        "    Requests",
+        "[paragraph] Requests",
+        "    Hong Kong: 12",
+    ]
+    assert main(["show", "2", "--db", db, "--json"]) == 0
+    lines = [json.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
+    assert lines == [
+        {
+            "type": "version",
+            "id": 2,
+            "watch": "w",
+            "kind": "change",
+            "created_at": "2026-11-01T12:00:00+00:00",
+            "blocks": 1,
+            "sha256": snap("page 1").sha256,
+        },
+        {"type": "block", "kind": "heading", "text": "Requests", "path": [], "level": 1},
+    ]
+    assert main(["show", "--raw", sha, "--db", db]) == 0
+    assert capsysbinary.readouterr().out == b"page 0"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["show", "99"], "no version 99 (see monitor history WATCH_ID)"),
+        (["show", "--raw", "ab12"], "no raw body with SHA-256 ab12 in the store"),
+    ],
+    ids=["version", "raw"],
+)
+def test_show_of_something_not_stored_is_a_usage_error(
+    command: list[str], message: str, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--db", db]) == 2
+    assert capsys.readouterr().err == f"monitor: {message}\n"
