@@ -54,7 +54,7 @@ from monitor.model import (
     WatchState,
 )
 from monitor.notify import redact, send
-from monitor.pipeline import Matchers, detect
+from monitor.pipeline import Detection, Matchers, detect
 from monitor.render import Style, render_diff
 from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
@@ -145,9 +145,12 @@ def _parser() -> argparse.ArgumentParser:
         help="mark edits in colour (default: on a terminal)",
     )
 
+    _json_arg(diff)
+
     hist = sub.add_parser("history", help="list the stored versions of a watch")
     _db_arg(hist)
     hist.add_argument("watch_id", metavar="WATCH_ID")
+    _json_arg(hist)
 
     alerts = sub.add_parser("alerts", help="list recent alerts and their deliveries")
     _db_arg(alerts)
@@ -156,6 +159,8 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--failed", action="store_true", help="only alerts given up on")
     alerts.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     alerts.add_argument("--show", action="store_true", help="print each alert's text")
+    alerts.add_argument("--watch", metavar="WATCH_ID", help="only this watch's alerts")
+    _json_arg(alerts)
 
     test = sub.add_parser("test-notify", help="send a test alert to a route's destinations")
     _watchlist_arg(test)
@@ -222,6 +227,10 @@ def _add_inspection(sub: Any) -> None:
         "--raw", metavar="SHA256", help="write the raw body with this SHA-256 to stdout, as served"
     )
     show.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
+def _json_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object per line")
 
 
 def _watchlist_arg(parser: argparse.ArgumentParser) -> None:
@@ -483,6 +492,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     with _read_store(args) as store:
         versions = _versions_of(store, args.watch_id)
         counts = {v.id: len(store.findings(version_id=v.id)) for v in versions}
+    if args.json:
+        for v in versions:
+            line = {"type": "version", **_version_json(v), "findings": counts[v.id]}
+            print(json.dumps(line, ensure_ascii=False))
+        return EXIT_OK
     print("version  recorded (UTC)        kind        blocks  findings")
     for v in versions:
         at = v.created_at.strftime("%Y-%m-%d %H:%M:%S")
@@ -499,6 +513,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     default = watchlist.defaults.jurisdictions
     matcher = matchers.for_watch(watch) if watch else matchers.for_ids(default)
     found = detect(old.document, new.document, matcher, watch.about if watch else None)
+    if args.json:
+        _print_diff_json(args.watch_id, old, new, found)
+        return EXIT_OK
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     title = (
         f"{args.watch_id}: version {old.id} ({old.created_at:%Y-%m-%d %H:%M}) → "
@@ -506,6 +523,32 @@ def cmd_diff(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(render_diff(title, found.changes, found.findings, Style(color)))
     return EXIT_OK
+
+
+def _print_diff_json(
+    watch_id: str, old: StoredVersion, new: StoredVersion, found: Detection
+) -> None:
+    """A `change` line per change, then a `finding` line per finding (as `check --json`)."""
+    for change in found.changes:
+        line: dict[str, object] = {
+            "type": "change",
+            "watch": watch_id,
+            "from": old.id,
+            "to": new.id,
+            "change": str(change.kind),
+            "block_kind": change.block_kind,
+            "before": change.before,
+            "after": change.after,
+            "section": list(change.path),
+        }
+        if change.segments:
+            line["segments"] = [list(s) for s in change.segments]
+        print(json.dumps(line, ensure_ascii=False))
+    as_checked = CheckResult(
+        watch_id, Outcome.CHANGED, new.created_at, 0.0, version_id=new.id, findings=found.findings
+    )
+    for finding in as_checked.finding_lines():
+        print(json.dumps(finding, ensure_ascii=False))
 
 
 def _versions_of(store: Store, watch_id: str) -> list[StoredVersion]:
@@ -539,7 +582,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         DeliveryStatus.PENDING if args.pending else (DeliveryStatus.FAILED if args.failed else None)
     )
     with _read_store(args) as store:
-        rows = store.alerts(status, limit=args.limit)
+        rows = _alert_rows(store, status, args)
+        if args.json:
+            befores = _versions_before(store, rows)
+    if args.json:
+        for row in rows:
+            print(json.dumps(alert_json(row, befores.get(row.id)), ensure_ascii=False))
+        return EXIT_OK
     if not rows:
         print("no alerts" + (f" with {status} deliveries" if status else ""))
     for row in rows:
@@ -549,6 +598,52 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if args.show:
             print(Message.from_json(row.message).text)
     return EXIT_OK
+
+
+def _alert_rows(
+    store: Store, status: DeliveryStatus | None, args: argparse.Namespace
+) -> list[AlertRow]:
+    """The newest `--limit` alerts (of `--watch` when given: filtered here, over them all)."""
+    if not args.watch:
+        return store.alerts(status, limit=args.limit)
+    rows = store.alerts(status, limit=ALL_ALERTS)
+    return [r for r in rows if r.watch_id == args.watch][: args.limit]
+
+
+ALL_ALERTS = 2**31 - 1
+
+
+def _versions_before(store: Store, rows: Sequence[AlertRow]) -> dict[int, int]:
+    """Each change alert's "before" version: its watch's version stored just before."""
+    ids: dict[str, list[int]] = {}
+    befores = {}
+    for row in rows:
+        if row.version_id is None:
+            continue
+        if row.watch_id not in ids:
+            ids[row.watch_id] = [v.id for v in store.versions(row.watch_id)]
+        earlier = [v for v in ids[row.watch_id] if v < row.version_id]
+        if earlier:
+            befores[row.id] = earlier[-1]
+    return befores
+
+
+def alert_json(row: AlertRow, before: int | None) -> dict[str, object]:
+    """One alert for `alerts --json`: versions are [before, after], null when unknown."""
+    return {
+        "type": "alert",
+        "id": row.id,
+        "watch": row.watch_id,
+        "kind": str(row.kind),
+        "title": row.title,
+        "created_at": row.created_at.isoformat(),
+        "jurisdictions": list(row.jurisdictions),
+        "versions": [before, row.version_id],
+        "deliveries": [
+            {"destination": d.label, "status": str(d.status), "attempts": d.attempts}
+            for d in row.deliveries
+        ],
+    }
 
 
 NO_ROUTE = "stored   (no route)"  # an alert with no delivery: it is kept in the store only

@@ -468,3 +468,73 @@ def test_show_of_something_not_stored_is_a_usage_error(
 ) -> None:
     assert main([*command, "--db", db]) == 2
     assert capsys.readouterr().err == f"monitor: {message}\n"
+
+
+def test_history_and_diff_print_json_lines(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "w", "--db", db, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        {
+            "type": "version",
+            "id": i + 1,
+            "watch": "w",
+            "kind": kind,
+            "created_at": "2026-11-01T12:00:00+00:00",
+            "blocks": 2 - i,
+            "findings": 0,
+        }
+        for i, kind in enumerate(("baseline", "change"))
+    ]
+    assert main(["diff", "w", "--db", db, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    changes = [line for line in lines if line["type"] == "change"]
+    findings = [line for line in lines if line["type"] == "finding"]
+    assert changes and all(c["from"] == 1 and c["to"] == 2 for c in changes)
+    assert any(c["before"] == "Hong Kong: 12" and c["after"] is None for c in changes)
+    assert findings and all(f["jurisdiction"] == "HK" and f["version"] == 2 for f in findings)
+    assert findings[0]["before"] == "Hong Kong: 12"
+    assert len(changes) + len(findings) == len(lines)
+
+
+def test_alerts_json_has_the_issues_shape_and_alerts_watch_filters(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.open(db) as store:
+        alert = AlertRecord("w", AlertKind.CHANGE, "W changed again", "{}", ("HK", "MO"))
+        store.record(
+            CheckRecord(
+                "w",
+                T0,
+                0.1,
+                Outcome.CHANGED,
+                snapshot=snap("page 2"),
+                rules_hash="r",
+                document=DOC[1:],
+                version_kind=VersionKind.CHANGE,
+                alerts=(alert,),
+            )
+        )
+        store.add_alert(AlertRecord("other", AlertKind.HEALTH, "Other failing", "{}"), T0)
+    assert main(["alerts", "--db", db, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["id"] for line in lines] == [4, 3, 2, 1]
+    assert lines[1] == {
+        "type": "alert",
+        "id": 3,
+        "watch": "w",
+        "kind": "change",
+        "title": "W changed again",
+        "created_at": lines[1]["created_at"],
+        "jurisdictions": ["HK", "MO"],
+        "versions": [2, 3],
+        "deliveries": [],
+    }
+    assert lines[3]["versions"] == [None, None]  # written without a version
+    assert lines[3]["deliveries"] == [
+        {"destination": "https://h/…", "status": "failed", "attempts": 1}
+    ]
+    assert main(["alerts", "--db", db, "--json", "--watch", "other"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["id"], line["kind"]) for line in lines] == [(4, "health")]
+    assert main(["alerts", "--db", db, "--watch", "w", "--limit", "1"]) == 0
+    assert capsys.readouterr().out.startswith("#3 ")
