@@ -10,7 +10,7 @@ alert ledger's worker.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 
 import httpx
@@ -28,9 +28,35 @@ from monitor.pipeline import Matchers
 from monitor.store import Store
 
 
-def load_watchlist(path: str | os.PathLike[str]) -> Watchlist:
-    """The watchlist at `path`, with route URLs checked by apprise itself."""
-    return config.load(path, check_url=notify.validate)
+def load_watchlist(path: str | os.PathLike[str], *, sending: bool = True) -> Watchlist:
+    """The watchlist at `path`, with route URLs checked by apprise itself.
+
+    A command that sends nothing (`diff`, `list`, `preview`) needs no notification
+    secret: with `sending=False` an unset `${VAR}` stands for a placeholder and route
+    URLs are not checked, so a researcher can read the history without the desk's
+    passwords."""
+    if sending:
+        return config.load(path, check_url=notify.validate)
+    return config.load(path, env=_Unset(os.environ))
+
+
+class _Unset(Mapping[str, str]):
+    """The environment, where every variable that is not set reads as a placeholder."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        return self._environ.get(name, "unset")
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
 
 
 def check_context(

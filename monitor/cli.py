@@ -334,8 +334,9 @@ def _command(argv: Sequence[str] | None) -> int:
         return EXIT_FAILED
 
 
-def _load(args: argparse.Namespace) -> Watchlist:
-    return load_watchlist(args.watchlist or default_watchlist())
+def _load(args: argparse.Namespace, *, sending: bool = True) -> Watchlist:
+    """The watchlist; a command that sends nothing needs no route secret."""
+    return load_watchlist(args.watchlist or default_watchlist(), sending=sending)
 
 
 def _read_store(args: argparse.Namespace) -> Store:
@@ -505,7 +506,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    watchlist = _load(args)
+    watchlist = _load(args, sending=False)
     with _read_store(args) as store:
         old, new = _version_pair(store, args)
     watch = next((w for w in watchlist.watches if w.id == args.watch_id), None)
@@ -661,7 +662,7 @@ def delivery_line(d: DeliveryRow) -> str:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    watchlist = _load(args)
+    watchlist = _load(args, sending=False)
     request, rules, matcher = _preview_setup(watchlist, args)
     try:
         document = asyncio.run(preview(request, rules))
@@ -787,7 +788,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    watchlist = _load(args)
+    watchlist = _load(args, sending=False)
     watches = _selected(watchlist, args)
     try:
         with _read_store(args) as store:
