@@ -359,6 +359,7 @@ class Daemon:
             result.watch,
             result.outcome.value,
             f" ({result.failure}: {result.message})" if result.failure else "",
+            extra=_fields(result),
         )
         if self.on_result is not None:
             self.on_result(result)
@@ -368,6 +369,22 @@ class Daemon:
         """A new alert should not wait for the next delivery pass: run one now."""
         if not self._stopping and self.scheduler.get_job("deliver") is not None:
             self.scheduler.modify_job("deliver", next_run_time=self.now())
+
+
+def _fields(result: CheckResult) -> dict[str, object]:
+    """A check's log line as fields (`logs.FIELDS`), for `--log-format json`."""
+    fields: dict[str, object] = {
+        "watch": result.watch,
+        "outcome": result.outcome.value,
+        "elapsed": round(result.elapsed, 3),
+        "findings": len(result.findings),
+        "alerts": len(result.alerts),
+    }
+    if result.failure is not None:
+        fields["failure"] = result.failure.value
+    if result.version_id is not None:
+        fields["version"] = result.version_id
+    return fields
 
 
 def run(daemon: Daemon) -> int:

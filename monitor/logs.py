@@ -11,9 +11,14 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+# Structured fields a log call may pass with `extra=` (a check's result in the daemon);
+# the JSON formatter writes those present beside the message, the text one ignores them.
+FIELDS = ("watch", "outcome", "failure", "elapsed", "version", "findings", "alerts")
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (and exception)."""
+    """One JSON object per line: time, level, logger, message, the `FIELDS` a call
+    passed with `extra=` (and exception)."""
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
@@ -22,9 +27,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        data |= {key: record.__dict__[key] for key in FIELDS if key in record.__dict__}
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        return json.dumps(data, ensure_ascii=False, default=str)
 
 
 def setup(fmt: str = "text", *, debug: bool = False) -> None:

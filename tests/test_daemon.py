@@ -625,3 +625,38 @@ def test_a_failed_check_is_retried_with_back_off_and_soon_after_a_restart(
 
     run(go)
     assert world.outcomes() == ["failed", "failed", "failed", "new", "failed"]
+
+
+# --- a check's log line carries structured fields ----------------------------------------
+
+
+def test_a_checks_log_line_carries_its_fields_for_json_logs(
+    world: World, store: Store, logs: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from monitor.logs import JsonFormatter
+
+    world.site.pages["/p"] = page(HK_BEFORE)
+    world.file.write_text(watchlist_text({"meta-hk": "/p", "gone": "/missing"}))
+
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        await daemon.run_check("meta-hk")
+        await daemon.run_check("gone")
+        await daemon.stop()
+
+    run(go)
+    lines = [
+        json.loads(JsonFormatter().format(r))
+        for r in logs.records
+        if r.name == "monitor.daemon" and getattr(r, "watch", None)
+    ]
+    new, failed = lines
+    assert new["message"] == "meta-hk: new" and new["outcome"] == "new"
+    assert new["watch"] == "meta-hk" and isinstance(new["elapsed"], float)
+    assert isinstance(new["version"], int) and new["findings"] == 0 and new["alerts"] == 0
+    assert "failure" not in new
+    assert failed["watch"] == "gone" and failed["outcome"] == "failed"
+    assert failed["failure"] == "permanent" and "version" not in failed
