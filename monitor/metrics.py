@@ -8,7 +8,9 @@ instance, never the library's global one.
 
 When the store cannot be read (locked, damaged, gone), both endpoints answer `503`
 with a one-line reason: an orchestrator or a scraper sees why, instead of an empty
-reply and a traceback in the daemon's log.
+reply and a traceback in the daemon's log. `/healthz` also answers `503` while the
+last `UNANSWERED_WINDOW` finished checks all failed without any HTTP answer (DNS,
+connection, timeout): the daemon is alive, but its network looks down.
 """
 
 from __future__ import annotations
@@ -22,11 +24,25 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.errors import StoreError
-from monitor.model import CheckResult
+from monitor.errors import FailureKind, StoreError
+from monitor.model import CheckResult, Outcome
 from monitor.store import Store
 
 log = logging.getLogger("monitor.metrics")
+
+UNANSWERED_WINDOW = 10  # finished checks in a row without an HTTP answer: network down
+_NO_ANSWER_KINDS = (FailureKind.TRANSIENT, FailureKind.PERMANENT)
+
+
+def answered(result: CheckResult) -> bool:
+    """Whether a page's host gave any HTTP answer (even an error status) to the check.
+
+    A failure without one is transient or permanent (DNS, connection, timeout) and has
+    no `HTTP <status>` message, which fetch and the browser give every status failure.
+    """
+    if result.outcome is not Outcome.FAILED or result.failure not in _NO_ANSWER_KINDS:
+        return True
+    return (result.message or "").startswith("HTTP ")
 
 
 class _StoreCollector(Collector):
@@ -78,12 +94,26 @@ class Metrics:
             "monitor_findings", "Findings by jurisdiction", ["jurisdiction"], registry=self.registry
         )
         self.registry.register(_StoreCollector(store, watch_ids))
+        self.unanswered = 0  # finished checks in a row without an HTTP answer
+        self.unanswered_since: datetime | None = None  # the first of them began then
 
     def observe(self, result: CheckResult) -> None:
+        if answered(result):
+            self.unanswered, self.unanswered_since = 0, None
+        else:
+            self.unanswered += 1
+            self.unanswered_since = self.unanswered_since or result.started_at
         self.checks.labels(result.outcome.value).inc()
         self.latency.observe(result.elapsed)
         for finding in result.findings:
             self.findings.labels(finding.jurisdiction).inc()
+
+    def network_down(self) -> str | None:
+        """Why `/healthz` fails although the daemon is alive, or None."""
+        if self.unanswered < UNANSWERED_WINDOW or self.unanswered_since is None:
+            return None
+        since = self.unanswered_since.isoformat()
+        return f"no page answered since {since}: the monitor's network looks down"
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -135,6 +165,9 @@ def _route(path: str, metrics: Metrics, healthy: Callable[[], bool]) -> tuple[st
         return "200 OK", metrics.exposition(), "text/plain; version=0.0.4; charset=utf-8"
     if path == "/healthz":
         ok = healthy()
+        down = metrics.network_down() if ok else None
+        if down is not None:
+            return "503 Service Unavailable", f"{down}\n".encode(), "text/plain"
         stamp = datetime.now(UTC).isoformat()
         body = f"{'ok' if ok else 'unhealthy'} {stamp}\n".encode()
         return ("200 OK" if ok else "503 Service Unavailable"), body, "text/plain"

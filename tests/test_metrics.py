@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from monitor.errors import FailureKind
 from monitor.metrics import Metrics, parse_address, serve_http
 from monitor.model import AlertRecord, CheckRecord, CheckResult, Finding, Outcome
 from monitor.store import Store
@@ -103,3 +104,37 @@ def test_parse_address_defaults_to_localhost(value: str, address: tuple[str, int
 def test_parse_address_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="not a port"):
         parse_address("localhost")
+
+
+def test_healthz_is_503_while_no_page_answered_in_the_last_checks(store: Store) -> None:
+    metrics = Metrics(store, list)
+    down = CheckResult(
+        "a",
+        Outcome.FAILED,
+        NOW,
+        5.0,
+        failure=FailureKind.TRANSIENT,
+        message="connection failed: [Errno 101] Network is unreachable",
+    )
+    for _ in range(9):
+        metrics.observe(down)
+    [still_ok] = fetch(metrics, True, "/healthz")
+    assert still_ok.status_code == 200  # nine are not yet the window
+    metrics.observe(down)
+    [bad] = fetch(metrics, True, "/healthz")
+    assert bad.status_code == 503
+    assert bad.text.startswith(f"no page answered since {NOW.isoformat()}")
+    assert "network looks down" in bad.text
+    # an HTTP error is an answer: the network works, the page is the problem
+    metrics.observe(
+        CheckResult(
+            "b",
+            Outcome.FAILED,
+            NOW,
+            0.2,
+            failure=FailureKind.TRANSIENT,
+            message="HTTP 503: server error",
+        )
+    )
+    [ok] = fetch(metrics, True, "/healthz")
+    assert ok.status_code == 200 and ok.text.startswith("ok")
