@@ -207,3 +207,18 @@ def test_install_steps_and_command_line_work(tmp_path: Path, site: LocalSite) ->
         outcome = json.loads(done.stdout.splitlines()[0])["outcome"]
         assert outcome in ("new", "unchanged"), done.stderr  # the daemon may have been first
         assert ("app", "new", 1) in checks(data)  # a baseline, from a rendered snapshot
+
+
+def test_compose_runs_without_an_env_file_and_its_watchlist_is_not_the_package() -> None:
+    """Editing ./watchlist.yaml for Compose never edits the installed default."""
+    import yaml
+
+    service = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["monitor"]
+    assert service["env_file"] == [{"path": "monitor.env", "required": False}]
+    assert "./watchlist.yaml:/etc/monitor/watchlist.yaml:ro" in service["volumes"]
+    assert not (ROOT / "watchlist.yaml").is_symlink()
+
+
+def test_the_watchlist_comment_says_what_the_loader_accepts() -> None:
+    text = (ROOT / "monitor/data/watchlist.yaml").read_text()
+    assert "#   url       the page: an http:// or https:// URL" in text.splitlines()
