@@ -360,9 +360,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     if unknown := [i for i in args.watch_ids if i not in known]:
         print(f"monitor: unknown watch id(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_USAGE
+    named = set(args.watch_ids)
     watches = [
-        w for w in _selected(watchlist, args) if not args.watch_ids or w.id in args.watch_ids
+        w
+        for w in _selected(watchlist, args)
+        if (w.id in named if named else w.enabled)  # a disabled watch runs only when named
     ]
+    for watch in watches:
+        if not watch.enabled:
+            print(
+                f"monitor: {watch.id} is disabled (enabled: false); "
+                "checking it because it was named",
+                file=sys.stderr,
+            )
     progress = _Progress(len(watches), sys.stderr, json_mode=args.json)
 
     async def go(store: Store) -> tuple[list[CheckResult], Report]:
@@ -803,6 +813,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             last = f"{state.last_outcome or 'never checked'}"
             if state.last_check_at:
                 last += f" {state.last_check_at:%Y-%m-%d %H:%M}"
+            if not watch.enabled:
+                last = f"disabled, {last}"
             places = ",".join(watch.jurisdictions)
             print(f"{watch.id:<40} {watch.platform:<12} {watch.kind:<20} {places:<10} {last}")
     return EXIT_OK
@@ -818,6 +830,7 @@ def _watch_line(watch: Watch, state: WatchState) -> dict[str, object]:
         "url": watch.url,
         "kind": watch.kind,
         "tags": list(watch.tags),
+        "enabled": watch.enabled,
         "jurisdictions": list(watch.jurisdictions),
         "about": watch.about,
         "interval": schedule.interval,

@@ -538,3 +538,35 @@ def test_alerts_json_has_the_issues_shape_and_alerts_watch_filters(
     assert [(line["id"], line["kind"]) for line in lines] == [(4, "health")]
     assert main(["alerts", "--db", db, "--watch", "w", "--limit", "1"]) == 0
     assert capsys.readouterr().out.startswith("#3 ")
+
+
+def test_a_disabled_watch_is_skipped_by_check_unless_named_and_listed_as_disabled(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("m", "t", "a"):
+        site[f"/{name}"] = "<html><body><main><p>Requests from Hong Kong.</p></main></body></html>"
+    path = tmp_path / "w.yaml"
+    text = TAGGED.replace("https://example.org", site.url(""))
+    path.write_text(text.replace("tags: [guidelines]", "tags: [guidelines], enabled: false"))
+    db = str(tmp_path / "m.db")
+    args = ["check", "--watchlist", str(path), "--db", db]
+    assert main([*args, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["watch"] for line in lines] == ["meta-hk", "apple-cn"]
+    assert [requested for requested, _ in site.requests] == ["/m", "/a"]
+
+    assert main([*args, "tiktok-le"]) == 0  # named: it runs, and says it is disabled
+    err = capsys.readouterr().err
+    assert "tiktok-le is disabled (enabled: false); checking it because it was named" in err
+    assert [requested for requested, _ in site.requests][-1] == "/t"
+
+    assert main(["list", "--watchlist", str(path), "--db", db, "--json"]) == 0
+    listed = {w["id"]: w for w in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert [listed[i]["enabled"] for i in ("meta-hk", "tiktok-le", "apple-cn")] == [
+        True,
+        False,
+        True,
+    ]
+    assert main(["list", "--watchlist", str(path), "--db", db]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "disabled" in rows["tiktok-le"] and "disabled" not in rows["meta-hk"]
