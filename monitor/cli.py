@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,7 +32,7 @@ from monitor import __version__
 from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
-from monitor.config import Watch, Watchlist
+from monitor.config import Schedule, Watch, Watchlist
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
 from monitor.errors import ConfigError, ExtractError, FetchError, MonitorError, StoreError
@@ -50,13 +50,14 @@ from monitor.model import (
     FetchRequest,
     Finding,
     Outcome,
+    StoredFinding,
     StoredVersion,
     WatchState,
 )
 from monitor.notify import redact, send
 from monitor.pipeline import Detection, Matchers, detect
 from monitor.render import Style, render_diff
-from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age
+from monitor.schedule import DEFAULT_INTERVAL, HEALTH_MAX_AGE, heartbeat_age, trigger
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
@@ -360,9 +361,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     if unknown := [i for i in args.watch_ids if i not in known]:
         print(f"monitor: unknown watch id(s): {', '.join(unknown)}", file=sys.stderr)
         return EXIT_USAGE
+    named = set(args.watch_ids)
     watches = [
-        w for w in _selected(watchlist, args) if not args.watch_ids or w.id in args.watch_ids
+        w
+        for w in _selected(watchlist, args)
+        if (w.id in named if named else w.enabled)  # a disabled watch runs only when named
     ]
+    for watch in watches:
+        if not watch.enabled:
+            print(
+                f"monitor: {watch.id} is disabled (enabled: false); "
+                "checking it because it was named",
+                file=sys.stderr,
+            )
     progress = _Progress(len(watches), sys.stderr, json_mode=args.json)
 
     async def go(store: Store) -> tuple[list[CheckResult], Report]:
@@ -793,23 +804,68 @@ def cmd_list(args: argparse.Namespace) -> int:
     try:
         with _read_store(args) as store:
             states = {s.watch_id: s for s in store.states()}
+            newest = store.newest_findings()
     except MissingStore:
-        states = {}  # nothing checked yet: every watch is listed as never checked
+        states, newest = {}, {}  # nothing checked yet: every watch is listed as never checked
     for watch in watches:
         state = states.get(watch.id, WatchState(watch.id))
+        found = newest.get(watch.id)
         if args.json:
-            print(json.dumps(_watch_line(watch, state), ensure_ascii=False))
+            print(json.dumps(_watch_line(watch, state, found), ensure_ascii=False))
         else:
-            last = f"{state.last_outcome or 'never checked'}"
-            if state.last_check_at:
-                last += f" {state.last_check_at:%Y-%m-%d %H:%M}"
-            places = ",".join(watch.jurisdictions)
-            print(f"{watch.id:<40} {watch.platform:<12} {watch.kind:<20} {places:<10} {last}")
+            print(_watch_text(watch, state, found))
     return EXIT_OK
 
 
-def _watch_line(watch: Watch, state: WatchState) -> dict[str, object]:
+def _watch_text(
+    watch: Watch, state: WatchState, found: tuple[StoredFinding, datetime] | None
+) -> str:
+    """One watch for `monitor list`: what it is, its last check, finding and next run."""
+    last = f"{state.last_outcome or 'never checked'}"
+    if state.last_check_at:
+        last += f" {state.last_check_at:%Y-%m-%d %H:%M}"
+    if not watch.enabled:
+        last = f"disabled, {last}"
+    if found is not None:
+        finding, at = found
+        last += (
+            f", last finding {at:%Y-%m-%d %H:%M} "
+            f"{finding.finding.jurisdiction} {finding.finding.kind}"
+        )
+    due = next_due(watch, state)
+    if watch.enabled:
+        last += f", next due {due:%Y-%m-%d %H:%M}" if due else ", due now"
+    places = ",".join(watch.jurisdictions)
+    return f"{watch.id:<40} {watch.platform:<12} {watch.kind:<20} {places:<10} {last}"
+
+
+def next_due(watch: Watch, state: WatchState) -> datetime | None:
+    """When the watch's schedule next asks for a check after its last one: one interval
+    later, or the next cron time after it; None when never checked (due now) or disabled.
+    Jitter and the daemon's retries of failed checks are not counted."""
+    last = state.last_check_at
+    if last is None or not watch.enabled:
+        return None
+    if watch.schedule.cron is None:
+        return last + timedelta(seconds=watch.schedule.interval or DEFAULT_INTERVAL)
+    cron = trigger(Schedule(None, watch.schedule.cron))  # no jitter: the slot itself
+    fire: datetime | None = cron.get_next_fire_time(None, last + timedelta(seconds=1))
+    return fire
+
+
+def _watch_line(
+    watch: Watch, state: WatchState, found: tuple[StoredFinding, datetime] | None = None
+) -> dict[str, object]:
     schedule = watch.schedule
+    due = next_due(watch, state)
+    last_finding = None
+    if found is not None:
+        finding, at = found
+        last_finding = {
+            "at": at.isoformat(),
+            "jurisdiction": finding.finding.jurisdiction,
+            "kind": str(finding.finding.kind),
+        }
     return {
         "type": "watch",
         "id": watch.id,
@@ -818,6 +874,7 @@ def _watch_line(watch: Watch, state: WatchState) -> dict[str, object]:
         "url": watch.url,
         "kind": watch.kind,
         "tags": list(watch.tags),
+        "enabled": watch.enabled,
         "jurisdictions": list(watch.jurisdictions),
         "about": watch.about,
         "interval": schedule.interval,
@@ -826,6 +883,8 @@ def _watch_line(watch: Watch, state: WatchState) -> dict[str, object]:
         "last_check_at": state.last_check_at.isoformat() if state.last_check_at else None,
         "consecutive_failures": state.consecutive_failures,
         "last_error": state.last_error,
+        "last_finding": last_finding,
+        "next_due": due.isoformat() if due else None,
     }
 
 

@@ -216,6 +216,7 @@ class WatchSpec(_Schedule):
     jurisdictions: Listed[JurisdictionId] | None = None
     routes: Listed[str] | None = None
     tags: Listed[str] = Field(default_factory=list)
+    enabled: bool = True  # false: never scheduled, skipped by `check` unless named
     headers: dict[str, str] = Field(default_factory=dict)
     browser: BrowserMode | None = None
     wait_for: Selector | None = None
@@ -253,6 +254,7 @@ class Watch:
     failures_before_alert: int
     about: str | None = None
     tags: tuple[str, ...] = ()
+    enabled: bool = True  # false: the daemon schedules no job, `check` skips it unless named
     browser: str = "auto"  # never | auto | always
     wait_for: str | None = None  # rendered when this element has text; else `select`'s
 
@@ -689,6 +691,7 @@ class _Builder:
             failures_before_alert=defaults.failures_before_alert,
             about=self.canon(spec.about) if spec.about else None,
             tags=tuple(spec.tags),
+            enabled=spec.enabled,
             browser=spec.browser or defaults.browser,
             wait_for=spec.wait_for or (", ".join(spec.select) if spec.select else None),
         )

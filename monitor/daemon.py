@@ -277,6 +277,10 @@ class Daemon:
         now = self.now()
         states = {s.watch_id: s for s in self.store.states()}
         for watch in watches:
+            if not watch.enabled:  # `enabled: false`: no job; a reload may have just set it
+                if self.scheduler.get_job(f"watch:{watch.id}") is not None:
+                    self.scheduler.remove_job(f"watch:{watch.id}")
+                continue
             state = states.get(watch.id)
             first = schedule.first_run(
                 watch.schedule,

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,15 @@ import pytest
 from monitor import __version__
 from monitor.cli import COMMANDS, main
 from monitor.messages import note_message
-from monitor.model import AlertKind, AlertRecord, CheckRecord, Outcome, VersionKind
+from monitor.model import (
+    AlertKind,
+    AlertRecord,
+    CheckRecord,
+    Finding,
+    FindingKind,
+    Outcome,
+    VersionKind,
+)
 from monitor.store import Store
 from tests.conftest import LocalSite
 from tests.harness import ENV, monitor
@@ -538,3 +547,99 @@ def test_alerts_json_has_the_issues_shape_and_alerts_watch_filters(
     assert [(line["id"], line["kind"]) for line in lines] == [(4, "health")]
     assert main(["alerts", "--db", db, "--watch", "w", "--limit", "1"]) == 0
     assert capsys.readouterr().out.startswith("#3 ")
+
+
+def test_a_disabled_watch_is_skipped_by_check_unless_named_and_listed_as_disabled(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("m", "t", "a"):
+        site[f"/{name}"] = "<html><body><main><p>Requests from Hong Kong.</p></main></body></html>"
+    path = tmp_path / "w.yaml"
+    text = TAGGED.replace("https://example.org", site.url(""))
+    path.write_text(text.replace("tags: [guidelines]", "tags: [guidelines], enabled: false"))
+    db = str(tmp_path / "m.db")
+    args = ["check", "--watchlist", str(path), "--db", db]
+    assert main([*args, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["watch"] for line in lines] == ["meta-hk", "apple-cn"]
+    assert [requested for requested, _ in site.requests] == ["/m", "/a"]
+
+    assert main([*args, "tiktok-le"]) == 0  # named: it runs, and says it is disabled
+    err = capsys.readouterr().err
+    assert "tiktok-le is disabled (enabled: false); checking it because it was named" in err
+    assert [requested for requested, _ in site.requests][-1] == "/t"
+
+    assert main(["list", "--watchlist", str(path), "--db", db, "--json"]) == 0
+    listed = {w["id"]: w for w in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert [listed[i]["enabled"] for i in ("meta-hk", "tiktok-le", "apple-cn")] == [
+        True,
+        False,
+        True,
+    ]
+    assert main(["list", "--watchlist", str(path), "--db", db]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "disabled" in rows["tiktok-le"] and "disabled" not in rows["meta-hk"]
+
+
+SCHEDULED = """\
+watches:
+  - {id: meta-hk, platform: Meta, name: HK report, url: 'https://example.org/m', interval: 6h}
+  - {id: tiktok-le, platform: TikTok, name: Guidelines, url: 'https://example.org/t'}
+  - {id: apple-cn, platform: Apple, name: CN report, url: 'https://example.org/a',
+     cron: '30 */2 * * *'}
+  - {id: paused, platform: X, name: Paused, url: 'https://example.org/o', enabled: false}
+"""
+
+
+def _checked(watch_id: str, at: datetime, body: str, *findings: Finding) -> CheckRecord:
+    return CheckRecord(
+        watch_id,
+        at,
+        0.1,
+        Outcome.CHANGED if findings else Outcome.NEW,
+        snapshot=snap(body, at),
+        rules_hash="r",
+        document=DOC,
+        version_kind=VersionKind.CHANGE if findings else VersionKind.BASELINE,
+        findings=findings,
+    )
+
+
+def test_list_shows_each_watchs_last_finding_and_next_due_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(SCHEDULED)
+    db = tmp_path / "m.db"
+    hk = Finding("HK", FindingKind.SENTENCE_ADDED, "sentence", ("Hong Kong",))
+    cn = Finding("CN", FindingKind.APPEARED, "page", ("China",))
+    later = T0 + timedelta(hours=1)
+    with Store.open(str(db)) as store:
+        store.record(_checked("meta-hk", T0, "one", hk))
+        store.record(_checked("meta-hk", later, "two", cn))  # the newest finding: CN
+        store.record(_checked("meta-hk", later + timedelta(minutes=5), "three"))  # none
+        store.record(_checked("apple-cn", T0, "a"))
+        newest = store.newest_findings()
+    assert set(newest) == {"meta-hk"}
+    finding, at = newest["meta-hk"]
+    assert (finding.finding.jurisdiction, finding.finding.kind, at) == ("CN", "appeared", later)
+
+    assert main(["list", "--watchlist", str(path), "--db", str(db), "--json"]) == 0
+    rows = {w["id"]: w for w in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["meta-hk"]["last_finding"] == {
+        "at": later.isoformat(),
+        "jurisdiction": "CN",
+        "kind": "appeared",
+    }
+    assert rows["meta-hk"]["next_due"] == (later + timedelta(hours=6, minutes=5)).isoformat()
+    assert rows["apple-cn"]["next_due"] == (T0 + timedelta(minutes=30)).isoformat()
+    assert rows["apple-cn"]["last_finding"] is None
+    assert rows["tiktok-le"]["next_due"] is None and rows["tiktok-le"]["last_finding"] is None
+    assert rows["paused"]["next_due"] is None
+
+    assert main(["list", "--watchlist", str(path), "--db", str(db)]) == 0
+    text = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "last finding 2026-11-01 13:00 CN appeared" in text["meta-hk"]
+    assert "next due 2026-11-01 19:05" in text["meta-hk"]
+    assert "next due 2026-11-01 12:30" in text["apple-cn"]
+    assert "due now" in text["tiktok-le"] and "last finding" not in text["tiktok-le"]

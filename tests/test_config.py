@@ -612,3 +612,23 @@ def test_a_watch_needs_only_an_id_and_a_url() -> None:
 def test_an_empty_platform_or_name_is_still_a_mistake() -> None:
     found = problems(MINIMAL.replace("platform: Meta", "platform: ''"))
     assert any("(meta-hk).platform: must not be empty" in p for p in found)
+
+
+def test_enabled_is_per_watch_and_defaults_to_true() -> None:
+    watchlist = load(
+        """\
+        watches:
+          - {id: live, url: 'https://example.org/a'}
+          - {id: paused, url: 'https://example.org/b', enabled: false}
+        """
+    )
+    assert [(w.id, w.enabled) for w in watchlist.watches] == [("live", True), ("paused", False)]
+    [problem] = problems(
+        """\
+        defaults:
+          enabled: false
+        watches:
+          - {id: live, url: 'https://example.org/a'}
+        """
+    )
+    assert "defaults.enabled" in problem

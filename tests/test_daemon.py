@@ -660,3 +660,32 @@ def test_a_checks_log_line_carries_its_fields_for_json_logs(
     assert "failure" not in new
     assert failed["watch"] == "gone" and failed["outcome"] == "failed"
     assert failed["failure"] == "permanent" and "version" not in failed
+
+
+def test_a_disabled_watch_gets_no_job_also_after_a_reload(world: World, store: Store) -> None:
+    world.file.write_text(
+        watchlist_text({"one": "/one", "two": "/two"}).replace(
+            "url: 'https://example.org/two'}", "url: 'https://example.org/two', enabled: false}"
+        )
+    )
+
+    def job_ids(daemon: Daemon) -> set[str]:
+        return {j.id for j in daemon.scheduler.get_jobs() if j.id.startswith("watch:")}
+
+    async def go() -> None:
+        daemon = world.daemon(store)
+        await daemon.start()
+        assert job_ids(daemon) == {"watch:one"}
+        world.file.write_text(watchlist_text({"one": "/one", "two": "/two"}))
+        daemon.reload_watchlist()  # enabled again: scheduled
+        assert job_ids(daemon) == {"watch:one", "watch:two"}
+        world.file.write_text(
+            watchlist_text({"one": "/one", "two": "/two"}).replace(
+                "url: 'https://example.org/one'}", "url: 'https://example.org/one', enabled: false}"
+            )
+        )
+        daemon.reload_watchlist()  # disabled: its job is removed
+        assert job_ids(daemon) == {"watch:two"}
+        await daemon.stop()
+
+    run(go)

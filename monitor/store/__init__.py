@@ -187,6 +187,11 @@ class Store:
                 conn, watch_id=watch_id, version_id=version_id, limit=limit
             )
 
+    def newest_findings(self) -> dict[str, tuple[StoredFinding, datetime]]:
+        """Each watch's newest finding with its version's time, in one query."""
+        with self._tx() as conn:
+            return versions.newest_findings(conn)
+
     def snapshot(self, snapshot_id: int) -> Snapshot:
         """A stored snapshot with its exact raw body, as the proof of what was served."""
         with self._tx() as conn:

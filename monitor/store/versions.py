@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
 from monitor.errors import FailureKind, StoreError
 from monitor.model import (
@@ -266,6 +266,21 @@ def stored_findings(
     if version_id is not None:
         query = query.where(findings.c.version_id == version_id)
     return [_finding(r._mapping) for r in conn.execute(query)]
+
+
+def newest_findings(conn: Connection) -> dict[str, tuple[StoredFinding, datetime]]:
+    """Each watch's newest finding with its version's time, for every watch in ONE
+    query (`monitor list`); a watch without findings is absent."""
+    newest = select(func.max(findings.c.id).label("id")).group_by(findings.c.watch_id).subquery()
+    query = (
+        select(findings, versions.c.created_at.label("version_at"))
+        .join(newest, newest.c.id == findings.c.id)
+        .join(versions, versions.c.id == findings.c.version_id)
+    )
+    return {
+        r.watch_id: (_finding(r._mapping), stamp(r.version_at, f"version {r.version_id}"))
+        for r in conn.execute(query)
+    }
 
 
 def snapshot(conn: Connection, snapshot_id: int) -> Snapshot:
