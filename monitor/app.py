@@ -20,11 +20,10 @@ from monitor.check import Connectivity, Context, Renderer
 from monitor.config import Watchlist
 from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
 from monitor.errors import FailureKind, FetchError
-from monitor.extract import extract
 from monitor.fetch import fetch, make_client
 from monitor.limits import HostLimiter
 from monitor.model import Document, ExtractRules, FetchRequest, Snapshot
-from monitor.pipeline import Matchers
+from monitor.pipeline import Matchers, read
 from monitor.store import Store
 
 
@@ -112,10 +111,9 @@ async def preview(request: FetchRequest, rules: ExtractRules) -> Document:
     """Fetch a page once over plain HTTP and extract it with `rules`: `monitor preview`.
 
     Nothing is stored. Raises FetchError or ExtractError, each with its `kind`. The
-    extractor is picked from the content type as `pipeline` picks it for a check."""
+    extractor is picked by `pipeline.read`, as for a check."""
     async with make_client() as client:
         fetched = await fetch(client, request)
     if not isinstance(fetched, Snapshot):  # no validators were sent: cannot happen
         raise FetchError(FailureKind.TRANSIENT, "the server answered 304", url=request.url)
-    content_type = fetched.content_type.split(";")[0].strip() or "text/html"
-    return extract(fetched.text(), rules, content_type=content_type)
+    return read(fetched, rules)

@@ -36,6 +36,7 @@ from monitor.model import (
     Change,
     CheckRecord,
     Document,
+    ExtractRules,
     Finding,
     History,
     NotModified,
@@ -228,10 +229,16 @@ def _not_modified(watch: Watch, history: History, started: datetime, rules: str)
     )
 
 
-def _extract(watch: Watch, snapshot: Snapshot) -> Document:
+def read(snapshot: Snapshot, rules: ExtractRules) -> Document:
+    """A snapshot's text with the extractor its content type calls for; raises
+    ExtractError. The one place that picks the extractor: checks and `monitor preview`."""
     content_type = snapshot.content_type.split(";")[0].strip() or "text/html"
+    return extract(snapshot.text(), rules, content_type=content_type)
+
+
+def _extract(watch: Watch, snapshot: Snapshot) -> Document:
     try:
-        return extract(snapshot.text(), watch.rules, content_type=content_type)
+        return read(snapshot, watch.rules)
     except ExtractError as exc:
         if exc.kind is FailureKind.EXTRACTION and asks_for_javascript(snapshot.body):
             message = f"{exc}: the page asks for JavaScript (a bot wall or an app shell)"

@@ -643,3 +643,21 @@ def test_list_shows_each_watchs_last_finding_and_next_due_time(
     assert "next due 2026-11-01 19:05" in text["meta-hk"]
     assert "next due 2026-11-01 12:30" in text["apple-cn"]
     assert "due now" in text["tiktok-le"] and "last finding" not in text["tiktok-le"]
+
+
+def test_diff_and_list_run_without_the_desks_passwords(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reading the history needs no route secret; `validate` still asks for it."""
+    monkeypatch.delenv("MONITOR_TEST_SMTP_USER", raising=False)
+    watchlist = tmp_path / "secret.yaml"
+    watchlist.write_text(
+        "defaults: {routes: [desk]}\n"
+        'routes: {desk: ["mailto://${MONITOR_TEST_SMTP_USER}@mail.example.org"]}\n'
+        "watches:\n  - {id: w, platform: Example, name: Requests, url: 'https://example.org/w'}\n"
+    )
+    common = ["--watchlist", str(watchlist), "--db", db]
+    assert main(["diff", "w", *common]) == 0
+    assert main(["list", *common]) == 0
+    assert "not set" not in capsys.readouterr().err
+    assert main(["validate", "--watchlist", str(watchlist)]) == 1
