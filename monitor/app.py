@@ -116,4 +116,4 @@ async def preview(request: FetchRequest, rules: ExtractRules) -> Document:
         fetched = await fetch(client, request)
     if not isinstance(fetched, Snapshot):  # no validators were sent: cannot happen
         raise FetchError(FailureKind.TRANSIENT, "the server answered 304", url=request.url)
-    return read(fetched, rules)
+    return read(fetched, rules, max_bytes=request.max_bytes)

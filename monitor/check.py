@@ -229,6 +229,7 @@ def _request(watch: Watch, validators: Validators) -> FetchRequest:
         max_bytes=watch.max_size,
         deadline=watch.timeout,
         wait_for=watch.wait_for,
+        format=watch.rules.format,
     )
 
 

@@ -718,7 +718,11 @@ def _preview_setup(
     if args.select or args.remove:
         rules = replace(rules, select=override.select, remove=override.remove)
     request = FetchRequest(
-        watch.url, watch.headers, max_bytes=watch.max_size, deadline=watch.timeout
+        watch.url,
+        watch.headers,
+        max_bytes=watch.max_size,
+        deadline=watch.timeout,
+        format=rules.format,
     )
     return request, rules, matchers.for_watch(watch)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
+import jmespath
 import yaml
 from cssselect import GenericTranslator, SelectorError
 from pydantic import (
@@ -30,11 +31,12 @@ from pydantic import (
     Field,
     PlainValidator,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
 from monitor.errors import ConfigError, Problem
-from monitor.model import ExtractRules
+from monitor.model import ExtractRules, Format
 
 Path_ = tuple[str | int, ...]
 
@@ -108,6 +110,19 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _check_query(value: str) -> str:
+    try:
+        jmespath.compile(value)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise ValueError(f"invalid JMESPath query {value!r}: {exc}") from None
+    return value
+
+
+def _cell_text(value: object) -> object:
+    """`rows: {Year: [2020]}`: a number in YAML is the cell text it is written as."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 def _one_or_many(value: object) -> object:
     """`routes: desk` means `routes: [desk]`: a lone text is a one-item list."""
     return [value] if isinstance(value, str) else value
@@ -124,6 +139,11 @@ Selector = Annotated[str, BeforeValidator(_check_selector)]
 Regex = Annotated[str, BeforeValidator(_check_regex)]
 Url = Annotated[str, BeforeValidator(_check_url)]
 JurisdictionId = Annotated[str, Field(pattern=_JURISDICTION_ID)]
+Query = Annotated[str, BeforeValidator(_check_query)]
+Column = Annotated[str, Field(min_length=1)]
+CellText = Annotated[str, BeforeValidator(_cell_text), Field(min_length=1)]
+DataFormat = Literal["auto", "html", "text", "markdown", "csv", "tsv", "json", "zip", "pdf"]
+_TABULAR = ("auto", "csv", "tsv", "json", "zip")  # the formats that have rows
 WatchKind = Literal[
     "transparency-report", "law-enforcement-guidelines", "privacy-policy", "terms", "policy", "help"
 ]
@@ -224,6 +244,36 @@ class WatchSpec(_Schedule):
     user_agent: str | None = None  # these three replace the defaults' for this watch
     timeout: Duration | None = None
     max_size: Size | None = None
+    format: DataFormat = "auto"
+    member: str | None = Field(default=None, min_length=1)
+    query: Query | None = None
+    key: Listed[Column] = Field(default_factory=list)
+    rows: dict[Column, Listed[CellText]] = Field(default_factory=dict)
+
+    @field_validator("member")
+    @classmethod
+    def _member_of_zip(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _for_formats(value, info, ("auto", "zip"), "names a file inside a ZIP")
+
+    @field_validator("query")
+    @classmethod
+    def _query_of_json(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _for_formats(value, info, ("auto", "json", "zip"), "selects from JSON")
+
+    @field_validator("key", "rows")
+    @classmethod
+    def _rows_of_data(cls, value: _T, info: ValidationInfo) -> _T:
+        if isinstance(value, dict) and not all(value.values()):
+            raise ValueError("each column needs at least one value to keep")
+        return _for_formats(value, info, _TABULAR, "applies to rows of data (CSV, TSV, JSON)")
+
+
+def _for_formats(value: _T, info: ValidationInfo, formats: Sequence[str], what: str) -> _T:
+    """A data key is an error on a watch whose `format:` has no use for it."""
+    declared = info.data.get("format", "auto")
+    if value and declared not in formats:
+        raise ValueError(f"{info.field_name} {what}; this watch's format is {declared}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -681,6 +731,11 @@ class _Builder:
                 tuple(spec.ignore),
                 expect_text=tuple(e for e in spec.expect if isinstance(e, str)),
                 expect_css=tuple(e.css for e in spec.expect if isinstance(e, ExpectElement)),
+                format=Format(spec.format),
+                member=spec.member,
+                query=spec.query,
+                key=tuple(spec.key),
+                rows=tuple((column, tuple(values)) for column, values in spec.rows.items()),
             ),
             jurisdictions=tuple(dict.fromkeys(self.canon(j) for j in jurisdictions)),
             routes=tuple(dict.fromkeys(routes)),

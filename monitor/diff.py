@@ -29,12 +29,12 @@ regions), and what each step costs:
    paragraph is no change; a text repeated in the region is paired by position, so a
    removed copy is reported where it was. A unit left over on one side of a region and
    found identical on the other side of another region is ``moved``. O(D), by hashing.
-4. What is left is paired into ``modified`` units: rows with the same first cell (the
-   row header), then units of one kind whose word sets are similar (Dice coefficient
-   at least ``_SIMILAR``), best pairs first. A small region compares every pair
-   (``_FULL_PAIRING``); a larger one compares each unit only with the units within
-   ``_WINDOW`` of where it stood, and takes at once one that is very similar
-   (``_SURE``). O(D log D), even when every line of a page changed. The rest is
+4. What is left is paired into ``modified`` units: rows with the same key (a data
+   row's key cells, else its first cell), then units of one kind whose word sets are
+   similar (Dice coefficient at least ``_SIMILAR``), best pairs first. A small region
+   compares every pair (``_FULL_PAIRING``); a larger one compares each unit only with
+   the units within ``_WINDOW`` of where it stood, and takes at once one that is very
+   similar (``_SURE``). O(D log D), even when every line of a page changed. The rest is
    ``added`` or ``removed``.
 5. A modified unit carries its edit script (``word_segments``): words, spaces and
    punctuation for alphabetic scripts, single characters for Chinese, Japanese and
@@ -509,9 +509,9 @@ class _Unit(NamedTuple):
 
     ``key`` is what equality looks at: the unit's class (prose, row, heading, term)
     and text, so that a paragraph's sentence can reappear in a list item unchanged,
-    but a heading is never the same as a paragraph. ``header`` is a row's first cell.
-    (A named tuple: a large changed region makes one per sentence, and a tuple is
-    quick to make.)
+    but a heading is never the same as a paragraph. ``header`` identifies a row: its
+    key, or its first cell. (A named tuple: a large changed region makes one per
+    sentence, and a tuple is quick to make.)
     """
 
     cls: str
@@ -548,9 +548,18 @@ def _units(document: Document, indexes: Sequence[int]) -> list[_Unit]:
             texts = split_sentences(block.text)
             units += [_Unit(cls, text, index, ordinal) for ordinal, text in enumerate(texts)]
         else:
-            header = (block.cells or (block.text,))[0] if cls == "row" else ""
-            units.append(_Unit(cls, block.text, index, 0, header))
+            units.append(_Unit(cls, block.text, index, 0, _row_header(block)))
     return units
+
+
+def _row_header(block: Block) -> str:
+    """What identifies a row: its key when it knows one (a data row: Hong Kong and the
+    period), else its first cell; "" for any other block."""
+    if block.kind != "row":
+        return ""
+    if block.key:
+        return "\x1f".join(block.key)
+    return (block.cells or (block.text,))[0]
 
 
 def _whole(document: Document, index: int) -> _Unit:

@@ -8,7 +8,8 @@ SQLAlchemy exception.
     ├── ConfigError        the watchlist is invalid (carries every problem found)
     ├── FetchError         the page could not be fetched (carries a FailureKind)
     ├── ExtractError       the page was fetched but yields no usable text
-    │   └── Incomplete     it lacks what the watch `expect`s: a partial read
+    │   ├── Incomplete     it lacks what the watch `expect`s: a partial read
+    │   └── Oversized      a file inside it (a ZIP member) inflates past the size cap
     ├── StoreError         the store could not be read or written
     └── NotifyError        an alert could not be delivered
 """
@@ -104,6 +105,13 @@ class Incomplete(ExtractError):
     shell without its figures, a report without its Hong Kong row), never a change."""
 
     kind = FailureKind.INCOMPLETE
+
+
+class Oversized(ExtractError):
+    """A file inside the response (a ZIP member) inflates past the watch's size cap:
+    a zip bomb, or data grown beyond `max_size`; never read whole."""
+
+    kind = FailureKind.TOO_LARGE
 
 
 class StoreError(MonitorError):

@@ -55,7 +55,7 @@ from lxml.etree import _Element as Element
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
 
-__all__ = ["extract", "normalize"]
+__all__ = ["expect_texts", "extract", "normalize"]
 
 # --- normalisation -------------------------------------------------------------------
 
@@ -149,12 +149,13 @@ def extract(html: str, rules: ExtractRules, *, content_type: str = "text/html") 
             raise ExtractError(_TOO_DEEP.format(limit="about 900")) from None
     if not blocks:
         raise ExtractError(f"no text found in the page ({_describe(rules)})")
-    _expect_texts(blocks, rules.expect_text)
+    expect_texts(blocks, rules.expect_text)
     return tuple(blocks)
 
 
-def _expect_texts(blocks: Sequence[Block], expected: Sequence[str]) -> None:
-    """Every `expect` text must be in the version's text (case and spacing aside)."""
+def expect_texts(blocks: Sequence[Block], expected: Sequence[str]) -> None:
+    """Every `expect` text must be in the version's text (case and spacing aside);
+    raises Incomplete. Data extractors' versions are held to it too."""
     if not expected:
         return
     text = "\n".join(block.text for block in blocks).casefold()

@@ -7,8 +7,10 @@ stages after it only ever see a bounded, decodable HTML or text body:
   bomb is stopped as it inflates, never more than the cap plus one piece is held), and
   an oversized ``Content-Length`` is refused before any byte is read;
 - one overall deadline covers every attempt, back-off sleep and slowly dripping body;
-- only HTML and plain text are accepted; PDFs, images and binaries are refused without
-  downloading them, and bodies are sniffed in case the content type lies;
+- only what `formats` can name is accepted (HTML, text, Markdown, CSV/TSV, JSON, ZIP,
+  PDF, by content type, magic bytes and the watch's `format:`); images, video and
+  unknown types are refused without downloading them, and text bodies are sniffed
+  for binary bytes in case the content type lies;
 - bot walls and challenge pages are recognised on any status, including 200;
 - transient failures are retried with full-jitter back-off, honouring Retry-After.
 
@@ -20,7 +22,7 @@ Every failure is classified once, here, into ``FetchError.kind``:
                  too many redirects or a redirect to a non-HTTP URL
     BLOCKED      401, 403, 451, and challenge pages (Cloudflare, Akamai, DataDome ...)
     TOO_LARGE    the body exceeds the cap
-    WRONG_TYPE   not HTML or plain text, or an encoding fetch cannot bound
+    WRONG_TYPE   a type monitor does not read, or an encoding fetch cannot bound
 
 The HTTP client, per-host limiter, sleep and clock are parameters, so tests run
 against ``httpx.MockTransport`` or respx without network or real waiting.
@@ -45,10 +47,10 @@ from typing import NoReturn, cast
 import charset_normalizer
 import httpx
 
-from monitor import __version__
+from monitor import __version__, formats
 from monitor.errors import FailureKind, FetchError, status_failure
 from monitor.limits import HostLimiter
-from monitor.model import FetchRequest, NotModified, Snapshot
+from monitor.model import FetchRequest, Format, NotModified, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,13 @@ DEFAULT_USER_AGENT = (
 
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
 _ACCEPT_ENCODING = "gzip, deflate"  # exactly what _BodyDecoder inflates with bounded output
-_TEXT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _BACKOFF_BASE = 1.0
 _BACKOFF_CAP = 30.0
 
 _PIECE = 64 * 1024  # most bytes one inflate step may produce
-_SNIFF_BYTES = 1024  # where PDFs, binary bytes and HTML tags are sniffed
+_SNIFF_BYTES = formats.SNIFF_BYTES  # where magic bytes, binary bytes and HTML tags are sniffed
+_BINARY_ENCODING = "latin-1"  # a ZIP or PDF is no text: any byte decodes, none is read so
 _CONTROL_BYTES = bytes({*range(32), 127} - {9, 10, 12, 13})  # not in any text
 _META_BYTES = 4096  # where <meta charset> must appear
 _HEAD_BYTES = 16 * 1024  # where challenge markers are looked for
@@ -336,19 +338,22 @@ async def _receive(
         await _raise_for_status(response, request.url, now)
     if response.url.scheme not in ("http", "https"):
         raise _error(FailureKind.PERMANENT, response, "redirected to a non-HTTP URL", request)
-    mime = _mime(response.headers.get("content-type", ""))
-    if mime and mime not in _TEXT_TYPES:
-        raise _error(FailureKind.WRONG_TYPE, response, f"content type {mime}", request)
+    content_type = response.headers.get("content-type", "")
+    if not formats.may_read(content_type, request.format):
+        what = formats.refusal(content_type)
+        raise _error(FailureKind.WRONG_TYPE, response, what, request)
     _check_content_length(response, request)
     body = await _read_body(response, request)
-    _check_body(body, mime, response, request)
+    read_as = _check_body(body, content_type, response, request)
     return Snapshot(
         url=request.url,
         final_url=str(response.url),
         status=response.status_code,
         headers=tuple((name.lower(), value) for name, value in response.headers.multi_items()),
         body=body,
-        encoding=detect_encoding(body, response.headers.get("content-type", "")),
+        encoding=_BINARY_ENCODING
+        if read_as in formats.BINARY
+        else detect_encoding(body, content_type),
         fetched_at=now(),
         elapsed=time.monotonic() - started,
     )
@@ -390,10 +395,6 @@ async def _read_head(response: httpx.Response) -> bytes:
     except zlib.error:
         return b""
     return b"".join(pieces)[:_HEAD_BYTES]
-
-
-def _mime(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
 
 
 def _check_content_length(response: httpx.Response, request: FetchRequest) -> None:
@@ -525,17 +526,26 @@ _HIDDEN = re.compile(
 _SPACE = re.compile(rb"\s+")
 
 
-def _check_body(body: bytes, mime: str, response: httpx.Response, request: FetchRequest) -> None:
-    """Catch bodies whose content type lies: PDFs, binaries, non-HTML, bot walls."""
+def _check_body(
+    body: bytes, content_type: str, response: httpx.Response, request: FetchRequest
+) -> Format:
+    """The format the body will be read as; refuses bodies whose content type lies
+    (binaries, non-HTML without a type) and bot walls. ZIPs and PDFs are known by
+    their magic bytes and are not text: only their size was checked."""
     head = body[:_SNIFF_BYTES]
-    if head.lstrip().startswith(b"%PDF"):
-        raise _error(FailureKind.WRONG_TYPE, response, "body is a PDF", request)
+    read_as = formats.decide(content_type, head, declared=request.format, url=str(response.url))
+    if read_as is None:
+        what = formats.refusal(content_type, request.format)
+        raise _error(FailureKind.WRONG_TYPE, response, what, request)
+    if read_as in formats.BINARY:
+        return read_as
     if _looks_binary(head):
         raise _error(FailureKind.WRONG_TYPE, response, "body is binary (control bytes)", request)
-    if not mime and not _HTML_TAG.search(head):
+    if not formats.mime(content_type) and read_as is Format.HTML and not _HTML_TAG.search(head):
         raise _error(FailureKind.WRONG_TYPE, response, "no content type, not HTML", request)
     if _is_challenge(body):
         raise _error(FailureKind.BLOCKED, response, "challenge page", request)
+    return read_as
 
 
 _ASKS_FOR_JAVASCRIPT = re.compile(

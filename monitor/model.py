@@ -54,6 +54,21 @@ class FindingKind(enum.StrEnum):
     TABLE_ROW = "table_row"
 
 
+class Format(enum.StrEnum):
+    """How a response is read: the watch's `format:`, or decided from its content type
+    and magic bytes (`auto`)."""
+
+    AUTO = "auto"
+    HTML = "html"
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    TSV = "tsv"
+    JSON = "json"
+    ZIP = "zip"
+    PDF = "pdf"
+
+
 class AlertKind(enum.StrEnum):
     CHANGE = "change"  # findings of one check
     HEALTH = "health"  # a watch failing or recovering, a delivery given up
@@ -124,29 +139,52 @@ class FetchRequest:
     deadline: float = 60.0  # overall seconds for the whole fetch, retries included
     retries: int = 2
     wait_for: str | None = None  # a rendered page counts once this CSS selector has text
+    format: Format = Format.AUTO  # the watch's `format:`: which bodies are accepted
 
 
 @dataclass(frozen=True)
 class ExtractRules:
     """How to turn a page into text: the watch's select / remove / ignore, and what a
-    good version must hold (`expect`: texts, and CSS selectors that must match)."""
+    good version must hold (`expect`: texts, and CSS selectors that must match); for
+    data, how it is read (`format`), which ZIP member (`member`, a glob), which JSON
+    (`query`, JMESPath), which columns identify a row (`key`) and which rows are kept
+    (`rows`: column -> accepted values)."""
 
     select: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     expect_text: tuple[str, ...] = ()
     expect_css: tuple[str, ...] = ()
+    format: Format = Format.AUTO
+    member: str | None = None
+    query: str | None = None
+    key: tuple[str, ...] = ()
+    rows: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def digest(self) -> str:
         """A stable hash of the rules: a change of rules means re-extraction.
 
-        Expectations count only when there are some, so watches without them keep
-        the digest they always had (and are not re-extracted on upgrade)."""
+        Expectations and data rules count only when there are some, so watches
+        without them keep the digest they always had (and are not re-extracted on
+        upgrade)."""
         parts: list[object] = [self.select, self.remove, self.ignore]
         if self.expect_text or self.expect_css:
             parts += [self.expect_text, self.expect_css]
+        if data := self._data_rules():
+            parts.append(data)
         payload = json.dumps(parts, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def _data_rules(self) -> dict[str, object]:
+        """The data rules that differ from their defaults."""
+        data: dict[str, object] = {
+            "format": self.format if self.format is not Format.AUTO else None,
+            "member": self.member,
+            "query": self.query,
+            "key": list(self.key),
+            "rows": [[column, list(values)] for column, values in self.rows],
+        }
+        return {name: value for name, value in data.items() if value}
 
 
 @dataclass(frozen=True)
@@ -154,7 +192,9 @@ class Block:
     """One unit of extracted text with the headings above it.
 
     kind is one of: heading, paragraph, item, row, term, definition.
-    For rows, `cells` holds the cell texts and `text` joins them with " | ".
+    For rows, `cells` holds the cell texts and `text` joins them with " | ". A row
+    read from data (CSV, JSON) also knows its table's `columns` (its header) and its
+    `key`: the cells that identify it, so that a changed row is paired with itself.
     """
 
     kind: str
@@ -162,28 +202,37 @@ class Block:
     path: tuple[str, ...] = ()
     level: int = 0  # heading level 1-6 for headings, else 0
     cells: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {"kind": self.kind, "text": self.text, "path": list(self.path)}
         if self.level:
             data["level"] = self.level
-        if self.cells:
-            data["cells"] = list(self.cells)
+        for name in ("cells", "columns", "key"):
+            if value := getattr(self, name):
+                data[name] = list(value)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Block:
-        path = data.get("path", [])
-        cells = data.get("cells", [])
         level = data.get("level", 0)
-        assert isinstance(path, list) and isinstance(cells, list) and isinstance(level, int)
+        assert isinstance(level, int)
         return cls(
             kind=str(data["kind"]),
             text=str(data["text"]),
-            path=tuple(str(p) for p in path),
+            path=_strings(data, "path"),
             level=level,
-            cells=tuple(str(c) for c in cells),
+            cells=_strings(data, "cells"),
+            columns=_strings(data, "columns"),
+            key=_strings(data, "key"),
         )
+
+
+def _strings(data: dict[str, object], name: str) -> tuple[str, ...]:
+    value = data.get(name, [])
+    assert isinstance(value, list)
+    return tuple(str(v) for v in value)
 
 
 Document = tuple[Block, ...]

@@ -25,11 +25,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from monitor import formats
 from monitor.alerting import decide
 from monitor.config import Route, Watch, Watchlist
 from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind
-from monitor.extract import extract
+from monitor.extract import expect_texts, extract
 from monitor.fetch import asks_for_javascript
 from monitor.jurisdictions import ExtraSpec, Jurisdiction, Watching, catalog, extend, matcher_for
 from monitor.model import (
@@ -37,7 +38,9 @@ from monitor.model import (
     CheckRecord,
     Document,
     ExtractRules,
+    FetchRequest,
     Finding,
+    Format,
     History,
     NotModified,
     Outcome,
@@ -50,8 +53,10 @@ from monitor.model import (
     document_hash,
 )
 from monitor.relevance import assess
+from monitor.tabular import tabulate
 
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
+MAX_BYTES = FetchRequest.max_bytes  # the size cap when a caller has none of its own
 REVERT_WINDOW = 10  # versions back in which a page returning to a state is a revert
 _HTML_END = re.compile(r"</html\b", re.IGNORECASE)
 _HTML_END_BYTES = re.compile(rb"</html\b", re.IGNORECASE)  # no decoding on the hot path
@@ -229,16 +234,33 @@ def _not_modified(watch: Watch, history: History, started: datetime, rules: str)
     )
 
 
-def read(snapshot: Snapshot, rules: ExtractRules) -> Document:
-    """A snapshot's text with the extractor its content type calls for; raises
-    ExtractError. The one place that picks the extractor: checks and `monitor preview`."""
-    content_type = snapshot.content_type.split(";")[0].strip() or "text/html"
-    return extract(snapshot.text(), rules, content_type=content_type)
+def read(snapshot: Snapshot, rules: ExtractRules, *, max_bytes: int = MAX_BYTES) -> Document:
+    """A snapshot's blocks, read by the extractor its format calls for (`formats.decide`:
+    content type, magic bytes, the watch's `format:`); raises ExtractError. The one
+    place that picks the extractor: checks and `monitor preview`. `max_bytes` caps
+    what a ZIP member may inflate to."""
+    head = snapshot.body[: formats.SNIFF_BYTES]
+    url = snapshot.final_url
+    fmt = formats.decide(snapshot.content_type, head, declared=rules.format, url=url)
+    if fmt in _DATA:
+        assert fmt is not None
+        document = tabulate(
+            snapshot.body, fmt, rules, encoding=snapshot.encoding, max_bytes=max_bytes
+        )
+        expect_texts(document, rules.expect_text)
+        return document
+    if fmt is Format.PDF:
+        raise ExtractError("PDF reading not available")
+    plain = fmt in (Format.TEXT, Format.MARKDOWN)
+    return extract(snapshot.text(), rules, content_type="text/plain" if plain else "text/html")
+
+
+_DATA = frozenset({Format.CSV, Format.TSV, Format.JSON, Format.ZIP})
 
 
 def _extract(watch: Watch, snapshot: Snapshot) -> Document:
     try:
-        return read(snapshot, watch.rules)
+        return read(snapshot, watch.rules, max_bytes=watch.max_size)
     except ExtractError as exc:
         if exc.kind is FailureKind.EXTRACTION and asks_for_javascript(snapshot.body):
             message = f"{exc}: the page asks for JavaScript (a bot wall or an app shell)"

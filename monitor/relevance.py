@@ -116,10 +116,13 @@ def _row_cells(change: Change, before: Document, after: Document) -> tuple[CellD
 
 
 def _columns(document: Document, index: int | None, width: int) -> tuple[str, ...]:
-    """The header of the table a row belongs to: the nearest row above it, in the same
-    run of rows, that has as many cells and no number in them."""
+    """The header of the table a row belongs to: the one a data row carries, else the
+    nearest row above it, in the same run of rows, that has as many cells and no
+    number in them."""
     if index is None or index >= len(document):
         return ()
+    if document[index].columns:
+        return document[index].columns
     row = index - 1
     while row >= 0 and document[row].kind == "row":
         cells = document[row].cells

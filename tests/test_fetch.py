@@ -30,7 +30,7 @@ from monitor.fetch import (
     make_client,
 )
 from monitor.limits import HostLimiter
-from monitor.model import FetchRequest, NotModified, Snapshot, Validators
+from monitor.model import FetchRequest, Format, NotModified, Snapshot, Validators
 
 T = TypeVar("T")
 URL = "https://policy.example.com/law-enforcement"
@@ -335,12 +335,9 @@ def test_corrupt_gzip_is_transient() -> None:
 # --- content types and sniffing --------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["application/pdf", "image/png", "application/octet-stream", "application/json"],
-)
+@pytest.mark.parametrize("content_type", ["image/png", "video/mp4", "application/x-msdownload"])
 def test_wrong_content_type_is_refused_without_downloading(content_type: str) -> None:
-    body = Chunks([b"%PDF-1.7 ..."])
+    body = Chunks([b"\x89PNG\r\n..."])
     response = httpx.Response(200, headers={"content-type": content_type}, stream=body)
     error = fetch_error(lambda request: response)
 
@@ -365,13 +362,71 @@ def test_missing_content_type_is_refused_if_the_body_is_not_html() -> None:
     assert error.kind is FailureKind.WRONG_TYPE
 
 
+def test_binary_body_under_an_html_type_is_wrong_type() -> None:
+    error = fetch_error(respond(body=b"<html>\x00\x01\x02binary"))
+    assert error.kind is FailureKind.WRONG_TYPE
+
+
+# --- data formats: what formats.decide names is accepted ---------------------------------
+
+PDF_BODY = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj"
+ZIP_BODY = b"PK\x05\x06" + bytes(18)  # an empty archive
+
+
 @pytest.mark.parametrize(
-    "body",
-    [b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj", b"<html>\x00\x01\x02binary"],
-    ids=["pdf", "nul-bytes"],
+    ("content_type", "body", "url"),
+    [
+        ("text/csv", b"Country,Requests\nHong Kong,241\n", URL),
+        ("text/tab-separated-values", b"Country\tRequests\nHong Kong\t241\n", URL),
+        ("application/json", b'{"requests": 241}', URL),
+        ("application/vnd.api+json", b'{"requests": 241}', URL),
+        ("application/zip", ZIP_BODY, URL),
+        ("application/x-zip-compressed", ZIP_BODY, URL),
+        ("application/octet-stream", ZIP_BODY, URL),  # known by its magic bytes
+        ("application/pdf", PDF_BODY, URL),
+        ("text/html", PDF_BODY, URL),  # a PDF served as HTML is still a PDF
+        ("text/plain", b"Country,Requests\nHong Kong,241\n", "https://example.org/a.csv"),
+        ("application/octet-stream", b"Country,Requests\n", "https://example.org/a.csv"),
+    ],
+    ids=[
+        "csv", "tsv", "json", "json-suffix", "zip", "x-zip", "zip-magic", "pdf",
+        "pdf-as-html", "csv-as-text", "csv-as-octets",
+    ],
+)  # fmt: skip
+def test_data_responses_are_accepted(content_type: str, body: bytes, url: str) -> None:
+    request = FetchRequest(url=url)
+    snapshot = fetch_with(respond(body=body, content_type=content_type), request)
+    assert isinstance(snapshot, Snapshot)
+    assert snapshot.body == body
+
+
+def test_octet_stream_is_read_as_csv_when_the_watch_says_so() -> None:
+    handler = respond(body=b"Country;Requests\n", content_type="application/octet-stream")
+    assert fetch_error(handler).kind is FailureKind.WRONG_TYPE
+    request = FetchRequest(url=URL, format=Format.CSV)
+    assert isinstance(fetch_with(handler, request), Snapshot)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "declared", "said"),
+    [
+        ("application/zip", Format.AUTO, "content type application/zip, but the body is no ZIP"),
+        ("text/html", Format.ZIP, "the body is no ZIP (format: zip"),
+        ("application/pdf", Format.AUTO, "content type application/pdf, but the body is no PDF"),
+    ],
 )
-def test_binary_body_under_an_html_type_is_wrong_type(body: bytes) -> None:
-    assert fetch_error(respond(body=body)).kind is FailureKind.WRONG_TYPE
+def test_a_body_without_the_magic_bytes_its_type_promises_is_refused(
+    content_type: str, declared: Format, said: str
+) -> None:
+    handler = respond(body=b"<html><p>Error</p></html>", content_type=content_type)
+    error = fetch_error(handler, FetchRequest(url=URL, format=declared))
+    assert error.kind is FailureKind.WRONG_TYPE
+    assert said in str(error)
+
+
+def test_a_csv_with_binary_bytes_is_refused() -> None:
+    handler = respond(body=b"a,b\n\x00\x01\x02\x03\x04", content_type="text/csv")
+    assert fetch_error(handler).kind is FailureKind.WRONG_TYPE
 
 
 def test_utf16_html_with_bom_is_not_mistaken_for_binary() -> None:

@@ -1,0 +1,488 @@
+"""Tabular: data files (CSV, TSV, JSON, and those inside a ZIP) into a version's blocks.
+
+Transparency reports publish their numbers as data; read as rows, a change to the
+Hong Kong row is reported as that row and the cells that changed ("Requests:
+241 → 0"), like a row of an HTML table. This stage is pure: bytes in, blocks out.
+
+How data becomes blocks:
+
+- Every data row is a ``row`` block that knows its table's ``columns`` (the header)
+  and its ``key``: the cells of the key columns (the watch's ``key:``, or the leading
+  columns of the header whose cells hold no numbers, at least the first). Its path
+  is the file's name inside a ZIP, then the key. Rows are sorted by key (stably), so
+  a file that lists the same rows in another order is the same version, and the diff
+  pairs a changed row with itself by its key.
+- ``rows: {Country: [Hong Kong, Macau]}`` keeps only the rows whose cell in that
+  column is one of the values (case and spacing aside); a jurisdiction id among the
+  values (``HK``) accepts every name the catalog knows for it. Rows are filtered while
+  they stream, so a file of millions of rows is held only as the rows kept.
+- Cells keep their text exactly (runs of spaces become one, control characters go):
+  a number is compared as written, never rounded, and a cell that looks like a
+  spreadsheet formula (``=HYPERLINK(…)``) is only ever text.
+- CSV: the encoding is the byte-order mark's, else the one fetch found for the
+  response, else UTF-8 if the first 64 KB decode as UTF-8, else detected
+  (charset-normalizer); the delimiter is the one of ``, ; TAB |`` that the header
+  line holds most of (TSV: tab). Short rows are padded to the header's width, longer
+  ones keep their extra cells (named ``#n``), blank rows are skipped.
+- JSON: the watch's ``query:`` (JMESPath) selects the part to read. An array of
+  objects is a table like CSV (columns: the objects' keys in order of appearance);
+  any other value is walked, each scalar becoming a row ``name | value`` (or, for
+  prose, a paragraph) with its key path as section path.
+- ZIP: ``member:`` (a glob, matched against the full name and the base name) names
+  the files read; without it, every ``.csv``, ``.tsv`` and ``.json`` member is. Each
+  member streams through a counter that stops at the watch's size cap (all members
+  together): a zip bomb is refused as ``too_large`` after reading at most the cap,
+  and a member whose declared size is over the cap is refused before it is opened.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import functools
+import io
+import itertools
+import json
+import re
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fnmatch import fnmatchcase
+from typing import IO
+
+import charset_normalizer
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+from monitor.errors import ExtractError, Oversized
+from monitor.jurisdictions import catalog
+from monitor.model import Block, Document, ExtractRules, Format
+
+__all__ = ["tabulate"]
+
+_SAMPLE = 64 * 1024  # bytes looked at for the encoding and the delimiter
+_KEY_SAMPLE = 200  # rows looked at to infer the key columns
+_DELIMITERS = (",", "\t", ";", "|")
+_PROSE = 120  # a JSON string at least this long is prose, compared sentence by sentence
+_MEMBER_FORMATS = {".csv": Format.CSV, ".tsv": Format.TSV, ".json": Format.JSON}
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NUMERIC = re.compile(r"[-+]?(?:\d[\d,. \u00a0']*)?\d(?:\s*[%\u2030])?")
+
+
+def tabulate(
+    body: bytes, fmt: Format, rules: ExtractRules, *, encoding: str | None, max_bytes: int
+) -> Document:
+    """A data response's blocks (see the module docstring); raises ExtractError, and
+    Oversized for a ZIP member past `max_bytes`."""
+    shape = _Shape.of(rules)
+    if fmt is Format.ZIP:
+        blocks = _archive(body, shape, rules.member, max_bytes)
+    else:
+        blocks = _read(_Raw(io.BytesIO(body)), fmt, shape, (), encoding)
+    if not blocks:
+        raise ExtractError(f"no rows found{shape.describe()}")
+    return tuple(blocks)
+
+
+# --- what the watch asks for ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The watch's data rules, compiled once: key columns, row filter, JSON query,
+    ignore patterns."""
+
+    key: tuple[str, ...]
+    rows: tuple[tuple[str, frozenset[str]], ...]
+    query: jmespath.parser.ParsedResult | None
+    ignore: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def of(cls, rules: ExtractRules) -> _Shape:
+        try:
+            query = jmespath.compile(rules.query) if rules.query else None
+            ignore = tuple(re.compile(pattern) for pattern in rules.ignore)
+        except (JMESPathError, re.error) as exc:
+            raise ExtractError(f"invalid query or ignore pattern: {exc}") from exc
+        rows = tuple((column, _accepted(values)) for column, values in rules.rows)
+        return cls(rules.key, rows, query, ignore)
+
+    def describe(self) -> str:
+        if not self.rows:
+            return ""
+        wanted = "; ".join(f"{column}: {sorted(values)[:6]}" for column, values in self.rows)
+        return f" (rows: {wanted})"
+
+    def cell(self, raw: object) -> str:
+        """A cell's text as written: one space for runs of spaces, no control
+        characters, the watch's ignore patterns applied."""
+        text = " ".join(_CONTROL.sub("", str(raw)).split())
+        for pattern in self.ignore:
+            text = " ".join(pattern.sub("", text).split())
+        return text
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+@functools.lru_cache(maxsize=64)
+def _accepted(values: tuple[str, ...]) -> frozenset[str]:
+    """The cell texts a `rows` filter accepts: its values, and every name of a
+    jurisdiction given by its id (HK: Hong Kong, Hong Kong SAR, 香港 …)."""
+    places = catalog()
+    names: set[str] = set()
+    for value in values:
+        place = places.get(value.strip())
+        names.update(_fold(n) for n in (value, *(place.names if place else ())))
+    return frozenset(names)
+
+
+# --- tables --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A header, with where its key and filter columns stand."""
+
+    columns: tuple[str, ...]
+    key: tuple[int, ...]
+    filters: tuple[tuple[int, frozenset[str]], ...]
+    path: tuple[str, ...]
+
+    def block(self, cells: tuple[str, ...]) -> Block | None:
+        """The row block of some cells, or None when the row is blank or filtered out."""
+        if not any(cells):
+            return None
+        width = len(self.columns)
+        if len(cells) < width:
+            cells += ("",) * (width - len(cells))
+        if any(_fold(cells[i]) not in values for i, values in self.filters):
+            return None
+        columns = self.columns + tuple(f"#{i + 1}" for i in range(width, len(cells)))
+        key = tuple(cells[i] for i in self.key)
+        return Block(
+            "row", " | ".join(cells), (*self.path, *key), cells=cells, columns=columns, key=key
+        )
+
+
+def _header(raw: Sequence[str]) -> tuple[str, ...]:
+    """Column names: empty ones by position, repeated ones numbered."""
+    columns: list[str] = []
+    for i, name in enumerate(raw):
+        name = name or f"#{i + 1}"
+        columns.append(name if name not in columns else f"{name} ({columns.count(name) + 1})")
+    return tuple(columns)
+
+
+def _position(columns: Sequence[str], name: str, what: str) -> int:
+    folded = [_fold(c) for c in columns]
+    try:
+        return folded.index(_fold(name))
+    except ValueError:
+        raise ExtractError(f"{what} column {name!r} is not in the header {list(columns)}") from None
+
+
+def _table(
+    columns: tuple[str, ...],
+    sample: Sequence[tuple[str, ...]],
+    shape: _Shape,
+    path: tuple[str, ...],
+) -> _Table:
+    if shape.key:
+        key = tuple(_position(columns, name, "key") for name in shape.key)
+    else:
+        key = _inferred_key(len(columns), sample)
+    filters = tuple((_position(columns, name, "rows"), values) for name, values in shape.rows)
+    return _Table(columns, key, filters, path)
+
+
+def _inferred_key(width: int, sample: Sequence[tuple[str, ...]]) -> tuple[int, ...]:
+    """The leading columns with no number in the sample, at least the first one."""
+    count = 0
+    while count < width and not any(
+        count < len(row) and _NUMERIC.fullmatch(row[count]) for row in sample
+    ):
+        count += 1
+    return tuple(range(count if 0 < count < width else 1))
+
+
+def _rows(table: _Table, cells: Iterable[tuple[str, ...]]) -> list[Block]:
+    """The kept rows of a table as blocks, sorted by key (stable for equal keys)."""
+    blocks = [block for row in cells if (block := table.block(row)) is not None]
+    blocks.sort(key=lambda block: [_fold(part) for part in block.key])
+    return blocks
+
+
+def _tabulated(
+    header: Sequence[str], rows: Iterator[tuple[str, ...]], shape: _Shape, path: tuple[str, ...]
+) -> list[Block]:
+    """A header and its rows: the key is inferred from the first rows, then they all
+    stream through the filter."""
+    sample = list(itertools.islice(rows, _KEY_SAMPLE))
+    table = _table(_header(header), sample, shape, path)
+    return _rows(table, itertools.chain(sample, rows))
+
+
+# --- reading a file ------------------------------------------------------------------
+
+
+def _read(
+    stream: io.RawIOBase, fmt: Format, shape: _Shape, path: tuple[str, ...], encoding: str | None
+) -> list[Block]:
+    buffered = io.BufferedReader(stream, buffer_size=_SAMPLE)
+    codec = _codec(buffered.peek(_SAMPLE)[:_SAMPLE], encoding)
+    text = io.TextIOWrapper(buffered, encoding=codec, errors="replace", newline="")
+    if fmt is Format.JSON:
+        return _json(text.read(), shape, path)
+    return _csv(text, "\t" if fmt is Format.TSV else None, shape, path)
+
+
+def _codec(sample: bytes, declared: str | None) -> str:
+    """The text codec of a data file (see the module docstring)."""
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if sample.startswith(bom):
+            return codec
+    if declared:
+        return "utf-8-sig" if codecs.lookup(declared).name == "utf-8" else declared
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 3:  # not merely a character cut at the sample's end
+            best = charset_normalizer.from_bytes(sample).best()
+            return best.encoding if best else "cp1252"
+    return "utf-8-sig"
+
+
+def _csv(text: IO[str], delimiter: str | None, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
+    head = text.readline()
+    lines = itertools.chain((head,), text)
+    reader = csv.reader(lines, delimiter=delimiter or _delimiter(head))
+    cleaned = ((tuple(shape.cell(c) for c in row)) for row in _guarded(reader))
+    rows = (row for row in cleaned if any(row))
+    header = next(rows, None)
+    return [] if header is None else _tabulated(header, rows, shape, path)
+
+
+def _guarded(reader: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The reader's rows; a malformed file is an ExtractError that says where."""
+    line = 0
+    try:
+        for line, row in enumerate(reader, start=1):  # noqa: B007 (used after the loop)
+            yield row
+    except csv.Error as exc:
+        raise ExtractError(f"unreadable CSV after row {line}: {exc}") from exc
+
+
+def _delimiter(header: str) -> str:
+    counts = [(header.count(d), -i, d) for i, d in enumerate(_DELIMITERS)]
+    best = max(counts)
+    return best[2] if best[0] else ","
+
+
+# --- JSON ----------------------------------------------------------------------------
+
+
+def _json(text: str, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
+    try:
+        data = json.loads(text.lstrip("\ufeff"), parse_float=Decimal)
+    except ValueError as exc:
+        raise ExtractError(f"unreadable JSON: {exc}") from exc
+    if shape.query is not None:
+        data = shape.query.search(data)
+        if data is None or data == []:
+            raise ExtractError(f"query {shape.query.expression!r} matched nothing")
+    return _walk(data, shape, path)
+
+
+def _walk(value: object, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
+    """The blocks of a JSON value at a key path."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return _objects(value, shape, path)
+    if isinstance(value, dict):
+        return [b for name, item in value.items() for b in _member(str(name), item, shape, path)]
+    if isinstance(value, list):
+        return [b for item in value for b in _item(item, shape, path)]
+    text = shape.cell(_scalar(value))
+    return [Block("paragraph", text, path)] if text else []
+
+
+def _member(name: str, value: object, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
+    """A named value: a nested structure is a section; a scalar a `name | value` row
+    (prose a paragraph), so that its change is reported as that name's value."""
+    if isinstance(value, dict | list):
+        return _walk(value, shape, (*path, name))
+    text = shape.cell(_scalar(value))
+    if len(text) >= _PROSE:
+        return [Block("paragraph", text, (*path, name))]
+    cells = (shape.cell(name), text)
+    return [
+        Block(
+            "row", " | ".join(cells), path, cells=cells, columns=("name", cells[0]), key=cells[:1]
+        )
+    ]
+
+
+def _item(value: object, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
+    if isinstance(value, dict | list):
+        return _walk(value, shape, path)
+    text = shape.cell(_scalar(value))
+    return [Block("item", text, path)] if text else []
+
+
+def _objects(items: list[dict[str, object]], shape: _Shape, path: tuple[str, ...]) -> list[Block]:
+    """An array of objects as a table: one row per object, its keys the columns."""
+    names = list(dict.fromkeys(str(name) for item in items for name in item))
+    rows = (tuple(shape.cell(_scalar(item.get(n))) for n in names) for item in items)
+    return _tabulated([shape.cell(n) for n in names], rows, shape, path)
+
+
+def _scalar(value: object) -> str:
+    """A JSON value as a cell: strings and numbers as written, the rest as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str | int | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# --- ZIP -----------------------------------------------------------------------------
+
+
+def _archive(body: bytes, shape: _Shape, member: str | None, max_bytes: int) -> list[Block]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(body))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ExtractError(f"unreadable ZIP archive: {exc}") from exc
+    with archive:
+        chosen = _members(archive, member)
+        budget = _Budget(max_bytes)
+        return [b for info in chosen for b in _member_blocks(archive, info, shape, budget)]
+
+
+def _members(archive: zipfile.ZipFile, pattern: str | None) -> list[zipfile.ZipInfo]:
+    files = [info for info in archive.infolist() if not info.is_dir()]
+    if pattern:
+        chosen = [
+            i for i in files if fnmatchcase(i.filename, pattern) or fnmatchcase(_base(i), pattern)
+        ]
+    else:
+        chosen = [i for i in files if _suffix(i.filename) in _MEMBER_FORMATS]
+    if not chosen:
+        names = ", ".join(i.filename for i in files[:20]) + (" …" if len(files) > 20 else "")
+        wanted = f"no member matches {pattern!r}" if pattern else "no CSV, TSV or JSON member"
+        raise ExtractError(f"{wanted}; the archive holds: {names or 'nothing'}")
+    return sorted(chosen, key=lambda info: info.filename)
+
+
+def _base(info: zipfile.ZipInfo) -> str:
+    return info.filename.rsplit("/", 1)[-1]
+
+
+def _suffix(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > name.rfind("/") else ""
+
+
+def _member_blocks(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape: _Shape, budget: _Budget
+) -> list[Block]:
+    """One member's blocks, read through the budget; a corrupt member is an
+    ExtractError, one past the cap Oversized."""
+    budget.admit(info)
+    try:
+        with archive.open(info) as raw:
+            stream = budget.counted(raw, info.filename)
+            fmt = _MEMBER_FORMATS.get(_suffix(info.filename)) or _sniffed(stream)
+            return _read(stream, fmt, shape, (_base(info),), None)
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError) as exc:
+        raise ExtractError(f"unreadable ZIP member {info.filename!r}: {exc}") from exc
+
+
+def _sniffed(stream: _Counted) -> Format:
+    """A member without a known suffix: JSON if it starts like JSON, else CSV."""
+    return Format.JSON if stream.peek().lstrip()[:1] in (b"{", b"[") else Format.CSV
+
+
+@dataclass
+class _Budget:
+    """The bytes all members of an archive may inflate to, together."""
+
+    left: int
+    cap: int = 0
+
+    def __post_init__(self) -> None:
+        self.cap = self.left
+
+    def admit(self, info: zipfile.ZipInfo) -> None:
+        if info.file_size > self.left:
+            raise Oversized(
+                f"ZIP member {info.filename!r} inflates to {info.file_size} bytes, "
+                f"past the {self.cap}-byte cap (max_size)"
+            )
+
+    def counted(self, raw: IO[bytes], name: str) -> _Counted:
+        return _Counted(raw, self, name)
+
+    def spend(self, size: int, name: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise Oversized(
+                f"ZIP member {name!r} inflates past the {self.cap}-byte cap (max_size): "
+                "stopped reading it"
+            )
+
+
+class _Counted(io.RawIOBase):
+    """A member's bytes, charged to the budget as they inflate."""
+
+    def __init__(self, raw: IO[bytes], budget: _Budget, name: str) -> None:
+        super().__init__()
+        self._raw, self._budget, self._name = raw, budget, name
+        self._ahead = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def peek(self) -> bytes:
+        """The first bytes, kept for the next read."""
+        if not self._ahead:
+            self._ahead = self._take(_SNIFF)
+        return self._ahead
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data, self._ahead = (self._ahead, b"") if self._ahead else (self._take(len(buffer)), b"")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _take(self, size: int) -> bytes:
+        data = self._raw.read(size)
+        self._budget.spend(len(data), self._name)
+        return data
+
+
+_SNIFF = 1024
+
+
+class _Raw(io.RawIOBase):
+    """Any binary stream as a raw one, for io.BufferedReader."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
