@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from monitor.jurisdictions import Watching
 from monitor.model import CellDelta, Change, ChangeKind, Document, Finding, FindingKind
 
+_BOUNDS = ("<", ">", "\u2264", "\u2265", "~", "\u2248")  # < > ≤ ≥ ~ ≈
 _NUMBER = re.compile(r"^[^\d\-+]*([-+]?\d[\d,.\s]*)\s*(%|‰)?[^\d]*$")
 
 
@@ -157,7 +158,10 @@ _GROUPED = re.compile(r"\d{1,3}(?:([.,\s'\u2019])\d{3})(?:\1\d{3})*")
 
 
 def _number(cell: str) -> tuple[float, str] | None:
-    """A cell's number and unit, reading both "1,019.5" and "1.019,5" (and "46,5 %")."""
+    """A cell's number and unit, reading both "1,019.5" and "1.019,5" (and "46,5 %").
+    A bound ("<10", "> 1000", "~50") is no number: its delta would be made up."""
+    if cell.lstrip().startswith(_BOUNDS):
+        return None
     match = _NUMBER.match(cell.strip())
     if not match:
         return None

@@ -46,7 +46,7 @@ import json
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fnmatch import fnmatchcase
@@ -145,22 +145,26 @@ def _accepted(values: tuple[str, ...]) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class _Table:
-    """A header, with where its key and filter columns stand."""
+    """A header, with where its key and filter columns stand, and how cells are
+    cleaned (the filter's cells first: a row filtered out costs little)."""
 
     columns: tuple[str, ...]
     key: tuple[int, ...]
     filters: tuple[tuple[int, frozenset[str]], ...]
     path: tuple[str, ...]
+    clean: Callable[[object], str]
 
-    def block(self, cells: tuple[str, ...]) -> Block | None:
+    def block(self, raw: Sequence[str]) -> Block | None:
         """The row block of some cells, or None when the row is blank or filtered out."""
+        for i, values in self.filters:
+            if i >= len(raw) or _fold(self.clean(raw[i])) not in values:
+                return None
+        cells = tuple(self.clean(cell) for cell in raw)
         if not any(cells):
             return None
         width = len(self.columns)
         if len(cells) < width:
             cells += ("",) * (width - len(cells))
-        if any(_fold(cells[i]) not in values for i, values in self.filters):
-            return None
         columns = self.columns + tuple(f"#{i + 1}" for i in range(width, len(cells)))
         key = tuple(cells[i] for i in self.key)
         return Block(
@@ -187,19 +191,19 @@ def _position(columns: Sequence[str], name: str, what: str) -> int:
 
 def _table(
     columns: tuple[str, ...],
-    sample: Sequence[tuple[str, ...]],
+    sample: Sequence[Sequence[str]],
     shape: _Shape,
     path: tuple[str, ...],
 ) -> _Table:
     if shape.key:
         key = tuple(_position(columns, name, "key") for name in shape.key)
     else:
-        key = _inferred_key(len(columns), sample)
+        key = _inferred_key(len(columns), [[shape.cell(c) for c in row] for row in sample])
     filters = tuple((_position(columns, name, "rows"), values) for name, values in shape.rows)
-    return _Table(columns, key, filters, path)
+    return _Table(columns, key, filters, path, shape.cell)
 
 
-def _inferred_key(width: int, sample: Sequence[tuple[str, ...]]) -> tuple[int, ...]:
+def _inferred_key(width: int, sample: Sequence[Sequence[str]]) -> tuple[int, ...]:
     """The leading columns with no number in the sample, at least the first one."""
     count = 0
     while count < width and not any(
@@ -209,7 +213,7 @@ def _inferred_key(width: int, sample: Sequence[tuple[str, ...]]) -> tuple[int, .
     return tuple(range(count if 0 < count < width else 1))
 
 
-def _rows(table: _Table, cells: Iterable[tuple[str, ...]]) -> list[Block]:
+def _rows(table: _Table, cells: Iterable[Sequence[str]]) -> list[Block]:
     """The kept rows of a table as blocks, sorted by key (stable for equal keys)."""
     blocks = [block for row in cells if (block := table.block(row)) is not None]
     blocks.sort(key=lambda block: [_fold(part) for part in block.key])
@@ -217,12 +221,12 @@ def _rows(table: _Table, cells: Iterable[tuple[str, ...]]) -> list[Block]:
 
 
 def _tabulated(
-    header: Sequence[str], rows: Iterator[tuple[str, ...]], shape: _Shape, path: tuple[str, ...]
+    header: Sequence[str], rows: Iterator[Sequence[str]], shape: _Shape, path: tuple[str, ...]
 ) -> list[Block]:
     """A header and its rows: the key is inferred from the first rows, then they all
     stream through the filter."""
     sample = list(itertools.islice(rows, _KEY_SAMPLE))
-    table = _table(_header(header), sample, shape, path)
+    table = _table(_header([shape.cell(name) for name in header]), sample, shape, path)
     return _rows(table, itertools.chain(sample, rows))
 
 
@@ -266,9 +270,8 @@ def _csv(text: IO[str], delimiter: str | None, shape: _Shape, path: tuple[str, .
     head = text.readline()
     lines = itertools.chain((head,), text)
     reader = csv.reader(lines, delimiter=delimiter or _delimiter(head))
-    cleaned = ((tuple(shape.cell(c) for c in row)) for row in _guarded(reader))
-    rows = (row for row in cleaned if any(row))
-    header = next(rows, None)
+    rows = _guarded(reader)
+    header = next((row for row in rows if any(shape.cell(cell) for cell in row)), None)
     return [] if header is None else _tabulated(header, rows, shape, path)
 
 
@@ -341,8 +344,8 @@ def _item(value: object, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
 def _objects(items: list[dict[str, object]], shape: _Shape, path: tuple[str, ...]) -> list[Block]:
     """An array of objects as a table: one row per object, its keys the columns."""
     names = list(dict.fromkeys(str(name) for item in items for name in item))
-    rows = (tuple(shape.cell(_scalar(item.get(n))) for n in names) for item in items)
-    return _tabulated([shape.cell(n) for n in names], rows, shape, path)
+    rows = ([_scalar(item.get(name)) for name in names] for item in items)
+    return _tabulated(names, rows, shape, path)
 
 
 def _scalar(value: object) -> str:

@@ -140,6 +140,8 @@ def test_chinese_text(matcher: Watching) -> None:
         ("46%", "12", None),
         ("n/a", "3", None),
         ("2020", "2021 H1", None),
+        ("<10", "27", None),  # a bound is no number: a delta of 17 would be made up
+        ("12", "> 1000", None),
     ],
 )
 def test_number_delta(before: str, after: str, delta: float | None) -> None:
