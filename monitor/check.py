@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from monitor import formats
 from monitor.browser import NEEDS_BROWSER
 from monitor.config import Route, Watch
 from monitor.errors import FailureKind, FetchError, StoreError
@@ -34,6 +35,7 @@ from monitor.model import (
     CheckRecord,
     CheckResult,
     FetchRequest,
+    Format,
     History,
     Outcome,
     Snapshot,
@@ -161,7 +163,7 @@ async def _check(watch: Watch, ctx: Context) -> CheckResult:
         else:
             fetched = await _fetch(watch, ctx, validators)
         history, record = await _evaluated(watch, ctx, fetched, started)
-        if watch.browser == "auto" and _browser_could_read(record):
+        if watch.browser == "auto" and _browser_could_read(watch, record):
             history, record = await _read_rendered(watch, ctx, started, (history, record))
         record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
         return _result(record, ctx.store.record(record), history)
@@ -188,10 +190,19 @@ async def _evaluated(
 _BROWSER_READS = (FailureKind.BLOCKED, FailureKind.INCOMPLETE)
 
 
-def _browser_could_read(record: CheckRecord) -> bool:
+def _browser_could_read(watch: Watch, record: CheckRecord) -> bool:
     """A plain response that is an app shell, asks for JavaScript, is a challenge
-    page, or lacks what the watch expects: `browser: auto` renders it instead."""
-    return record.outcome is Outcome.FAILED and record.failure_kind in _BROWSER_READS
+    page, or lacks what the watch expects: `browser: auto` renders it instead. Never
+    data (a CSV, JSON, ZIP or PDF): a browser shows nothing more of it."""
+    if record.outcome is not Outcome.FAILED or record.failure_kind not in _BROWSER_READS:
+        return False
+    snapshot = record.snapshot
+    if snapshot is None:
+        return True
+    head = snapshot.body[: formats.SNIFF_BYTES]
+    url = snapshot.final_url
+    read_as = formats.decide(snapshot.content_type, head, declared=watch.rules.format, url=url)
+    return read_as in (Format.HTML, None)
 
 
 async def _read_rendered(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 import sys
+import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -516,6 +518,26 @@ def test_browser_auto_renders_an_app_shell_and_a_partial_read(
     site["/le"] = page()  # a plain page that holds it all is read without a browser
     run_with(harness, wl, renderer)
     assert len(renderer.requests) == 2
+
+
+def test_browser_auto_never_renders_data(site: LocalSite, harness: Harness) -> None:
+    """A CSV without the row it `expect`s is a partial read: Chromium would not help."""
+    site["/le"] = Page(b"Country,Requests\nMacau,2\n", headers={"Content-Type": "text/csv"})
+    renderer = FakeRenderer()
+    result = run_with(harness, watchlist(site, expect='["Hong Kong"]'), renderer)
+    assert result.failure is FailureKind.INCOMPLETE and renderer.requests == []
+
+
+def test_a_zip_bomb_fails_the_check_as_too_large(site: LocalSite, harness: Harness) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb.csv", b"Country,Requests\n" + b"0" * 20_000_000)
+    site["/le"] = Page(buffer.getvalue(), headers={"Content-Type": "application/zip"})
+    result = harness.run(watchlist(site, max_size="5MB"))
+    assert result.outcome is Outcome.FAILED and result.failure is FailureKind.TOO_LARGE
+    assert "'bomb.csv' inflates to 20000017 bytes, past the 5000000-byte cap" in (
+        result.message or ""
+    )
 
 
 def test_a_rendered_page_is_never_asked_for_with_its_validators(
