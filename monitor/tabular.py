@@ -29,10 +29,11 @@ How data becomes blocks:
   any other value is walked, each scalar becoming a row ``name | value`` (or, for
   prose, a paragraph) with its key path as section path.
 - ZIP: ``member:`` (a glob, matched against the full name and the base name) names
-  the files read; without it, every ``.csv``, ``.tsv`` and ``.json`` member is. Each
-  member streams through a counter that stops at the watch's size cap (all members
-  together): a zip bomb is refused as ``too_large`` after reading at most the cap,
-  and a member whose declared size is over the cap is refused before it is opened.
+  the files read; without it, every ``.csv``, ``.tsv`` and ``.json`` member is. The
+  members read may together inflate to the watch's size cap, by the sizes the archive
+  declares: a zip bomb is refused as ``too_large`` before a byte is inflated. Each
+  member is inflated as it is read, never whole, and no further than its declared
+  size (an archive that understates it fails the member's CRC check).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class _Shape:
     rows: tuple[tuple[str, frozenset[str]], ...]
     query: jmespath.parser.ParsedResult | None
     ignore: tuple[re.Pattern[str], ...]
+    wanted: tuple[tuple[str, tuple[str, ...]], ...] = ()  # `rows` as written
 
     @classmethod
     def of(cls, rules: ExtractRules) -> _Shape:
@@ -107,12 +109,13 @@ class _Shape:
         except (JMESPathError, re.error) as exc:
             raise ExtractError(f"invalid query or ignore pattern: {exc}") from exc
         rows = tuple((column, _accepted(values)) for column, values in rules.rows)
-        return cls(rules.key, rows, query, ignore)
+        return cls(rules.key, rows, query, ignore, rules.rows)
 
     def describe(self) -> str:
-        if not self.rows:
+        """The `rows` filter, for a message saying that nothing passed it."""
+        if not self.wanted:
             return ""
-        wanted = "; ".join(f"{column}: {sorted(values)[:6]}" for column, values in self.rows)
+        wanted = "; ".join(f"{column}: {list(values)}" for column, values in self.wanted)
         return f" (rows: {wanted})"
 
     def cell(self, raw: object) -> str:
@@ -234,10 +237,19 @@ def _tabulated(
 
 
 def _read(
-    stream: io.RawIOBase, fmt: Format, shape: _Shape, path: tuple[str, ...], encoding: str | None
+    stream: io.RawIOBase,
+    fmt: Format | None,
+    shape: _Shape,
+    path: tuple[str, ...],
+    encoding: str | None,
 ) -> list[Block]:
+    """A file's blocks, decoded as it streams; `fmt` None: JSON if it starts like
+    JSON, else CSV (a ZIP member without a known suffix)."""
     buffered = io.BufferedReader(stream, buffer_size=_SAMPLE)
-    codec = _codec(buffered.peek(_SAMPLE)[:_SAMPLE], encoding)
+    sample = buffered.peek(_SAMPLE)[:_SAMPLE]
+    codec = _codec(sample, encoding)
+    if fmt is None:
+        fmt = Format.JSON if sample.lstrip()[:1] in (b"{", b"[") else Format.CSV
     text = io.TextIOWrapper(buffered, encoding=codec, errors="replace", newline="")
     if fmt is Format.JSON:
         return _json(text.read(), shape, path)
@@ -367,8 +379,8 @@ def _archive(body: bytes, shape: _Shape, member: str | None, max_bytes: int) -> 
         raise ExtractError(f"unreadable ZIP archive: {exc}") from exc
     with archive:
         chosen = _members(archive, member)
-        budget = _Budget(max_bytes)
-        return [b for info in chosen for b in _member_blocks(archive, info, shape, budget)]
+        _admit(chosen, max_bytes)
+        return [b for info in chosen for b in _member_blocks(archive, info, shape)]
 
 
 def _members(archive: zipfile.ZipFile, pattern: str | None) -> list[zipfile.ZipInfo]:
@@ -386,6 +398,21 @@ def _members(archive: zipfile.ZipFile, pattern: str | None) -> list[zipfile.ZipI
     return sorted(chosen, key=lambda info: info.filename)
 
 
+def _admit(members: Sequence[zipfile.ZipInfo], max_bytes: int) -> None:
+    """The members to read may inflate to `max_bytes` together, by the sizes the
+    archive declares; zipfile inflates a member no further than its declared size (an
+    archive that understates one fails its CRC check), so this bounds what is read."""
+    total = 0
+    for info in members:
+        total += info.file_size
+        if total > max_bytes:
+            others = " (with the members before it)" if total > info.file_size else ""
+            raise Oversized(
+                f"ZIP member {info.filename!r} inflates to {info.file_size} bytes{others}, "
+                f"past the {max_bytes}-byte cap (max_size)"
+            )
+
+
 def _base(info: zipfile.ZipInfo) -> str:
     return info.filename.rsplit("/", 1)[-1]
 
@@ -395,84 +422,15 @@ def _suffix(name: str) -> str:
     return name[dot:].lower() if dot > name.rfind("/") else ""
 
 
-def _member_blocks(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape: _Shape, budget: _Budget
-) -> list[Block]:
-    """One member's blocks, read through the budget; a corrupt member is an
-    ExtractError, one past the cap Oversized."""
-    budget.admit(info)
+def _member_blocks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape: _Shape) -> list[Block]:
+    """One member's blocks, inflated as they are read; a corrupt member (a bad CRC,
+    an unsupported compression, a password) is an ExtractError."""
+    fmt = _MEMBER_FORMATS.get(_suffix(info.filename))
     try:
         with archive.open(info) as raw:
-            stream = budget.counted(raw, info.filename)
-            fmt = _MEMBER_FORMATS.get(_suffix(info.filename)) or _sniffed(stream)
-            return _read(stream, fmt, shape, (_base(info),), None)
+            return _read(_Raw(raw), fmt, shape, (_base(info),), None)
     except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError) as exc:
         raise ExtractError(f"unreadable ZIP member {info.filename!r}: {exc}") from exc
-
-
-def _sniffed(stream: _Counted) -> Format:
-    """A member without a known suffix: JSON if it starts like JSON, else CSV."""
-    return Format.JSON if stream.peek().lstrip()[:1] in (b"{", b"[") else Format.CSV
-
-
-@dataclass
-class _Budget:
-    """The bytes all members of an archive may inflate to, together."""
-
-    left: int
-    cap: int = 0
-
-    def __post_init__(self) -> None:
-        self.cap = self.left
-
-    def admit(self, info: zipfile.ZipInfo) -> None:
-        if info.file_size > self.left:
-            raise Oversized(
-                f"ZIP member {info.filename!r} inflates to {info.file_size} bytes, "
-                f"past the {self.cap}-byte cap (max_size)"
-            )
-
-    def counted(self, raw: IO[bytes], name: str) -> _Counted:
-        return _Counted(raw, self, name)
-
-    def spend(self, size: int, name: str) -> None:
-        self.left -= size
-        if self.left < 0:
-            raise Oversized(
-                f"ZIP member {name!r} inflates past the {self.cap}-byte cap (max_size): "
-                "stopped reading it"
-            )
-
-
-class _Counted(io.RawIOBase):
-    """A member's bytes, charged to the budget as they inflate."""
-
-    def __init__(self, raw: IO[bytes], budget: _Budget, name: str) -> None:
-        super().__init__()
-        self._raw, self._budget, self._name = raw, budget, name
-        self._ahead = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def peek(self) -> bytes:
-        """The first bytes, kept for the next read."""
-        if not self._ahead:
-            self._ahead = self._take(_SNIFF)
-        return self._ahead
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        data, self._ahead = (self._ahead, b"") if self._ahead else (self._take(len(buffer)), b"")
-        buffer[: len(data)] = data
-        return len(data)
-
-    def _take(self, size: int) -> bytes:
-        data = self._raw.read(size)
-        self._budget.spend(len(data), self._name)
-        return data
-
-
-_SNIFF = 1024
 
 
 class _Raw(io.RawIOBase):

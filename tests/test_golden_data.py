@@ -9,14 +9,12 @@ extractor from the content type and magic bytes), then `pipeline.detect`.
   the member of that name, among an unrelated README member;
 - expected.yaml: `description`, `watch` (the data keys: format, member, query, key,
   rows, and jurisdictions), `zip`, `changes` and `findings`, as in
-  tests/test_golden_pairs.py, whose comparison and `UPDATE_GOLDEN=1` it shares.
+  tests/test_golden_pairs.py, whose `verify` (and `UPDATE_GOLDEN=1`) it shares.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import os
 import zipfile
 from datetime import UTC, datetime
 from functools import cache
@@ -29,7 +27,7 @@ import yaml
 from monitor.config import Watch, loads
 from monitor.model import Snapshot
 from monitor.pipeline import Detection, Matchers, detect, read
-from tests.test_golden_pairs import _explain, canonical, change_counts, dump, finding_dict
+from tests.test_golden_pairs import verify
 
 DATA = Path(__file__).parent / "golden" / "data"
 NAMES = sorted(path.name for path in DATA.iterdir() if path.is_dir())
@@ -90,17 +88,4 @@ def test_there_are_cases_for_csv_tsv_json_and_zip() -> None:
 def test_golden_data(name: str) -> None:
     spec = load(name)
     assert set(spec) <= CASE_KEYS, f"unknown keys {set(spec) - CASE_KEYS}"
-    detection = run(name, spec)
-    plain = json.loads(json.dumps([finding_dict(f) for f in detection.findings]))  # no enums
-    actual = canonical(plain)
-    counts = {str(kind): n for kind, n in change_counts(detection.changes).items()}
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        spec["findings"] = actual
-        if "changes" in spec:
-            spec["changes"] = counts
-        (DATA / name / "expected.yaml").write_text(dump(spec), "utf-8")
-    expected = canonical(spec.get("findings") or [])
-    if actual != expected:
-        pytest.fail(_explain(name, expected, actual, detection.changes), pytrace=False)
-    if "changes" in spec:
-        assert counts == spec["changes"], f"{name}: diff's changes {counts}"
+    verify(DATA / name, spec, run(name, spec))

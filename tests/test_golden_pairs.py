@@ -185,20 +185,25 @@ def test_there_are_enough_cases() -> None:
 def test_golden_pair(name: str) -> None:
     spec = load(name)
     assert set(spec) <= CASE_KEYS, f"unknown keys {set(spec) - CASE_KEYS}"
-    detection = run(name, spec.get("watch") or {})
-    changes, findings = detection.changes, detection.findings
-    actual = canonical([finding_dict(finding) for finding in findings])
-    counts = change_counts(changes)
+    verify(PAIRS / name, spec, run(name, spec.get("watch") or {}))
+
+
+def verify(case: Path, spec: dict[str, Any], detection: Detection) -> None:
+    """Compare a detection with a case's expected findings (and changes, if given);
+    with UPDATE_GOLDEN=1, first rewrite them (unless the case is an `xfail`)."""
+    plain = json.loads(json.dumps([finding_dict(f) for f in detection.findings]))  # no enums
+    actual = canonical(plain)
+    counts = {str(kind): n for kind, n in change_counts(detection.changes).items()}
     if os.environ.get("UPDATE_GOLDEN") == "1" and not spec.get("xfail"):
         spec["findings"] = actual
         if "changes" in spec:
             spec["changes"] = counts
-        (PAIRS / name / "expected.yaml").write_text(dump(spec), "utf-8")
+        (case / "expected.yaml").write_text(dump(spec), "utf-8")
     expected = canonical(spec.get("findings") or [])
     if actual != expected:
-        pytest.fail(_explain(name, expected, actual, changes), pytrace=False)
+        pytest.fail(_explain(case.name, expected, actual, detection.changes), pytrace=False)
     if "changes" in spec:
-        assert counts == spec["changes"], f"{name}: diff's changes {counts}"
+        assert counts == spec["changes"], f"{case.name}: diff's changes {counts}"
 
 
 _FOOTER = re.compile(r"<footer\b.*?</footer>", re.DOTALL | re.IGNORECASE)

@@ -249,23 +249,16 @@ def test_other_json_is_named_values_under_their_key_paths() -> None:
         {"countries": {"HK": {"requests": 241, "note": "Paused since July 2020."}}, "tags": [1]}
     ).encode()
     document = read(snapshot(body, "application/json"), ExtractRules())
+
+    def named(name: str, value: str) -> Block:
+        path, cells = ("countries", "HK"), (name, value)
+        return Block(
+            "row", f"{name} | {value}", path, cells=cells, columns=("name", name), key=(name,)
+        )
+
     assert document == (
-        Block(
-            "row",
-            "requests | 241",
-            ("countries", "HK"),
-            cells=("requests", "241"),
-            columns=("name", "requests"),
-            key=("requests",),
-        ),
-        Block(
-            "row",
-            "note | Paused since July 2020.",
-            ("countries", "HK"),
-            cells=("note", "Paused since July 2020."),
-            columns=("name", "note"),
-            key=("note",),
-        ),
+        named("requests", "241"),
+        named("note", "Paused since July 2020."),
         Block("item", "1", ("tags",)),
     )
     after = read(snapshot(body.replace(b"241", b"0"), "application/json"), ExtractRules())
