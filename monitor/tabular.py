@@ -323,14 +323,16 @@ def _walk(value: object, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         return _objects(value, shape, path)
     if isinstance(value, dict):
-        return [b for name, item in value.items() for b in _member(str(name), item, shape, path)]
+        return [
+            b for name, item in value.items() for b in _named(shape.cell(name), item, shape, path)
+        ]
     if isinstance(value, list):
         return [b for item in value for b in _item(item, shape, path)]
     text = shape.cell(_scalar(value))
     return [Block("paragraph", text, path)] if text else []
 
 
-def _member(name: str, value: object, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
+def _named(name: str, value: object, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
     """A named value: a nested structure is a section; a scalar a `name | value` row
     (prose a paragraph), so that its change is reported as that name's value."""
     if isinstance(value, dict | list):
@@ -338,10 +340,15 @@ def _member(name: str, value: object, shape: _Shape, path: tuple[str, ...]) -> l
     text = shape.cell(_scalar(value))
     if len(text) >= _PROSE:
         return [Block("paragraph", text, (*path, name))]
-    cells = (shape.cell(name), text)
+    cells = (name, text)
     return [
         Block(
-            "row", " | ".join(cells), path, cells=cells, columns=("name", cells[0]), key=cells[:1]
+            "row",
+            " | ".join(cells),
+            path,
+            cells=cells,
+            columns=("name", cells[0]),
+            key=(*path, cells[0]),
         )
     ]
 
@@ -428,7 +435,7 @@ def _member_blocks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape: _Shap
     fmt = _MEMBER_FORMATS.get(_suffix(info.filename))
     try:
         with archive.open(info) as raw:
-            return _read(_Raw(raw), fmt, shape, (_base(info),), None)
+            return _read(_Raw(raw), fmt, shape, (shape.cell(_base(info)),), None)
     except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError) as exc:
         raise ExtractError(f"unreadable ZIP member {info.filename!r}: {exc}") from exc
 

@@ -253,7 +253,7 @@ def test_other_json_is_named_values_under_their_key_paths() -> None:
     def named(name: str, value: str) -> Block:
         path, cells = ("countries", "HK"), (name, value)
         return Block(
-            "row", f"{name} | {value}", path, cells=cells, columns=("name", name), key=(name,)
+            "row", f"{name} | {value}", path, cells=cells, columns=("name", name), key=(*path, name)
         )
 
     assert document == (
