@@ -305,6 +305,13 @@ def test_a_missing_member_is_a_failure_listing_the_members() -> None:
         read(snapshot(archive(ROWS), "application/zip"), rules)
 
 
+@pytest.mark.parametrize("cut", [0.5, 0.95], ids=["half", "the-directory-cut"])
+def test_a_truncated_zip_is_an_extraction_failure(cut: float) -> None:
+    body = archive(ROWS)
+    with pytest.raises(ExtractError, match="unreadable ZIP archive"):
+        read(snapshot(body[: int(len(body) * cut)], "application/zip"), ZIP_RULES)
+
+
 def test_a_zip_bomb_is_too_large_without_inflating_it() -> None:
     bomb = zipped({"bomb.csv": b"0" * 50_000_000})
     assert len(bomb) < 100_000
