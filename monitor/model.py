@@ -155,6 +155,9 @@ class Block:
 
     kind is one of: heading, paragraph, item, row, term, definition.
     For rows, `cells` holds the cell texts and `text` joins them with " | ".
+    `text` is the wording versions are compared on (see `monitor.wording`); `shown`
+    is the text as the page showed it, kept only when it differs (full-width
+    punctuation, typographic quotes), for quotes that are verbatim.
     """
 
     kind: str
@@ -162,6 +165,11 @@ class Block:
     path: tuple[str, ...] = ()
     level: int = 0  # heading level 1-6 for headings, else 0
     cells: tuple[str, ...] = ()
+    shown: str = ""
+
+    @property
+    def verbatim(self) -> str:
+        return self.shown or self.text
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {"kind": self.kind, "text": self.text, "path": list(self.path)}
@@ -169,6 +177,8 @@ class Block:
             data["level"] = self.level
         if self.cells:
             data["cells"] = list(self.cells)
+        if self.shown:
+            data["shown"] = self.shown
         return data
 
     @classmethod
@@ -183,6 +193,7 @@ class Block:
             path=tuple(str(p) for p in path),
             level=level,
             cells=tuple(str(c) for c in cells),
+            shown=str(data.get("shown", "")),
         )
 
 
