@@ -195,6 +195,9 @@ class Block:
     For rows, `cells` holds the cell texts and `text` joins them with " | ". A row
     read from data (CSV, JSON) also knows its table's `columns` (its header) and its
     `key`: the cells that identify it, so that a changed row is paired with itself.
+    `text` is the wording versions are compared on (see `monitor.wording`); `shown`
+    is the text as the page showed it, kept only when it differs (full-width
+    punctuation, typographic quotes), for quotes that are verbatim.
     """
 
     kind: str
@@ -204,6 +207,11 @@ class Block:
     cells: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     key: tuple[str, ...] = ()
+    shown: str = ""
+
+    @property
+    def verbatim(self) -> str:
+        return self.shown or self.text
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {"kind": self.kind, "text": self.text, "path": list(self.path)}
@@ -212,6 +220,8 @@ class Block:
         for name in ("cells", "columns", "key"):
             if value := getattr(self, name):
                 data[name] = list(value)
+        if self.shown:
+            data["shown"] = self.shown
         return data
 
     @classmethod
@@ -226,6 +236,7 @@ class Block:
             cells=_strings(data, "cells"),
             columns=_strings(data, "columns"),
             key=_strings(data, "key"),
+            shown=str(data.get("shown", "")),
         )
 
 

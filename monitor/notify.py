@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from monitor.config import masked_url
 from monitor.errors import NotifyError
-from monitor.messages import ELLIPSIS, Message, fit, headline
+from monitor.messages import ELLIPSIS, Message, fit, headless, headline
 
 # Services that render Markdown although apprise declares them plain text: their
 # body goes through apprise untouched (declared as text) and is read as Markdown.
@@ -167,9 +167,10 @@ def _parts(service: Any, message: Message, fmt: str) -> list[tuple[str, str]]:
     if title_max > 0:
         chunks = fit(message, body_max, fmt)
         return [(_title(message.title, i, len(chunks), title_max), c) for i, c in _numbered(chunks)]
-    # No title on this service: the title leads the body (apprise would add it unescaped).
+    # No title on this service: the title leads the body (apprise would add it unescaped),
+    # in place of the head's first line, which it repeats.
     room = len(headline(_title(message.title, 9999, 9999, UNLIMITED), fmt)) + 1
-    chunks = fit(message, max(body_max - room, 1), fmt)
+    chunks = fit(headless(message), max(body_max - room, 1), fmt)
     glue = "" if fmt == "html" else "\n"
     return [
         ("", headline(_title(message.title, i, len(chunks), UNLIMITED), fmt) + glue + c)

@@ -649,3 +649,37 @@ def test_a_dead_host_among_answering_ones_is_counted_against_its_watch(
         results = asyncio.run(go(store))
         assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.NEW, Outcome.NEW]
         assert store.state("dead").consecutive_failures == 1
+
+
+ZH = "<p>香港特別行政區，您的資料請求已暫停。</p>"
+ZH_CHANGED = "<p>香港特別行政區，您的資料請求已恢復。</p>"
+
+
+def test_alerts_and_versions_quote_the_page_verbatim(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page(ZH + OTHER)
+    wl = watchlist(site, jurisdictions="[HK]", routes="[]")
+    harness.run(wl)
+    site["/le"] = page(ZH_CHANGED + OTHER)
+    result = harness.run(wl)
+    assert result.outcome is Outcome.CHANGED
+    [finding] = result.findings
+    assert finding.change is not None
+    assert finding.change.before == "香港特別行政區，您的資料請求已暫停。"
+    assert finding.change.after == "香港特別行政區，您的資料請求已恢復。"
+    assert ("-", "暫停") in finding.change.segments and ("+", "恢復") in finding.change.segments
+    latest = harness.store.latest_version("tiktok-le")
+    assert latest is not None
+    assert any(b.verbatim == "香港特別行政區，您的資料請求已恢復。" for b in latest.document)
+
+
+def test_a_change_of_punctuation_form_only_is_kept_silently(
+    site: LocalSite, harness: Harness
+) -> None:
+    site["/le"] = page(ZH + OTHER)
+    wl = watchlist(site, jurisdictions="[HK]")
+    harness.run(wl)
+    site["/le"] = page(ZH.replace("，", ",") + OTHER)  # the same words, an ASCII comma
+    result = harness.run(wl)
+    assert result.outcome is Outcome.UNCHANGED and result.technical and not result.findings
+    latest = harness.store.latest_version("tiktok-le")
+    assert latest is not None and latest.kind == "technical"
