@@ -376,7 +376,7 @@ def test_a_big_csv_in_a_zip_streams_within_a_memory_bound() -> None:
 
 
 _PEAK_RSS = """
-import resource, sys
+import json, resource, sys
 from monitor.model import ExtractRules, Format
 from monitor.tabular import tabulate
 from tests.test_tabular import lazy_zip
@@ -385,7 +385,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 rules = ExtractRules(key=("Country", "Period"), rows=(("Country", ("HK",)),))
 document = tabulate(body, Format.ZIP, rules, encoding=None, max_bytes=2_000_000_000)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(len(body), before, after, [list(b.key) for b in document])
+print(len(body), before, after, json.dumps([b.key for b in document]))
 """
 
 
@@ -397,6 +397,7 @@ def test_a_1_gb_csv_in_a_zip_streams_within_a_memory_bound() -> None:
         [sys.executable, "-c", _PEAK_RSS, "45000000"],
         capture_output=True, text=True, cwd=root, check=True, timeout=1800,
     )  # fmt: skip
+    print(run.stdout)  # the figures, shown by `pytest -rA`
     size, before_kib, after_kib, keys = run.stdout.split(" ", 3)
     assert json.loads(keys) == [["Hong Kong", "H2 2020"]]
     assert int(size) < 10_000_000  # the archive; the member inflates to over 1 GB
