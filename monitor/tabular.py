@@ -279,8 +279,12 @@ def _codec(sample: bytes, declared: str | None) -> str:
 
 
 def _csv(text: IO[str], delimiter: str | None, shape: _Shape, path: tuple[str, ...]) -> list[Block]:
+    lead: list[str] = []
     head = text.readline()
-    lines = itertools.chain((head,), text)
+    while head.isspace():  # blank lines before the header, which tells the delimiter
+        lead.append(head)
+        head = text.readline()
+    lines = itertools.chain(lead, (head,), text)
     reader = csv.reader(lines, delimiter=delimiter or _delimiter(head))
     rows = _guarded(reader)
     header = next((row for row in rows if any(shape.cell(cell) for cell in row)), None)

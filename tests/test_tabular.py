@@ -147,7 +147,7 @@ def test_no_row_left_after_the_filter_is_an_extraction_failure() -> None:
 
 def test_tsv_and_sniffed_delimiters() -> None:
     tsv = report().replace(b'"1,019","1,204"', b"1019,1204").replace(b",", b"\t")
-    semicolons = report().replace(b",", b";").replace(b'"1;019";"1;204"', b"1019;1204")
+    semicolons = b"\n\n" + report().replace(b",", b";").replace(b'"1;019";"1;204"', b"1019;1204")
     for body, content_type in ((tsv, "text/tab-separated-values"), (semicolons, "text/csv")):
         document = read(snapshot(body, content_type), KEY)
         assert ("Hong Kong", "H2 2020", "241", "301", "46 %") in [b.cells for b in document]
