@@ -24,6 +24,7 @@ import pytest
 from monitor.cli import main
 from monitor.config import loads
 from monitor.errors import ConfigError, ExtractError, FailureKind, Oversized
+from monitor.messages import Proof, Subject, change_message
 from monitor.model import Block, Document, ExtractRules, Finding, Format, Snapshot
 from monitor.pipeline import Matchers, detect, read
 from monitor.tabular import tabulate
@@ -201,6 +202,20 @@ def test_formula_cells_are_kept_verbatim_as_text() -> None:
     rows = [r.replace("H2 2020", f"P{i}") for i, r in enumerate(rows)]
     document = read(snapshot(report(rows)), KEY)
     assert [b.cells[2] for b in document] == FORMULAS
+
+
+def test_a_formula_cell_reaches_the_alert_as_plain_escaped_text() -> None:
+    formula = '=HYPERLINK("http://evil.example/<b>","@channel")'
+    cell = '"' + formula.replace('"', '""') + '"'
+    before = read(snapshot(report()), KEY)
+    after = read(snapshot(report([r.replace("46 %", cell) for r in ROWS])), KEY)
+    subject = Subject("Example", "Requests", "https://e.org/r", "w")
+    alert = change_message(
+        subject, findings(before, after), Proof(datetime(2026, 1, 1, tzinfo=UTC)),
+        jurisdiction_names={"HK": "Hong Kong"},
+    )  # fmt: skip
+    assert f"Percentage answered: 46 % → {formula}" in alert.text
+    assert "<b>" not in alert.html and "&lt;b&gt;" in alert.html
 
 
 def test_control_characters_never_reach_a_cell() -> None:
