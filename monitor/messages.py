@@ -96,6 +96,9 @@ class Proof:
     sha_after: str | None = None
     version_before: int | None = None
     version_after: int | None = None
+    # When checks first and last saw the "before" text: the change happened after the
+    # last of them and by `at`.
+    before_seen: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,7 @@ class Message:
         return build(str(data["title"]), parts, severity=str(data["severity"]))
 
 
-def name_version(message_json: str, version_id: int) -> str:
+def name_version(message_json: str, number: int) -> str:
     """A stored message (`Message.to_json`) naming the version its check recorded.
 
     The store calls this as it writes the version and the alert in one transaction;
@@ -176,7 +179,7 @@ def name_version(message_json: str, version_id: int) -> str:
         return message_json
     message = Message.from_json(message_json)
     filled = (
-        Part(p.role, tuple(_fill_line(line, str(version_id)) for line in p.lines))
+        Part(p.role, tuple(_fill_line(line, str(number)) for line in p.lines))
         for p in message.parts
     )
     return build(message.title, tuple(filled), severity=message.severity).to_json()
@@ -211,18 +214,23 @@ def change_message(
     proof: Proof,
     *,
     jurisdiction_names: Mapping[str, str],
+    limit: int | None = None,
 ) -> Message:
     """The one alert of a check: one entry per change (with every jurisdiction it
-    concerns), the page, and the proof."""
+    concerns), the page, and the proof. Past `limit` entries, the rest are counted
+    and the command that shows them all is given: a page rewritten whole makes one
+    readable alert, not a thousand chat messages."""
 
     def name(code: str) -> str:
         return jurisdiction_names.get(code, code)
 
     grouped = entries(findings)
+    shown = grouped if limit is None else grouped[:limit]
     title = f"{subject.platform}{DOT}{subject.name}{DOT}{_summary(grouped, name)}"
     parts = (
         _head(subject, proof.at),
-        *(_entry_part(entry, name) for entry in grouped),
+        *(_entry_part(entry, name) for entry in shown),
+        *([_more_part(subject, proof, len(grouped) - len(shown))] if shown != grouped else []),
         _proof_part(subject, proof),
     )
     return build(title, parts, severity="warning")
@@ -481,6 +489,15 @@ def _cell_line(cell: CellDelta) -> Line:
     return _field(cell.column, value)
 
 
+def _more_part(subject: Subject, proof: Proof, more: int) -> Part:
+    """What an alert past its limit leaves out: how many changes, and where to see them."""
+    lines = [Line("lead", _plain(f"{ELLIPSIS} and {more} more change{'s' if more != 1 else ''}"))]
+    if proof.version_before is not None:
+        command = f"monitor diff {subject.watch_id} --from {proof.version_before} --to "
+        lines.append(Line("code", (("=", command), _new_version(proof.version_after)), "All"))
+    return Part("detail", tuple(lines))
+
+
 def _proof_part(subject: Subject, proof: Proof) -> Part:
     lines = [_field("Watch", subject.watch_id)]
     if proof.version_before is not None:
@@ -488,6 +505,10 @@ def _proof_part(subject: Subject, proof: Proof) -> Part:
         lines.append(Line("field", (("=", f"{proof.version_before}{ARROW}"), after), "Versions"))
         command = f"monitor diff {subject.watch_id} --from {proof.version_before} --to "
         lines.append(Line("code", (("=", command), after), "Compare"))
+    if proof.before_seen is not None:
+        first, last = proof.before_seen
+        lines.append(_field("Before text seen", f"{_when(first)} to {_when(last)}"))
+        lines.append(_field("Changed between", f"{_when(last)} and {_when(proof.at)}"))
     if proof.sha_before:
         lines.append(Line("code", _plain(proof.sha_before), "Snapshot before (SHA-256)"))
     if proof.sha_after:

@@ -71,7 +71,8 @@ class Format(enum.StrEnum):
 
 class AlertKind(enum.StrEnum):
     CHANGE = "change"  # findings of one check
-    HEALTH = "health"  # a watch failing or recovering, a delivery given up
+    HEALTH = "health"  # a watch failing or recovering
+    NOTICE = "notice"  # about the monitor itself: an alert that could not be delivered
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -344,6 +345,7 @@ class StoredVersion:
     document_json: str = field(repr=False)
     kind: VersionKind = field()
     created_at: datetime = field()
+    number: int = 0  # the watch's own count: 1, 2, 3 … (what people see and type)
 
     @functools.cached_property
     def document(self) -> Document:
@@ -358,6 +360,7 @@ class RecentVersion:
     id: int
     doc_hash: str
     kind: VersionKind
+    number: int = 0
 
 
 @dataclass(frozen=True)
@@ -397,6 +400,8 @@ class Delivery:
     created_at: datetime
     title: str
     message: str
+    kind: AlertKind = AlertKind.CHANGE
+    parts_sent: int = 0  # parts of a split message an earlier attempt delivered
 
 
 @dataclass(frozen=True)
@@ -449,8 +454,8 @@ class CheckResult:
     outcome: Outcome
     started_at: datetime
     elapsed: float
-    version_id: int | None = None
-    previous_version_id: int | None = None
+    version: int | None = None  # the number of the version this check recorded
+    previous_version: int | None = None
     sha256: str | None = None
     blocks: int | None = None
     failure: FailureKind | None = None
@@ -470,8 +475,8 @@ class CheckResult:
             "elapsed": round(self.elapsed, 3),
         }
         optional = {
-            "version": self.version_id,
-            "previous_version": self.previous_version_id,
+            "version": self.version,
+            "previous_version": self.previous_version,
             "sha256": self.sha256,
             "blocks": self.blocks,
             "failure": self.failure.value if self.failure else None,
@@ -494,7 +499,7 @@ class CheckResult:
             line: dict[str, object] = {
                 "type": "finding",
                 "watch": self.watch,
-                "version": self.version_id,
+                "version": self.version,
                 "jurisdiction": finding.jurisdiction,
                 "kind": finding.kind,
                 "change": change.kind if change else None,

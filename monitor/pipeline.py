@@ -329,7 +329,7 @@ def _relevant(
     matcher = setting.matchers.for_watch(watch)
     found = detect(previous.document, record.document, matcher, watch.about).findings
     new_hash = document_hash(record.document)
-    earlier = [v.id for v in recent[1:] if v.doc_hash == new_hash]
+    earlier = [v.number for v in recent[1:] if v.doc_hash == new_hash]
     if not earlier:
         return replace(record, findings=found)
     if any(v.kind == VersionKind.REVERT for v in recent):

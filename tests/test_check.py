@@ -82,14 +82,14 @@ def test_first_check_is_a_baseline_then_unchanged(site: LocalSite, harness: Harn
     site["/le"] = page()
     wl = watchlist(site)
     first = harness.run(wl)
-    assert first.outcome is Outcome.NEW and first.version_id is not None
+    assert first.outcome is Outcome.NEW and first.version is not None
     version = harness.store.latest_version("tiktok-le")
     assert version is not None and version.kind == "baseline"
     texts = [b.text for b in version.document]
     assert any("Hong Kong government" in t for t in texts)
     assert not any("cookies" in t or "Home" in t or "rendered" in t for t in texts)
     second = harness.run(wl)
-    assert second.outcome is Outcome.UNCHANGED and second.version_id is None
+    assert second.outcome is Outcome.UNCHANGED and second.version is None
 
 
 def test_noise_only_changes_are_unchanged(site: LocalSite, harness: Harness) -> None:
@@ -110,7 +110,7 @@ def test_a_changed_sentence_makes_a_new_version(site: LocalSite, harness: Harnes
     site["/le"] = page(HK_CHANGED + OTHER, stamp="12:00")
     result = harness.run(wl)
     assert result.outcome is Outcome.CHANGED
-    assert result.previous_version_id == base.version_id
+    assert result.previous_version == base.version
     latest = harness.store.latest_version("tiktok-le")
     assert latest is not None and latest.kind == "change"
     assert any("as required by law" in b.text for b in latest.document)
@@ -444,7 +444,7 @@ def test_a_version_without_what_the_watch_expects_is_a_failure_not_a_change(
     site["/le"] = page(OTHER)  # no Hong Kong sentence yet: not even a baseline
     first = harness.run(wl)
     assert first.outcome is Outcome.FAILED and first.failure is FailureKind.INCOMPLETE
-    assert "'Hong Kong'" in (first.message or "") and first.version_id is None
+    assert "'Hong Kong'" in (first.message or "") and first.version is None
     site["/le"] = page()
     assert harness.run(wl).outcome is Outcome.NEW
     site["/le"] = page(OTHER, stamp="12:00")  # the figures did not load this time

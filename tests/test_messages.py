@@ -517,3 +517,16 @@ def test_the_store_names_the_new_version_in_a_stored_change_alert() -> None:
         META, failing=True, reason="transient", message="x", failures=3, since=None, at=AT
     ).to_json()
     assert name_version(health, 14) == health
+
+
+def test_an_alert_quotes_at_most_its_limit_of_changes_and_counts_the_rest() -> None:
+    flood = [removed(f"Hong Kong sentence number {n}.") for n in range(200)]
+    alert = change_message(META, flood, PROOF, jurisdiction_names=NAMES, limit=25)
+    assert alert.title.endswith("· Hong Kong: 200 changes")
+    assert alert.text.count("Hong Kong · sentence removed") == 25
+    assert "Hong Kong sentence number 24." in alert.text
+    assert "Hong Kong sentence number 25." not in alert.text
+    assert "… and 175 more changes\nAll: monitor diff meta-gov-requests-hk --from 9 --to 12" in (
+        alert.text
+    )
+    assert len(alert.to_json()) < 20_000  # the stored row stays small too
