@@ -106,6 +106,18 @@ class Incomplete(ExtractError):
     kind = FailureKind.INCOMPLETE
 
 
+class UnreadableDocument(ExtractError):
+    """A document that cannot be read: damaged, cut off, encrypted, or a scanned PDF
+    without a text layer. Never an empty version."""
+
+
+class DocumentTooLarge(ExtractError):
+    """A document past what monitor reads: too many pages, or a stream that inflates
+    past its bound (a decompression bomb)."""
+
+    kind = FailureKind.TOO_LARGE
+
+
 class StoreError(MonitorError):
     """The store could not be opened, migrated, read or written."""
 

@@ -42,92 +42,21 @@ Plain text (``content_type`` ``text/plain``) is split into paragraphs on blank l
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cssselect import SelectorError
 from lxml import etree
 from lxml.cssselect import CSSSelector
 from lxml.etree import _Element as Element
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
+from monitor.text import Builder, compile_ignore, expect_texts, normalize
 
-__all__ = ["extract", "normalize"]
-
-# --- normalisation -------------------------------------------------------------------
-
-# Characters that do not change the wording: invisible ones (zero-width, soft hyphen,
-# bidi controls) go, and typographic quotes and dashes, which editors swap freely,
-# become ASCII. (str.translate with a mapping is slow on long non-ASCII texts.)
-_INVISIBLE = (
-    "\u00ad\u034f\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
-)
-_TYPOGRAPHY = {
-    **dict.fromkeys(_INVISIBLE, ""),
-    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'"),
-    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"'),
-    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
-}
-_TYPOGRAPHIC = re.compile("[" + "".join(_TYPOGRAPHY) + "]")
-# Control characters are no wording either, and page text must never smuggle a
-# terminal escape sequence into `monitor diff` (the whitespace ones become spaces).
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x9f]")
-# A list marker typed into the text ("1.", "(a)", "iv.", "•"): renumbering a list
-# must not change every item after the insertion point. Latin markers need a space
-# after them, so "1.5 million", "2024" and "e.g." survive; Chinese enumerators
-# ("一、", "(二)") are followed directly by text.
-_NUMBERING = re.compile(
-    r"""
-    (?:
-        (?: \d{1,3}(?:\.\d{1,3})*[.)]           # 1.  1)  2.3.
-          | \(\d{1,3}\)                         # (1)
-          | [a-z][.)] | [A-Z]\) | \([a-zA-Z]\)  # a.  a)  B)  (c)
-          | (?i: \(? (?=[ivx]) x{0,2}(?:ix|iv|v?i{0,3}) [.)] )  # iv.  (xii)  IX)
-          | [\u2022\u00b7\u2023\u25e6\u25aa\u25cf\u25cb\u25a0\u25a1\u30fb*+-]  # • · * -
-        )\s+
-      | \(?[一二三四五六七八九十]{1,3}[、)]\s*  # 一、  (二)
-    )
-    """,
-    re.VERBOSE,
-)
-
-
-def normalize(text: str, *, strip_numbering: bool = True) -> str:
-    """Reduce a text to its wording, so that only a change of wording is a change.
-
-    Invisible and control characters (zero-width, soft hyphen, bidi marks, escapes)
-    go; NFKC unifies compatibility forms (full-width ASCII, ligatures, non-breaking
-    spaces, "…"); typographic quotes and dashes become ASCII; whitespace runs become
-    one space; list markers at the start go unless ``strip_numbering`` is false
-    (headings and table cells keep their numbers: there they are content).
-    """
-    if not text.isascii():
-        # Invisible characters go before NFKC, so that they cannot block a
-        # composition; NFKC can make typographic characters ("\u2033" is two primes),
-        # so the mapping runs again after it.
-        text = _plain(text)
-        if not unicodedata.is_normalized("NFKC", text):
-            text = _plain(unicodedata.normalize("NFKC", text))
-    if _CONTROL.search(text):
-        text = _CONTROL.sub("", text)
-    text = " ".join(text.split())
-    if strip_numbering:
-        while match := _NUMBERING.match(text):
-            text = text[match.end() :]
-    return text
-
-
-def _plain(text: str) -> str:
-    """Map invisible and typographic characters (one str.replace per distinct one
-    found: a substitution with a callback per match is ten times slower)."""
-    for char in set(_TYPOGRAPHIC.findall(text)):
-        text = text.replace(char, _TYPOGRAPHY[char])
-    return text
-
+__all__ = ["extract", "markdown_document", "normalize"]
 
 # --- the entry point -----------------------------------------------------------------
 
@@ -139,7 +68,7 @@ def extract(html: str, rules: ExtractRules, *, content_type: str = "text/html") 
     pattern is invalid, or no text is left: each is a health problem of the watch,
     never a change of the policy.
     """
-    ignore = _compile_ignore(rules.ignore)
+    ignore = compile_ignore(rules.ignore)
     if content_type.partition(";")[0].strip().lower() == "text/plain":
         blocks = _plain_text_blocks(html, ignore)
     else:
@@ -149,18 +78,8 @@ def extract(html: str, rules: ExtractRules, *, content_type: str = "text/html") 
             raise ExtractError(_TOO_DEEP.format(limit="about 900")) from None
     if not blocks:
         raise ExtractError(f"no text found in the page ({_describe(rules)})")
-    _expect_texts(blocks, rules.expect_text)
+    expect_texts(blocks, rules.expect_text)
     return tuple(blocks)
-
-
-def _expect_texts(blocks: Sequence[Block], expected: Sequence[str]) -> None:
-    """Every `expect` text must be in the version's text (case and spacing aside)."""
-    if not expected:
-        return
-    text = "\n".join(block.text for block in blocks).casefold()
-    missing = [want for want in expected if normalize(want).casefold() not in text]
-    if missing:
-        raise Incomplete(f"expected text not found: {', '.join(map(repr, missing))}")
 
 
 def _expect_elements(root: Element, selectors: Sequence[str]) -> None:
@@ -186,20 +105,9 @@ def _describe(rules: ExtractRules) -> str:
     return ", ".join(f"{name}={list(value)!r}" for name, value in named if value)
 
 
-def _compile_ignore(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-    """Compile the ignore patterns once per call; a bad one is the watch's fault."""
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
-            raise ExtractError(f"invalid ignore pattern {pattern!r}: {exc}") from exc
-    return tuple(compiled)
-
-
 def _plain_text_blocks(text: str, ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
     """A plain-text page has no markup: its paragraphs are separated by blank lines."""
-    out = _Builder(ignore)
+    out = Builder(ignore)
     for paragraph in re.split(r"\n\s*\n", text):
         out.text("paragraph", paragraph)
     return out.blocks
@@ -490,64 +398,8 @@ _HEADING_TUPLE = tuple(_HEADING_LEVELS)
 _ARIA_HEADINGS = "descendant::*[@role='heading']"
 
 
-@dataclass
-class _Builder:
-    """Collects blocks in order and keeps the heading stack that gives their path."""
-
-    ignore: tuple[re.Pattern[str], ...]
-    blocks: list[Block] = field(default_factory=list)
-    headings: list[tuple[int, str]] = field(default_factory=list)
-    path: tuple[str, ...] = ()
-
-    def clean(self, raw: str, *, strip_numbering: bool) -> str:
-        """Normalise, then apply the watch's ignore patterns."""
-        text = normalize(raw, strip_numbering=strip_numbering)
-        if text and self.ignore:
-            for pattern in self.ignore:
-                text = pattern.sub("", text)
-            text = " ".join(text.split())
-        return text
-
-    def heading(self, level: int, raw: str) -> None:
-        text = self.clean(raw, strip_numbering=False)
-        if not text:
-            return
-        while self.headings and self.headings[-1][0] >= level:
-            self.headings.pop()
-        path = tuple(heading for _, heading in self.headings)
-        self.blocks.append(Block("heading", text, path, level=level))
-        self.headings.append((level, text))
-        self.path = (*path, text)
-
-    def text(self, kind: str, raw: str) -> str | None:
-        """Add a block; return its text (None when nothing visible was left)."""
-        if raw and not raw.isspace():
-            text = self.clean(raw, strip_numbering=True)
-            if text:
-                self.blocks.append(Block(kind, text, self.path))
-                return text
-        return None
-
-    @contextmanager
-    def under(self, label: str) -> Iterator[None]:
-        """Blocks added inside carry `label` as the last part of their path."""
-        saved = self.path
-        self.path = (*saved, label)
-        try:
-            yield
-        finally:
-            self.path = saved
-
-    def row(self, raw_cells: Sequence[str]) -> None:
-        """A row keeps its empty cells, so that a value moving to another column is a
-        change; ignore patterns apply to each cell, so that text and cells agree."""
-        cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
-        if any(cells):
-            self.blocks.append(Block("row", " | ".join(cells), self.path, cells=cells))
-
-
 def _walk_roots(roots: Sequence[Element], ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
-    walker = _Walker(_Builder(ignore), _Marks.of(roots))
+    walker = _Walker(Builder(ignore), _Marks.of(roots))
     for root in roots:
         walker.walk(root)
     return walker.out.blocks
@@ -591,7 +443,7 @@ class _Marks:
 class _Walker:
     """Walks content in document order and feeds the blocks it finds to a builder."""
 
-    out: _Builder
+    out: Builder
     marks: _Marks
 
     def walk(self, element: Element) -> None:
@@ -726,3 +578,51 @@ def _heading_level(element: Element) -> int:
 def _all_text(element: Element) -> str:
     """The text of an element without its tail, serialised by libxml2 (fast)."""
     return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+
+
+# --- Markdown ------------------------------------------------------------------------
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+_MARKDOWN_CELLS = frozenset({"th_open", "td_open"})
+
+
+def markdown_document(text: str, rules: ExtractRules) -> Document:
+    """A Markdown file's blocks, as its rendered page would give them: ATX and setext
+    headings make the section path, paragraphs, list items (kind ``item``), pipe
+    tables (one row block per row, the header first), code blocks as text, and links
+    and emphasis reduced to their text. Parsed by markdown-it-py (CommonMark, GFM
+    tables); raw HTML is read as text."""
+    out = Builder(compile_ignore(rules.ignore))
+    tokens = _MARKDOWN.parse(text)
+    items, cells = 0, []
+    for index, token in enumerate(tokens):
+        if token.type in ("list_item_open", "list_item_close"):
+            items += 1 if token.type == "list_item_open" else -1
+        elif token.type == "heading_open":
+            out.heading(int(token.tag[1:]), _inline_text(tokens[index + 1]))
+        elif token.type == "paragraph_open":
+            out.text("item" if items else "paragraph", _inline_text(tokens[index + 1]))
+        elif token.type in _MARKDOWN_CELLS:
+            cells.append(_inline_text(tokens[index + 1]))
+        elif token.type == "tr_close":
+            out.row(cells)
+            cells = []
+        elif token.type in ("fence", "code_block"):
+            out.text("paragraph", token.content)
+    if not out.blocks:
+        raise ExtractError("no text found in the Markdown file")
+    expect_texts(out.blocks, rules.expect_text)
+    return tuple(out.blocks)
+
+
+def _inline_text(token: Token) -> str:
+    """The text of an inline token: links and images as their text, breaks as spaces."""
+    parts = []
+    for child in token.children or ():
+        if child.type in ("text", "code_inline", "html_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(_inline_text(child))
+    return "".join(parts)

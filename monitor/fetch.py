@@ -7,8 +7,9 @@ stages after it only ever see a bounded, decodable HTML or text body:
   bomb is stopped as it inflates, never more than the cap plus one piece is held), and
   an oversized ``Content-Length`` is refused before any byte is read;
 - one overall deadline covers every attempt, back-off sleep and slowly dripping body;
-- only HTML and plain text are accepted; PDFs, images and binaries are refused without
-  downloading them, and bodies are sniffed in case the content type lies;
+- only HTML, plain text, Markdown and PDF are accepted; images and binaries are refused
+  without downloading them, and bodies are sniffed in case the content type lies (a
+  body starting with ``%PDF`` is a PDF whatever its type);
 - bot walls and challenge pages are recognised on any status, including 200;
 - transient failures are retried with full-jitter back-off, honouring Retry-After.
 
@@ -20,7 +21,7 @@ Every failure is classified once, here, into ``FetchError.kind``:
                  too many redirects or a redirect to a non-HTTP URL
     BLOCKED      401, 403, 451, and challenge pages (Cloudflare, Akamai, DataDome ...)
     TOO_LARGE    the body exceeds the cap
-    WRONG_TYPE   not HTML or plain text, or an encoding fetch cannot bound
+    WRONG_TYPE   not HTML, plain text, Markdown or PDF, or an encoding fetch cannot bound
 
 The HTTP client, per-host limiter, sleep and clock are parameters, so tests run
 against ``httpx.MockTransport`` or respx without network or real waiting.
@@ -63,6 +64,8 @@ DEFAULT_USER_AGENT = (
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
 _ACCEPT_ENCODING = "gzip, deflate"  # exactly what _BodyDecoder inflates with bounded output
 _TEXT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
+# Documents read by their own extractors (pipeline.read picks them).
+_DOCUMENT_TYPES = frozenset({"application/pdf", "text/markdown", "text/x-markdown"})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _BACKOFF_BASE = 1.0
 _BACKOFF_CAP = 30.0
@@ -337,7 +340,7 @@ async def _receive(
     if response.url.scheme not in ("http", "https"):
         raise _error(FailureKind.PERMANENT, response, "redirected to a non-HTTP URL", request)
     mime = _mime(response.headers.get("content-type", ""))
-    if mime and mime not in _TEXT_TYPES:
+    if mime and mime not in _TEXT_TYPES | _DOCUMENT_TYPES:
         raise _error(FailureKind.WRONG_TYPE, response, f"content type {mime}", request)
     _check_content_length(response, request)
     body = await _read_body(response, request)
@@ -529,7 +532,7 @@ def _check_body(body: bytes, mime: str, response: httpx.Response, request: Fetch
     """Catch bodies whose content type lies: PDFs, binaries, non-HTML, bot walls."""
     head = body[:_SNIFF_BYTES]
     if head.lstrip().startswith(b"%PDF"):
-        raise _error(FailureKind.WRONG_TYPE, response, "body is a PDF", request)
+        return  # a PDF, whatever its content type says: read by the PDF extractor
     if _looks_binary(head):
         raise _error(FailureKind.WRONG_TYPE, response, "body is binary (control bytes)", request)
     if not mime and not _HTML_TAG.search(head):

@@ -29,7 +29,7 @@ from monitor.alerting import decide
 from monitor.config import Route, Watch, Watchlist
 from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind
-from monitor.extract import extract
+from monitor.extract import extract, markdown_document
 from monitor.fetch import asks_for_javascript
 from monitor.jurisdictions import ExtraSpec, Jurisdiction, Watching, catalog, extend, matcher_for
 from monitor.model import (
@@ -49,6 +49,7 @@ from monitor.model import (
     WatchState,
     document_hash,
 )
+from monitor.pdf import is_pdf, pdf_document
 from monitor.relevance import assess
 
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
@@ -231,9 +232,20 @@ def _not_modified(watch: Watch, history: History, started: datetime, rules: str)
 
 def read(snapshot: Snapshot, rules: ExtractRules) -> Document:
     """A snapshot's text with the extractor its content type calls for; raises
-    ExtractError. The one place that picks the extractor: checks and `monitor preview`."""
-    content_type = snapshot.content_type.split(";")[0].strip() or "text/html"
+    ExtractError. The one place that picks the extractor: checks and `monitor preview`.
+    A body starting with %PDF is a PDF whatever its type; a .md file is Markdown."""
+    content_type = snapshot.content_type.split(";")[0].strip().lower() or "text/html"
+    if content_type == "application/pdf" or is_pdf(snapshot.body):
+        return pdf_document(snapshot.body, rules)
+    if content_type in _MARKDOWN_TYPES or (
+        content_type == "text/plain" and _MARKDOWN_PATH.search(snapshot.final_url)
+    ):
+        return markdown_document(snapshot.text(), rules)
     return extract(snapshot.text(), rules, content_type=content_type)
+
+
+_MARKDOWN_TYPES = frozenset({"text/markdown", "text/x-markdown"})
+_MARKDOWN_PATH = re.compile(r"\.(?:md|markdown)(?:[?#]|$)", re.IGNORECASE)
 
 
 def _extract(watch: Watch, snapshot: Snapshot) -> Document:
