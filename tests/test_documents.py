@@ -1,0 +1,155 @@
+"""PDF and Markdown: golden pairs through the production `pipeline.detect`, and the
+PDFs monitor refuses to read (a scan, a cut-off, encrypted, too large or bomb PDF).
+
+Each tests/golden/documents/NAME/ is one case, as in tests/golden/pairs (see
+tests/test_golden_pairs.py for expected.yaml's keys; `regenerated: true` renders the
+after side as a regenerated file):
+
+- before.md and after.md: two versions of a raw Markdown file, or
+- before.yaml and after.yaml: two PDFs, described as tests/pdfs.py reads them and
+  generated at test time;
+- blocks.json: the blocks the after side is read into (the extractor's golden file).
+
+Regenerate with ``UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_documents.py`` and read
+the diff of every expected.yaml and blocks.json before committing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.errors import DocumentTooLarge, ExtractError, FailureKind, UnreadableDocument
+from monitor.extract import markdown_document
+from monitor.model import Document, ExtractRules
+from monitor.pdf import MAX_PAGES, MAX_STREAM_BYTES, pdf_document
+from monitor.pipeline import detect
+from tests.pdfs import pdf, scanned_pdf
+from tests.test_golden_pairs import _explain, _watch, canonical, change_counts, dump, finding_dict
+
+CASES = Path(__file__).parent / "golden" / "documents"
+NAMES = sorted(path.name for path in CASES.iterdir() if path.is_dir())
+CASE_KEYS = {"description", "watch", "regenerated", "changes", "findings"}
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def read_side(name: str, side: str, rules: ExtractRules, spec: dict[str, Any]) -> Document:
+    folder = CASES / name
+    markdown = folder / f"{side}.md"
+    if markdown.exists():
+        return markdown_document(markdown.read_text("utf-8"), rules)
+    pages = yaml.safe_load((folder / f"{side}.yaml").read_text("utf-8"))
+    regenerated = side == "after" and bool(spec.get("regenerated"))
+    return pdf_document(pdf(pages, regenerated=regenerated), rules)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_document_pair(name: str) -> None:
+    path = CASES / name / "expected.yaml"
+    spec: dict[str, Any] = yaml.safe_load(path.read_text("utf-8"))
+    assert set(spec) <= CASE_KEYS, f"unknown keys {set(spec) - CASE_KEYS}"
+    watch, matchers = _watch(yaml.safe_dump(spec.get("watch") or {}, sort_keys=True))
+    before, after = (read_side(name, side, watch.rules, spec) for side in ("before", "after"))
+    detection = detect(before, after, matchers.for_watch(watch), watch.about)
+    actual = json.loads(json.dumps(canonical([finding_dict(f) for f in detection.findings])))
+    counts = change_counts(detection.changes)
+    blocks_path = CASES / name / "blocks.json"
+    blocks = [block.to_json() for block in after]
+    if UPDATE:
+        spec["findings"] = actual
+        if "changes" in spec:
+            spec["changes"] = counts
+        path.write_text(dump(spec), "utf-8")
+        blocks_path.write_text(json.dumps(blocks, ensure_ascii=False, indent=1) + "\n", "utf-8")
+    expected = canonical(spec.get("findings") or [])
+    if actual != expected:
+        pytest.fail(_explain(name, expected, actual, detection.changes), pytrace=False)
+    if "changes" in spec:
+        assert counts == spec["changes"], f"{name}: diff's changes {counts}"
+    assert blocks == json.loads(blocks_path.read_text("utf-8"))
+
+
+# --- PDFs that cannot be read whole ----------------------------------------------------
+
+PAGES = [[["h1", "Report"], ["p", "Requests from Hong Kong are reviewed like any other."]]]
+
+
+def refused(body: bytes) -> ExtractError:
+    with pytest.raises(ExtractError) as caught:
+        pdf_document(body, ExtractRules())
+    return caught.value
+
+
+def test_a_scan_without_a_text_layer_is_a_classified_failure() -> None:
+    error = refused(scanned_pdf(4))
+    assert isinstance(error, UnreadableDocument) and error.kind is FailureKind.EXTRACTION
+    assert str(error) == ("the PDF has 4 pages but no text layer (a scan); monitor cannot read it")
+
+
+def test_a_truncated_pdf_is_a_classified_failure() -> None:
+    body = pdf(PAGES)
+    error = refused(body[: len(body) // 2])
+    assert isinstance(error, UnreadableDocument)
+    assert "cut off or damaged" in str(error)
+
+
+def test_a_damaged_pdf_is_a_classified_failure() -> None:
+    error = refused(b"%PDF-1.4\n" + b"garbage " * 100 + b"\n%%EOF\n")
+    assert isinstance(error, UnreadableDocument)
+    assert "damaged" in str(error) or "no text" in str(error)
+
+
+def test_an_encrypted_pdf_is_a_classified_failure() -> None:
+    error = refused(pdf(PAGES, encrypt="secret"))
+    assert isinstance(error, UnreadableDocument)
+    assert str(error) == "the PDF is encrypted; monitor cannot read it"
+
+
+def test_a_pdf_of_too_many_pages_is_refused_before_reading_them() -> None:
+    error = refused(pdf([[["p", "x"]]] * (MAX_PAGES + 1)))
+    assert isinstance(error, DocumentTooLarge) and error.kind is FailureKind.TOO_LARGE
+    assert f"more than {MAX_PAGES} pages" in str(error)
+
+
+def test_a_decompression_bomb_stream_is_refused() -> None:
+    import zlib
+
+    bomb = zlib.compress(b"\0" * (MAX_STREAM_BYTES + 1), 9)
+    body = (
+        b"%PDF-1.4\n1 0 obj\n<< /Length "
+        + str(len(bomb)).encode()
+        + b" /Filter /FlateDecode >>"
+        + b"\nstream\n"
+        + bomb
+        + b"\nendstream\nendobj\n%%EOF\n"
+    )
+    error = refused(body)
+    assert isinstance(error, DocumentTooLarge)
+    assert "decompression bomb" in str(error)
+
+
+def test_page_footers_and_running_headers_are_not_text() -> None:
+    blocks = pdf_document(pdf([PAGES[0], PAGES[0]]), ExtractRules())
+    texts = [block.text for block in blocks]
+    assert not any("Page" in text or "Example transparency report" in text for text in texts)
+    assert [block.path[-1] for block in blocks if block.kind == "paragraph"] == [
+        "page 1",
+        "page 2",
+    ]
+
+
+def test_a_page_inserted_shifts_no_footer_into_a_change() -> None:
+    """ "Page 2 of 2" becoming "Page 3 of 3" is not a change; the inserted page is."""
+    extra = [["p", "An inserted page about data centres in Singapore."]]
+    before = pdf_document(pdf([PAGES[0], PAGES[0]]), ExtractRules())
+    after = pdf_document(pdf([PAGES[0], extra, PAGES[0]]), ExtractRules())
+    _, matchers = _watch(yaml.safe_dump({}))
+    changes = detect(before, after, matchers.for_ids(["HK"]), None).changes
+    assert [(change.kind, change.after) for change in changes] == [
+        ("added", "An inserted page about data centres in Singapore.")
+    ]
