@@ -16,6 +16,8 @@ the diff of every expected.yaml and blocks.json before committing.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -24,11 +26,14 @@ from typing import Any
 import pytest
 import yaml
 
+from monitor.cli import main
 from monitor.errors import DocumentTooLarge, ExtractError, FailureKind, UnreadableDocument
 from monitor.extract import markdown_document
 from monitor.model import Document, ExtractRules
 from monitor.pdf import MAX_PAGES, MAX_STREAM_BYTES, pdf_document
 from monitor.pipeline import detect
+from tests.conftest import LocalSite, Page
+from tests.harness import query
 from tests.pdfs import pdf, scanned_pdf
 from tests.test_golden_pairs import _explain, _watch, canonical, change_counts, dump, finding_dict
 
@@ -153,3 +158,61 @@ def test_a_page_inserted_shifts_no_footer_into_a_change() -> None:
     assert [(change.kind, change.after) for change in changes] == [
         ("added", "An inserted page about data centres in Singapore.")
     ]
+
+
+# --- end to end: `monitor check` against PDFs and Markdown served on 127.0.0.1 -------
+
+HK_BEFORE = [[["h1", "Government requests"], ["p", "We review requests from Hong Kong."]]]
+HK_AFTER = [[["h1", "Government requests"], ["p", "We no longer answer Hong Kong requests."]]]
+NOTICE = "Notice\n======\n\n## Content\n\nThe repositories below are unlawful.\n{extra}\n"
+
+
+def check_twice(tmp_path: Path, site: LocalSite, path: str, pages: tuple[Page, Page]) -> list[Any]:
+    """Check the watch on `path` before and after its change; the lines `--json` printed."""
+    watchlist = tmp_path / "w.yaml"
+    watchlist.write_text(
+        f"watches:\n  - {{id: r, platform: Example, name: Report, url: '{site.url(path)}'}}\n"
+    )
+    args = ["check", "--watchlist", str(watchlist), "--db", str(tmp_path / "m.db"), "--json"]
+    lines = []
+    for page in pages:
+        site[path] = page
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            main(args)
+        lines += [json.loads(line) for line in out.getvalue().splitlines()]
+    return [line for line in lines if line["type"] == "check"]
+
+
+def change_alerts(tmp_path: Path) -> list[tuple[Any, ...]]:
+    return query(tmp_path / "m.db", "SELECT watch_id FROM alerts WHERE kind = 'change'")
+
+
+@pytest.mark.parametrize("content_type", ["application/pdf", "text/html; charset=utf-8"])
+def test_a_pdf_change_about_hong_kong_is_one_alert(
+    tmp_path: Path, site: LocalSite, content_type: str
+) -> None:
+    headers = {"Content-Type": content_type}
+    pages = (Page(pdf(HK_BEFORE), headers=headers), Page(pdf(HK_AFTER), headers=headers))
+    lines = check_twice(tmp_path, site, "/report.pdf", pages)
+    assert [line["outcome"] for line in lines] == ["new", "changed"]
+    assert change_alerts(tmp_path) == [("r",)]
+
+
+def test_a_scanned_pdf_fails_the_check_saying_so(tmp_path: Path, site: LocalSite) -> None:
+    scan = Page(scanned_pdf(2), headers={"Content-Type": "application/pdf"})
+    [line] = check_twice(tmp_path, site, "/scan.pdf", (scan,))[:1]
+    assert line["outcome"] == "failed" and line["failure"] == "extraction"
+    assert "no text layer (a scan)" in line["message"]
+
+
+def test_a_raw_markdown_file_change_about_hong_kong_is_one_alert(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    """GitHub serves raw files as text/plain: a .md path is read as Markdown."""
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    before = NOTICE.format(extra="").encode()
+    after = NOTICE.format(extra="\nThey are also blocked in Hong Kong.\n").encode()
+    pages = (Page(before, headers=headers), Page(after, headers=headers))
+    lines = check_twice(tmp_path, site, "/China/2021/notice.md", pages)
+    assert [line["outcome"] for line in lines] == ["new", "changed"]
+    assert change_alerts(tmp_path) == [("r",)]
