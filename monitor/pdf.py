@@ -16,8 +16,9 @@ How a PDF becomes blocks:
 3. The rest is read line by line. Running headers and footers go: page numbers
    ("Page 3 of 12", "- 3 -", "3") and any line at the top or bottom of a page that
    recurs on other pages with only its digits changed, so pages shifting is no change.
-4. Lines set larger than the body text (the size most characters have) are headings,
-   their level given by their size; lines separated by more than half a line of space
+4. Lines that are the titles of the PDF's bookmarks (its outline) are headings at
+   their bookmark's level; so are lines set larger than the body text (the size most
+   characters have), their level given by their size; lines separated by more than half a line of space
    start a new paragraph; a line starting with a bullet or number starts an item.
    Hard-wrapped lines are joined, words hyphenated at a line end are rejoined.
 5. Every block's path is its headings, then its page ("page 3"). Diff aligns blocks
@@ -34,12 +35,13 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
 
 import pdfplumber
 from pdfminer.pdfdocument import PDFEncryptionError
+from pdfminer.pdfexceptions import PDFException
 from pdfminer.pdfpage import PDFPage
 from pdfminer.psexceptions import PSException
 from pdfplumber.page import Page
@@ -52,7 +54,7 @@ from monitor.text import Builder, compile_ignore, expect_texts
 
 __all__ = ["MAX_PAGES", "MAX_STREAM_BYTES", "is_pdf", "pdf_document"]
 
-MAX_PAGES = 500  # about 12 s of reading at the measured 23 ms a page
+MAX_PAGES = 300  # about 7 s of reading at the measured 23 ms a page
 MAX_STREAM_BYTES = 64_000_000  # what one compressed stream may inflate to
 _EOF_WINDOW = 2048  # where %%EOF must be: the end, give or take trailing junk
 _MARGIN = 0.1  # the share of a page's height at its top and bottom holding running lines
@@ -73,7 +75,8 @@ def pdf_document(body: bytes, rules: ExtractRules) -> Document:
     try:
         with pdfplumber.open(io.BytesIO(body)) as pdf:
             count = _page_count(pdf)
-            blocks = _read(pdf.pages, Builder(ignore), count)
+            headings = _Headings(outline=_outline(pdf))
+            blocks = _read(pdf.pages, Builder(ignore), count, headings)
     except (PdfminerException, MalformedPDFException, PSException) as exc:
         raise _unreadable(exc) from None
     expect_texts(blocks, rules.expect_text)
@@ -143,7 +146,7 @@ class _Line:
         return re.sub(r"\d+", "#", self.text.casefold())
 
 
-def _read(pages: Sequence[Page], out: Builder, count: int) -> list[Any]:
+def _read(pages: Sequence[Page], out: Builder, count: int, headings: _Headings) -> list[Any]:
     read = [_read_page(page) for page in pages]
     if not any(read):
         raise UnreadableDocument(_no_text(pages, count))
@@ -152,9 +155,9 @@ def _read(pages: Sequence[Page], out: Builder, count: int) -> list[Any]:
         [line for line in lines if line.cells or not (line.key in running or _page_number(line))]
         for lines in read
     ]
-    levels = _heading_levels([line for lines in kept for line in lines])
+    headings = headings.with_sizes([line for lines in kept for line in lines])
     for number, lines in enumerate(kept, 1):
-        _add_page(out, lines, levels, f"page {number}")
+        _add_page(out, lines, headings, f"page {number}")
     return out.blocks
 
 
@@ -188,15 +191,51 @@ def _line(found: dict[str, Any]) -> _Line:
     return _Line(found["text"], found["top"], found["bottom"], size)
 
 
-def _heading_levels(lines: Sequence[_Line]) -> dict[float, int]:
-    """Font sizes larger than the body text's (the size most characters are set in)
-    are headings, largest first, as levels 1 to 6."""
-    sizes: Counter[float] = Counter()
-    for line in lines:
-        sizes[line.size] += len(line.text) if not line.cells else 0
-    body = sizes.most_common(1)[0][0] if sizes else 0.0
-    larger = sorted((size for size in sizes if size >= body * _HEADING_RATIO), reverse=True)
-    return {size: min(6, level) for level, size in enumerate(larger, 1)}
+@dataclass(frozen=True)
+class _Headings:
+    """Which lines are headings: the PDF's bookmarks (outline) where it has them, by
+    their text, and lines set larger than the body text, by their size."""
+
+    outline: dict[str, int]
+    sizes: dict[float, int] = field(default_factory=dict)
+
+    def with_sizes(self, lines: Sequence[_Line]) -> _Headings:
+        """Font sizes larger than the body text's (the size most characters are set
+        in) are headings, largest first, as levels 1 to 6."""
+        chars: Counter[float] = Counter()
+        for line in lines:
+            chars[line.size] += len(line.text) if not line.cells else 0
+        body = chars.most_common(1)[0][0] if chars else 0.0
+        larger = sorted((size for size in chars if size >= body * _HEADING_RATIO), reverse=True)
+        return replace(self, sizes={size: min(6, n) for n, size in enumerate(larger, 1)})
+
+    def bookmarked(self, line: _Line) -> bool:
+        return _title_key(line.text) in self.outline
+
+    def level(self, line: _Line) -> int:
+        """The line's heading level, 0 when it is no heading."""
+        return self.outline.get(_title_key(line.text)) or self.sizes.get(line.size, 0)
+
+
+_MAX_BOOKMARKS = 10_000
+
+
+def _outline(pdf: PDF) -> dict[str, int]:
+    """The bookmarks' titles and levels (1 to 6); none when the outline is missing or
+    broken (a broken outline does not keep the text from being read)."""
+    try:
+        entries = list(islice(pdf.doc.get_outlines(), _MAX_BOOKMARKS))
+    except (PDFException, PSException, RecursionError, TypeError, ValueError):
+        return {}
+    titles: dict[str, int] = {}
+    for level, title, *_ in entries:
+        if isinstance(title, str) and _title_key(title):
+            titles.setdefault(_title_key(title), max(1, min(6, level)))
+    return titles
+
+
+def _title_key(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 # Page numbers: "3", "- 3 -", "Page 3", "page 3 of 12", "3 / 12", "第 3 頁", "iv".
@@ -229,8 +268,8 @@ _ITEM = re.compile(
 _CJK = re.compile(r"[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]")
 
 
-def _add_page(out: Builder, lines: Sequence[_Line], levels: dict[float, int], page: str) -> None:
-    for kind, text, level, cells in _blocks(lines, levels):
+def _add_page(out: Builder, lines: Sequence[_Line], headings: _Headings, page: str) -> None:
+    for kind, text, level, cells in _blocks(lines, headings):
         if kind == "heading":
             out.heading(level, text)
             continue
@@ -244,7 +283,7 @@ def _add_page(out: Builder, lines: Sequence[_Line], levels: dict[float, int], pa
 _Raw = tuple[str, str, int, tuple[str, ...]]  # kind, text, heading level, row cells
 
 
-def _blocks(lines: Sequence[_Line], levels: dict[float, int]) -> Iterator[_Raw]:
+def _blocks(lines: Sequence[_Line], headings: _Headings) -> Iterator[_Raw]:
     """Each table row, heading, item or paragraph of a page, in order."""
     kind, text, level, previous = "", "", 0, None
     for line in lines:
@@ -254,12 +293,14 @@ def _blocks(lines: Sequence[_Line], levels: dict[float, int]) -> Iterator[_Raw]:
             yield "row", line.text, 0, line.cells
             previous, text = None, ""
             continue
-        line_level = levels.get(line.size, 0)
+        line_level = headings.level(line)
         line_kind = "heading" if line_level else ("item" if _ITEM.match(line.text) else "")
+        if headings.bookmarked(line):
+            line_kind = "bookmark"  # a heading of its own, never joined to the next line
         if previous is None or _starts_block(previous, line, line_kind, line_level, level):
             if text:
                 yield kind, text, level, ()
-            kind, text, level = line_kind or "paragraph", line.text.strip(), line_level
+            kind, text, level = _KINDS.get(line_kind, "paragraph"), line.text.strip(), line_level
         else:
             text = _join(text, line.text.strip())
         previous = line
@@ -270,7 +311,11 @@ def _blocks(lines: Sequence[_Line], levels: dict[float, int]) -> Iterator[_Raw]:
 def _starts_block(previous: _Line, line: _Line, kind: str, level: int, open_level: int) -> bool:
     """A heading, an item, a change of heading size or a gap starts a new block."""
     gap = line.top - previous.bottom
-    return kind == "item" or level != open_level or gap > 0.5 * max(previous.size, 1.0)
+    new_kind = kind in ("item", "bookmark")
+    return new_kind or level != open_level or gap > 0.5 * max(previous.size, 1.0)
+
+
+_KINDS = {"heading": "heading", "bookmark": "heading", "item": "item"}
 
 
 def _join(text: str, more: str) -> str:

@@ -3,6 +3,8 @@
 A description is a list of pages; a page is a list of parts:
 
     [h1, Title] [h2, Section]        headings, set in 18 and 14 pt
+    [b1, Title] [b2, Section]        headings set like body text, with a bookmark
+                                     (an outline entry) at level 1 or 2
     [p, text]                        a paragraph in 10 pt, wrapped to the page width
                                      ("\n" in the text forces a line break there, so
                                      a test can hyphenate a word at a line end)
@@ -30,7 +32,7 @@ from reportlab.platypus import Table, TableStyle
 
 WIDTH, HEIGHT = A4
 MARGIN = 72
-SIZES = {"h1": 18, "h2": 14, "p": 10}
+SIZES = {"h1": 18, "h2": 14, "p": 10, "b1": 10, "b2": 10}
 CJK_FONT = "STSong-Light"  # Adobe's CID font: no font file needed, none is embedded
 
 Page = Sequence[Sequence[Any]]
@@ -48,6 +50,8 @@ def pdf(pages: Sequence[Page], *, regenerated: bool = False, encrypt: str | None
         _running_lines(canvas, number, len(pages))
         y = HEIGHT - MARGIN - 20
         for kind, content in page:
+            if kind in ("b1", "b2"):
+                _bookmark(canvas, content, int(kind[1]) - 1)
             y = _table(canvas, content, y) if kind == "table" else _text(canvas, kind, content, y)
         canvas.showPage()
     canvas.save()
@@ -102,3 +106,9 @@ def _table(canvas: Canvas, rows: Sequence[Sequence[str]], y: float) -> float:
     _, height = table.wrapOn(canvas, WIDTH - 2 * MARGIN, y)
     table.drawOn(canvas, MARGIN, y - height)
     return y - height - 20
+
+
+def _bookmark(canvas: Canvas, title: str, level: int) -> None:
+    key = f"b{id(title)}-{title}"
+    canvas.bookmarkPage(key)
+    canvas.addOutlineEntry(title, key, level=level)

@@ -106,7 +106,7 @@ def test_a_truncated_pdf_is_a_classified_failure() -> None:
 def test_a_damaged_pdf_is_a_classified_failure() -> None:
     error = refused(b"%PDF-1.4\n" + b"garbage " * 100 + b"\n%%EOF\n")
     assert isinstance(error, UnreadableDocument)
-    assert "damaged" in str(error) or "no text" in str(error)
+    assert str(error).startswith("the PDF is damaged and cannot be read")
 
 
 def test_an_encrypted_pdf_is_a_classified_failure() -> None:
@@ -216,3 +216,33 @@ def test_a_raw_markdown_file_change_about_hong_kong_is_one_alert(
     lines = check_twice(tmp_path, site, "/China/2021/notice.md", pages)
     assert [line["outcome"] for line in lines] == ["new", "changed"]
     assert change_alerts(tmp_path) == [("r",)]
+
+
+def test_bookmarks_are_headings_even_in_the_body_font() -> None:
+    """A PDF's outline names its sections: those lines are headings at their level."""
+    pages = [
+        [["b1", "Government requests"], ["p", "We review every request."]],
+        [["b2", "Hong Kong"], ["p", "Requests from Hong Kong are paused."]],
+    ]
+    blocks = pdf_document(pdf(pages), ExtractRules())
+    assert [(b.kind, b.level, b.text) for b in blocks if b.kind == "heading"] == [
+        ("heading", 1, "Government requests"),
+        ("heading", 2, "Hong Kong"),
+    ]
+    assert blocks[-1].path == ("Government requests", "Hong Kong", "page 2")
+
+
+def test_markdown_code_blocks_are_text_and_setext_levels_count() -> None:
+    text = "Title\n=====\n\nPart\n----\n\n    indented code about Hong Kong\n\n```\nfenced\n```\n"
+    blocks = markdown_document(text, ExtractRules())
+    assert [(b.kind, b.level, b.text, b.path) for b in blocks] == [
+        ("heading", 1, "Title", ()),
+        ("heading", 2, "Part", ("Title",)),
+        ("paragraph", 0, "indented code about Hong Kong", ("Title", "Part")),
+        ("paragraph", 0, "fenced", ("Title", "Part")),
+    ]
+
+
+def test_an_empty_markdown_file_is_an_extraction_failure() -> None:
+    with pytest.raises(ExtractError, match="no text found in the Markdown file"):
+        markdown_document("\n\n", ExtractRules())
