@@ -18,9 +18,11 @@ How a PDF becomes blocks:
    recurs on other pages with only its digits changed, so pages shifting is no change.
 4. Lines that are the titles of the PDF's bookmarks (its outline) are headings at
    their bookmark's level; so are lines set larger than the body text (the size most
-   characters have), their level given by their size; lines separated by more than half a line of space
-   start a new paragraph; a line starting with a bullet or number starts an item.
-   Hard-wrapped lines are joined, words hyphenated at a line end are rejoined.
+   characters have), their level given by their size. Lines separated by more than
+   half a line of space start a new paragraph; a line starting with a bullet or number
+   starts an item. Hard-wrapped lines are joined, words hyphenated at a line end are
+   rejoined, and Chinese, Japanese or Korean lines run on without a space.
+   Two-column pages are read line by line across both columns (not column by column).
 5. Every block's path is its headings, then its page ("page 3"). Diff aligns blocks
    by their text, not their path, so a paragraph moving to the next page is no change.
 
