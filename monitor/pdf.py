@@ -62,6 +62,22 @@ _EOF_WINDOW = 2048  # where %%EOF must be: the end, give or take trailing junk
 _MARGIN = 0.1  # the share of a page's height at its top and bottom holding running lines
 _HEADING_RATIO = 1.15  # a line this much larger than the body text is a heading
 _STREAM = re.compile(rb"stream\r?\n")
+# What pdfminer and pdfplumber raise on a broken PDF (random bytes changed in a good
+# one make them raise all of these, from parsing the cross-reference table to closing).
+_BROKEN = (
+    PdfminerException,
+    MalformedPDFException,
+    PSException,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    AssertionError,
+    ZeroDivisionError,
+    OverflowError,
+    RecursionError,
+)
 
 
 def is_pdf(body: bytes) -> bool:
@@ -79,7 +95,7 @@ def pdf_document(body: bytes, rules: ExtractRules) -> Document:
             count = _page_count(pdf)
             headings = _Headings(outline=_outline(pdf))
             blocks = _read(pdf.pages, Builder(ignore), count, headings)
-    except (PdfminerException, MalformedPDFException, PSException) as exc:
+    except _BROKEN as exc:
         raise _unreadable(exc) from None
     expect_texts(blocks, rules.expect_text)
     return tuple(blocks)
@@ -164,9 +180,12 @@ def _read(pages: Sequence[Page], out: Builder, count: int, headings: _Headings) 
 
 
 def _no_text(pages: Sequence[Page], count: int) -> str:
+    if not count:
+        return "the PDF has no pages"
+    has = f"the PDF has {count} page{'s' if count > 1 else ''}"
     if any(page.images for page in pages):
-        return f"the PDF has {count} pages but no text layer (a scan); monitor cannot read it"
-    return f"the PDF has {count} pages and no text"
+        return f"{has} but no text layer (a scan); monitor cannot read it"
+    return f"{has} and no text"
 
 
 def _read_page(page: Page) -> list[_Line]:

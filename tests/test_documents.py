@@ -20,6 +20,7 @@ import contextlib
 import io
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,15 @@ def test_markdown_code_blocks_are_text_and_setext_levels_count() -> None:
 def test_an_empty_markdown_file_is_an_extraction_failure() -> None:
     with pytest.raises(ExtractError, match="no text found in the Markdown file"):
         markdown_document("\n\n", ExtractRules())
+
+
+def test_random_damage_is_read_or_refused_never_a_crash() -> None:
+    """Bytes changed at random in a good PDF: each is read, or is an ExtractError."""
+    good = pdf([[["h1", "Report"], ["p", "Requests from Hong Kong."], ["table", [["A"], ["1"]]]]])
+    rng = random.Random(13)
+    for _ in range(60):
+        body = bytearray(good)
+        for _ in range(rng.randint(1, 20)):
+            body[rng.randrange(len(body))] = rng.randrange(256)
+        with contextlib.suppress(ExtractError):
+            pdf_document(bytes(body), ExtractRules())
