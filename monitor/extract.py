@@ -54,7 +54,7 @@ from markdown_it.token import Token
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
-from monitor.text import Builder, compile_ignore, expect_texts, normalize
+from monitor.text import Builder, compile_ignore, expect_texts, normalize, refuse_css
 
 __all__ = ["extract", "markdown_document", "normalize"]
 
@@ -592,6 +592,7 @@ def markdown_document(text: str, rules: ExtractRules) -> Document:
     tables (one row block per row, the header first), code blocks as text, and links
     and emphasis reduced to their text. Parsed by markdown-it-py (CommonMark, GFM
     tables); raw HTML is read as text."""
+    refuse_css(rules, "a Markdown file")
     out = Builder(compile_ignore(rules.ignore))
     tokens = _MARKDOWN.parse(text)
     items, cells = 0, []

@@ -52,7 +52,7 @@ from pdfplumber.utils.exceptions import MalformedPDFException, PdfminerException
 
 from monitor.errors import DocumentTooLarge, ExtractError, UnreadableDocument
 from monitor.model import Document, ExtractRules
-from monitor.text import Builder, compile_ignore, expect_texts
+from monitor.text import Builder, compile_ignore, expect_texts, refuse_css
 
 __all__ = ["MAX_PAGES", "MAX_STREAM_BYTES", "is_pdf", "pdf_document"]
 
@@ -88,6 +88,7 @@ def is_pdf(body: bytes) -> bool:
 def pdf_document(body: bytes, rules: ExtractRules) -> Document:
     """A PDF's text as blocks; raises ExtractError (a scan, a damaged, encrypted or
     too large PDF) when it cannot be read whole."""
+    refuse_css(rules, "a PDF")
     _check_whole(body)
     ignore = compile_ignore(rules.ignore)
     try:

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from monitor.errors import ExtractError, Incomplete
-from monitor.model import Block
+from monitor.model import Block, ExtractRules
 
-__all__ = ["Builder", "compile_ignore", "expect_texts", "normalize"]
+__all__ = ["Builder", "compile_ignore", "expect_texts", "normalize", "refuse_css"]
 
 # --- normalisation -------------------------------------------------------------------
 
@@ -166,3 +166,15 @@ class Builder:
         cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
         if any(cells):
             self.blocks.append(Block("row", " | ".join(cells), self.path, cells=cells))
+
+
+def refuse_css(rules: ExtractRules, document: str) -> None:
+    """CSS selectors (select, remove, expect css) only apply to HTML: on a PDF or a
+    Markdown file they would silently match nothing, so the watch says so instead."""
+    named = (("select", rules.select), ("remove", rules.remove), ("expect css", rules.expect_css))
+    used = [name for name, value in named if value]
+    if used:
+        raise ExtractError(
+            f"{' and '.join(used)} use CSS selectors, which apply to HTML pages only; "
+            f"this is {document}: remove them from the watch (ignore and expect texts apply)"
+        )

@@ -259,3 +259,29 @@ def test_random_damage_is_read_or_refused_never_a_crash() -> None:
             body[rng.randrange(len(body))] = rng.randrange(256)
         with contextlib.suppress(ExtractError):
             pdf_document(bytes(body), ExtractRules())
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        ExtractRules(select=("main",)),
+        ExtractRules(remove=("nav",)),
+        ExtractRules(expect_css=("td",)),
+    ],
+    ids=["select", "remove", "expect-css"],
+)
+def test_css_rules_on_a_pdf_or_markdown_fail_the_check_instead_of_matching_nothing(
+    rules: ExtractRules,
+) -> None:
+    with pytest.raises(ExtractError, match="apply to HTML pages only; this is a PDF"):
+        pdf_document(pdf(PAGES), rules)
+    with pytest.raises(ExtractError, match="this is a Markdown file"):
+        markdown_document("# Notice\n\nHong Kong.\n", rules)
+
+
+def test_ignore_and_expect_texts_apply_to_a_pdf() -> None:
+    rules = ExtractRules(ignore=(r"like any other\.",), expect_text=("Hong Kong",))
+    blocks = pdf_document(pdf(PAGES), rules)
+    assert blocks[-1].text == "Requests from Hong Kong are reviewed"
+    with pytest.raises(ExtractError, match="expected text not found: 'Macau'"):
+        pdf_document(pdf(PAGES), ExtractRules(expect_text=("Macau",)))
