@@ -10,7 +10,9 @@ How a PDF becomes blocks:
    with ``%PDF`` or lacks the ``%%EOF`` at its end (cut off), a compressed stream
    that inflates past ``MAX_STREAM_BYTES`` (a decompression bomb), more than
    ``MAX_PAGES`` pages, an encrypted PDF, and one pdfminer cannot parse.
-2. On every page, ruled tables (pdfplumber's table finder) become row blocks, one
+2. A page whose body text has a white strip down its middle is read in two columns,
+   the left one first (its top and bottom margins, running headers and footers, stay
+   whole). On every page, ruled tables (pdfplumber's table finder) become row blocks, one
    per table row, the header row first, so a changed cell is a per-column delta;
    their text is not read again as prose.
 3. The rest is read line by line. Running headers and footers go: page numbers
@@ -22,7 +24,6 @@ How a PDF becomes blocks:
    half a line of space start a new paragraph; a line starting with a bullet or number
    starts an item. Hard-wrapped lines are joined, words hyphenated at a line end are
    rejoined, and Chinese, Japanese or Korean lines run on without a space.
-   Two-column pages are read line by line across both columns (not column by column).
 5. Every block's path is its headings, then its page ("page 3"). Diff aligns blocks
    by their text, not their path, so a paragraph moving to the next page is no change.
 
@@ -158,6 +159,7 @@ class _Line:
     bottom: float
     size: float  # the font size of most of its characters (0 for a table row)
     cells: tuple[str, ...] = ()
+    region: int = 0  # reading order on the page: top margin, left column, right, bottom
 
     @property
     def key(self) -> str:
@@ -190,27 +192,110 @@ def _no_text(pages: Sequence[Page], count: int) -> str:
 
 
 def _read_page(page: Page) -> list[_Line]:
-    """The page's lines of text and table rows, top to bottom."""
+    """The page's lines of text and table rows, in reading order."""
     try:
         tables = page.find_tables()
         prose = page
         for table in tables:
             prose = prose.outside_bbox(table.bbox)
-        lines = [_line(found) for found in prose.extract_text_lines()]
+        regions = _Regions.of(prose)
+        lines = [
+            _line(found, region)
+            for region in regions.present
+            for found in prose.filter(regions.test(region)).extract_text_lines()
+        ]
         for table in tables:
-            top, bottom = table.bbox[1], table.bbox[3]
+            x0, top, x1, bottom = table.bbox
+            region = regions.of_object({"x0": x0, "x1": x1, "top": top, "bottom": bottom})
             rows = [tuple(cell or "" for cell in row) for row in table.extract()]
-            lines += [_Line(" | ".join(row), top, bottom, 0.0, row) for row in rows]
+            lines += [_Line(" | ".join(row), top, bottom, 0.0, row, region) for row in rows]
     finally:
         page.close()
     kept = [line for line in lines if line.text.strip()]
-    return sorted(kept, key=lambda line: line.top)  # stable: a table's rows stay in order
+    return sorted(kept, key=lambda line: (line.region, line.top))  # stable: rows keep order
 
 
-def _line(found: dict[str, Any]) -> _Line:
+@dataclass(frozen=True)
+class _Regions:
+    """A page's reading order. On a two-column page: what lies above the columns (a
+    running header, a title), the left column, the right column, then what lies below
+    them (a full-width paragraph, the footer); on any other page, one region."""
+
+    gutter: float | None = None  # the x of the white strip between two columns
+    top: float = 0.0  # where the columns start and end on the page
+    bottom: float = 0.0
+
+    @classmethod
+    def of(cls, page: Page) -> _Regions:
+        found = _gutter(page)
+        return cls() if found is None else cls(*found)
+
+    @property
+    def present(self) -> tuple[int, ...]:
+        return (0,) if self.gutter is None else (0, 1, 2, 3)
+
+    def of_object(self, obj: dict[str, Any]) -> int:
+        if self.gutter is None:
+            return 0
+        middle = (obj["top"] + obj["bottom"]) / 2
+        if middle < self.top:
+            return 0
+        if middle > self.bottom:
+            return 3
+        return 1 if (obj["x0"] + obj["x1"]) / 2 < self.gutter else 2
+
+    def test(self, region: int) -> Any:
+        return lambda obj: self.of_object(obj) == region
+
+
+_MIN_COLUMN_CHARS = 200  # a page with fewer body characters is read as one column
+_MIN_GUTTER = 6.0  # points of white between two columns
+
+
+def _gutter(page: Page) -> tuple[float, float, float] | None:
+    """The x of the widest vertical white strip in the middle of the page's body text
+    (the characters in its most common size, top and bottom margins aside), when a
+    quarter of them at least lie on either side; and where the right column (margins
+    included) starts and ends."""
+    top, bottom = page.height * _MARGIN, page.height * (1 - _MARGIN)
+    body = Counter(round(c["size"], 1) for c in page.chars).most_common(1)
+    all_body = [c for c in page.chars if body and round(c["size"], 1) == body[0][0]]
+    chars = [c for c in all_body if top < c["top"] and c["bottom"] < bottom]
+    if len(chars) < _MIN_COLUMN_CHARS:
+        return None
+    width = int(page.width) + 1
+    covered = bytearray(width + 1)
+    for char in chars:
+        start, end = max(0, int(char["x0"])), min(width, int(char["x1"]) + 1)
+        covered[start:end] = b"\x01" * max(0, end - start)
+    strip = _widest_white(covered, int(page.width * 0.3), int(page.width * 0.7))
+    if strip is None:
+        return None
+    middle = (strip[0] + strip[1]) / 2
+    right = sum(1 for c in chars if c["x0"] >= middle)
+    if min(right, len(chars) - right) < len(chars) / 4:
+        return None
+    column = [c for c in all_body if c["x0"] >= middle]  # margins included
+    return middle, min(c["top"] for c in column), max(c["bottom"] for c in column)
+
+
+def _widest_white(covered: bytearray, start: int, end: int) -> tuple[int, int] | None:
+    best: tuple[int, int] | None = None
+    run = None
+    for x in range(start, end + 1):
+        if x < end and not covered[x]:
+            run = x if run is None else run
+            continue
+        if run is not None and x - run >= _MIN_GUTTER and (not best or x - run > best[1] - best[0]):
+            best = (run, x)
+        run = None
+    return best
+
+
+def _line(found: dict[str, Any], region: int) -> _Line:
     sizes = Counter(round(char["size"], 1) for char in found["chars"])
     size = sizes.most_common(1)[0][0] if sizes else 0.0
-    return _Line(found["text"], found["top"], found["bottom"], size)
+    return _Line(found["text"], found["top"], found["bottom"], size, region=region)
 
 
 @dataclass(frozen=True)

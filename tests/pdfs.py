@@ -9,6 +9,7 @@ A description is a list of pages; a page is a list of parts:
                                      ("\n" in the text forces a line break there, so
                                      a test can hyphenate a word at a line end)
     [table, [[head, ...], [cell, ...], ...]]   a ruled table
+    [columns, [left, right]]         two paragraphs side by side in two columns
 
 Every page gets the running header "Example transparency report" and the footer
 "Page N of M", as real reports have. ``regenerated=True`` makes the same text a
@@ -52,7 +53,12 @@ def pdf(pages: Sequence[Page], *, regenerated: bool = False, encrypt: str | None
         for kind, content in page:
             if kind in ("b1", "b2"):
                 _bookmark(canvas, content, int(kind[1]) - 1)
-            y = _table(canvas, content, y) if kind == "table" else _text(canvas, kind, content, y)
+            if kind == "columns":
+                y = _columns(canvas, content, y)
+            elif kind == "table":
+                y = _table(canvas, content, y)
+            else:
+                y = _text(canvas, kind, content, y)
         canvas.showPage()
     canvas.save()
     return out.getvalue()
@@ -112,3 +118,16 @@ def _bookmark(canvas: Canvas, title: str, level: int) -> None:
     key = f"b{id(title)}-{title}"
     canvas.bookmarkPage(key)
     canvas.addOutlineEntry(title, key, level=level)
+
+
+def _columns(canvas: Canvas, texts: Sequence[str], y: float) -> float:
+    width = (WIDTH - 2 * MARGIN - 20) / 2
+    canvas.setFont("Helvetica", 10)
+    ends = []
+    for x, text in zip((MARGIN, MARGIN + width + 20), texts, strict=True):
+        line_y = y
+        for line in simpleSplit(text, "Helvetica", 10, width):
+            canvas.drawString(x, line_y, line)
+            line_y -= 13
+        ends.append(line_y)
+    return min(ends) - 10

@@ -285,3 +285,13 @@ def test_ignore_and_expect_texts_apply_to_a_pdf() -> None:
     assert blocks[-1].text == "Requests from Hong Kong are reviewed"
     with pytest.raises(ExtractError, match="expected text not found: 'Macau'"):
         pdf_document(pdf(PAGES), ExtractRules(expect_text=("Macau",)))
+
+
+def test_two_columns_are_read_left_then_right_then_what_lies_below() -> None:
+    left = "The left column says that requests from Hong Kong are reviewed. " * 4
+    right = "The right column says that no user data was produced for Macau. " * 4
+    below = "A full-width paragraph after the columns."
+    pages = [[["h1", "Two columns"], ["columns", [left, right]], ["p", below]]]
+    text = " ".join(block.text for block in pdf_document(pdf(pages), ExtractRules()))
+    assert text.index("left column") < text.index("right column") < text.index(below)
+    assert text.count("The left column says") == 4 and text.count("The right column") == 4
