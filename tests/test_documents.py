@@ -295,3 +295,21 @@ def test_two_columns_are_read_left_then_right_then_what_lies_below() -> None:
     text = " ".join(block.text for block in pdf_document(pdf(pages), ExtractRules()))
     assert text.index("left column") < text.index("right column") < text.index(below)
     assert text.count("The left column says") == 4 and text.count("The right column") == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("md-china-notice-hk-paragraph-added", ("Notice of removal", "Content concerned")),
+        ("pdf-hk-paragraph-edited", ("Government requests report", "Hong Kong", "page 1")),
+        ("pdf-country-table-hk-row", ("Government requests by country", "page 1")),
+    ],
+)
+def test_a_finding_carries_its_heading_path(name: str, path: tuple[str, ...]) -> None:
+    """The alert says where the change is: the file's headings (and the PDF's page)."""
+    watch, matchers = _watch(yaml.safe_dump({}))
+    spec = yaml.safe_load((CASES / name / "expected.yaml").read_text("utf-8"))
+    before, after = (read_side(name, side, watch.rules, spec) for side in ("before", "after"))
+    findings = detect(before, after, matchers.for_watch(watch), None).findings
+    changed = [f.change.path_after for f in findings if f.change is not None]
+    assert changed == [path]
