@@ -582,7 +582,11 @@ def _all_text(element: Element) -> str:
 
 # --- Markdown ------------------------------------------------------------------------
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table")
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
+_HTML_BREAK = re.compile(r"<br\b", re.IGNORECASE)
+_HTML_CODE = re.compile(r"\s*<(?:script|style)\b", re.IGNORECASE)  # GitHub drops them
 _MARKDOWN_CELLS = frozenset({"th_open", "td_open"})
 
 
@@ -591,7 +595,8 @@ def markdown_document(text: str, rules: ExtractRules) -> Document:
     headings make the section path, paragraphs, list items (kind ``item``), pipe
     tables (one row block per row, the header first), code blocks as text, and links
     and emphasis reduced to their text. Parsed by markdown-it-py (CommonMark, GFM
-    tables); raw HTML is read as text."""
+    tables); raw HTML shows its text, as GitHub renders it (tags and comments go,
+    ``<br>`` is a space)."""
     refuse_css(rules, "a Markdown file")
     out = Builder(compile_ignore(rules.ignore))
     tokens = _MARKDOWN.parse(text)
@@ -610,6 +615,8 @@ def markdown_document(text: str, rules: ExtractRules) -> Document:
             cells = []
         elif token.type in ("fence", "code_block"):
             out.text("paragraph", token.content)
+        elif token.type == "html_block" and not _HTML_CODE.match(token.content):
+            out.text("paragraph", _HTML_TAG.sub(" ", _HTML_COMMENT.sub(" ", token.content)))
     if not out.blocks:
         raise ExtractError("no text found in the Markdown file")
     expect_texts(out.blocks, rules.expect_text)
@@ -620,9 +627,11 @@ def _inline_text(token: Token) -> str:
     """The text of an inline token: links and images as their text, breaks as spaces."""
     parts = []
     for child in token.children or ():
-        if child.type in ("text", "code_inline", "html_inline"):
+        if child.type in ("text", "code_inline"):
             parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
+        elif child.type in ("softbreak", "hardbreak") or (
+            child.type == "html_inline" and _HTML_BREAK.match(child.content)
+        ):
             parts.append(" ")
         elif child.type == "image":
             parts.append(_inline_text(child))

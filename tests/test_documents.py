@@ -313,3 +313,18 @@ def test_a_finding_carries_its_heading_path(name: str, path: tuple[str, ...]) ->
     findings = detect(before, after, matchers.for_watch(watch), None).findings
     changed = [f.change.path_after for f in findings if f.change is not None]
     assert changed == [path]
+
+
+def test_raw_html_in_markdown_shows_its_text_as_github_renders_it() -> None:
+    text = (
+        "<!-- internal note: do not publish -->\n\n| Place | Note |\n|---|---|\n"
+        "| Hong<br>Kong | <b>blocked</b> |\n\n<details><summary>Scope</summary>\n\n"
+        "Also in Macau.\n\n</details>\n\n<script>track('Hong Kong')</script>\n"
+    )
+    blocks = markdown_document(text, ExtractRules())
+    assert [(b.kind, b.text) for b in blocks] == [
+        ("row", "Place | Note"),
+        ("row", "Hong Kong | blocked"),
+        ("paragraph", "Scope"),
+        ("paragraph", "Also in Macau."),
+    ]
