@@ -21,6 +21,7 @@ import io
 import json
 import os
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,9 @@ import yaml
 from monitor.cli import main
 from monitor.errors import DocumentTooLarge, ExtractError, FailureKind, UnreadableDocument
 from monitor.extract import markdown_document
-from monitor.model import Document, ExtractRules
+from monitor.model import Document, ExtractRules, Snapshot
 from monitor.pdf import MAX_PAGES, MAX_STREAM_BYTES, pdf_document
-from monitor.pipeline import detect
+from monitor.pipeline import detect, read
 from tests.conftest import LocalSite, Page
 from tests.harness import query
 from tests.pdfs import pdf, scanned_pdf
@@ -328,3 +329,30 @@ def test_raw_html_in_markdown_shows_its_text_as_github_renders_it() -> None:
         ("paragraph", "Scope"),
         ("paragraph", "Also in Macau."),
     ]
+
+
+def snapshot(url: str, content_type: str, body: bytes) -> Snapshot:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    headers = (("content-type", content_type),)
+    return Snapshot(url, url, 200, headers, body, "utf-8", at, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("url", "content_type", "kinds"),
+    [
+        ("https://x.org/n.md", "text/plain; charset=utf-8", ["heading", "paragraph"]),
+        ("https://x.org/n", "text/markdown", ["heading", "paragraph"]),
+        ("https://x.org/n.txt", "text/plain", ["paragraph", "paragraph"]),
+    ],
+)
+def test_read_picks_markdown_by_type_or_by_a_md_url(
+    url: str, content_type: str, kinds: list[str]
+) -> None:
+    body = b"# Notice\n\nBlocked in Hong Kong.\n"
+    assert [b.kind for b in read(snapshot(url, content_type, body), ExtractRules())] == kinds
+
+
+@pytest.mark.parametrize("content_type", ["application/pdf", "text/html", ""])
+def test_read_picks_the_pdf_reader_by_type_or_by_its_first_bytes(content_type: str) -> None:
+    blocks = read(snapshot("https://x.org/r", content_type, pdf(PAGES)), ExtractRules())
+    assert blocks[-1].text == "Requests from Hong Kong are reviewed like any other."
