@@ -54,7 +54,8 @@ from markdown_it.token import Token
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
-from monitor.text import Builder, compile_ignore, expect_texts, normalize, refuse_css
+from monitor.text import Builder, compile_ignore, expect_texts, refuse_css
+from monitor.wording import normalize
 
 __all__ = ["extract", "markdown_document", "normalize"]
 
