@@ -9,7 +9,8 @@ SQLAlchemy exception.
     ├── FetchError         the page could not be fetched (carries a FailureKind)
     ├── ExtractError       the page was fetched but yields no usable text
     │   ├── Incomplete     it lacks what the watch `expect`s: a partial read
-    │   └── Oversized      a file inside it (a ZIP member) inflates past the size cap
+    │   ├── UnreadableDocument  a damaged, encrypted or scanned (text-less) PDF
+    │   └── DocumentTooLarge    too many pages, or a stream or ZIP member past its cap
     ├── StoreError         the store could not be read or written
     └── NotifyError        an alert could not be delivered
 """
@@ -107,9 +108,15 @@ class Incomplete(ExtractError):
     kind = FailureKind.INCOMPLETE
 
 
-class Oversized(ExtractError):
-    """A file inside the response (a ZIP member) inflates past the watch's size cap:
-    a zip bomb, or data grown beyond `max_size`; never read whole."""
+class UnreadableDocument(ExtractError):
+    """A document that cannot be read: damaged, cut off, encrypted, or a scanned PDF
+    without a text layer. Never an empty version."""
+
+
+class DocumentTooLarge(ExtractError):
+    """A document past what monitor reads: too many pages, a stream that inflates past
+    its bound (a decompression bomb), or a file inside the response (a ZIP member)
+    inflating past the watch's size cap; never read whole."""
 
     kind = FailureKind.TOO_LARGE
 

@@ -43,19 +43,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cssselect import SelectorError
 from lxml import etree
 from lxml.cssselect import CSSSelector
 from lxml.etree import _Element as Element
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
-from monitor.wording import normalize, shown_as
+from monitor.text import Builder, compile_ignore, expect_texts, refuse_css
+from monitor.wording import normalize
 
-__all__ = ["expect_texts", "extract", "normalize"]
+__all__ = ["extract", "markdown_document", "normalize"]
 
 # --- the entry point -----------------------------------------------------------------
 
@@ -67,7 +69,7 @@ def extract(html: str, rules: ExtractRules, *, content_type: str = "text/html") 
     pattern is invalid, or no text is left: each is a health problem of the watch,
     never a change of the policy.
     """
-    ignore = _compile_ignore(rules.ignore)
+    ignore = compile_ignore(rules.ignore)
     if content_type.partition(";")[0].strip().lower() == "text/plain":
         blocks = _plain_text_blocks(html, ignore)
     else:
@@ -79,17 +81,6 @@ def extract(html: str, rules: ExtractRules, *, content_type: str = "text/html") 
         raise ExtractError(f"no text found in the page ({_describe(rules)})")
     expect_texts(blocks, rules.expect_text)
     return tuple(blocks)
-
-
-def expect_texts(blocks: Sequence[Block], expected: Sequence[str]) -> None:
-    """Every `expect` text must be in the version's text (case and spacing aside);
-    raises Incomplete. Data extractors' versions are held to it too."""
-    if not expected:
-        return
-    text = "\n".join(block.text for block in blocks).casefold()
-    missing = [want for want in expected if normalize(want).casefold() not in text]
-    if missing:
-        raise Incomplete(f"expected text not found: {', '.join(map(repr, missing))}")
 
 
 def _expect_elements(root: Element, selectors: Sequence[str]) -> None:
@@ -115,20 +106,9 @@ def _describe(rules: ExtractRules) -> str:
     return ", ".join(f"{name}={list(value)!r}" for name, value in named if value)
 
 
-def _compile_ignore(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-    """Compile the ignore patterns once per call; a bad one is the watch's fault."""
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
-            raise ExtractError(f"invalid ignore pattern {pattern!r}: {exc}") from exc
-    return tuple(compiled)
-
-
 def _plain_text_blocks(text: str, ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
     """A plain-text page has no markup: its paragraphs are separated by blank lines."""
-    out = _Builder(ignore)
+    out = Builder(ignore)
     for paragraph in re.split(r"\n\s*\n", text):
         out.text("paragraph", paragraph)
     return out.blocks
@@ -419,70 +399,8 @@ _HEADING_TUPLE = tuple(_HEADING_LEVELS)
 _ARIA_HEADINGS = "descendant::*[@role='heading']"
 
 
-@dataclass
-class _Builder:
-    """Collects blocks in order and keeps the heading stack that gives their path."""
-
-    ignore: tuple[re.Pattern[str], ...]
-    blocks: list[Block] = field(default_factory=list)
-    headings: list[tuple[int, str]] = field(default_factory=list)
-    path: tuple[str, ...] = ()
-
-    def clean(self, raw: str, *, strip_numbering: bool) -> str:
-        """Normalise, then apply the watch's ignore patterns."""
-        text = normalize(raw, strip_numbering=strip_numbering)
-        if text and self.ignore:
-            for pattern in self.ignore:
-                text = pattern.sub("", text)
-            text = " ".join(text.split())
-        return text
-
-    def heading(self, level: int, raw: str) -> None:
-        text = self.clean(raw, strip_numbering=False)
-        if not text:
-            return
-        while self.headings and self.headings[-1][0] >= level:
-            self.headings.pop()
-        path = tuple(heading for _, heading in self.headings)
-        shown = shown_as(raw, text)
-        self.blocks.append(Block("heading", text, path, level=level, shown=shown))
-        self.headings.append((level, text))
-        self.path = (*path, text)
-
-    def text(self, kind: str, raw: str) -> str | None:
-        """Add a block; return its text (None when nothing visible was left)."""
-        if raw and not raw.isspace():
-            text = self.clean(raw, strip_numbering=True)
-            if text:
-                self.blocks.append(Block(kind, text, self.path, shown=shown_as(raw, text)))
-                return text
-        return None
-
-    @contextmanager
-    def under(self, label: str) -> Iterator[None]:
-        """Blocks added inside carry `label` as the last part of their path."""
-        saved = self.path
-        self.path = (*saved, label)
-        try:
-            yield
-        finally:
-            self.path = saved
-
-    def row(self, raw_cells: Sequence[str]) -> None:
-        """A row keeps its empty cells, so that a value moving to another column is a
-        change; ignore patterns apply to each cell, so that text and cells agree."""
-        cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
-        if any(cells):
-            text = " | ".join(cells)
-            shown = " | ".join(
-                shown_as(raw, cell) or cell for raw, cell in zip(raw_cells, cells, strict=True)
-            )
-            shown = "" if shown == text else shown
-            self.blocks.append(Block("row", text, self.path, cells=cells, shown=shown))
-
-
 def _walk_roots(roots: Sequence[Element], ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
-    walker = _Walker(_Builder(ignore), _Marks.of(roots))
+    walker = _Walker(Builder(ignore), _Marks.of(roots))
     for root in roots:
         walker.walk(root)
     return walker.out.blocks
@@ -526,7 +444,7 @@ class _Marks:
 class _Walker:
     """Walks content in document order and feeds the blocks it finds to a builder."""
 
-    out: _Builder
+    out: Builder
     marks: _Marks
 
     def walk(self, element: Element) -> None:
@@ -661,3 +579,61 @@ def _heading_level(element: Element) -> int:
 def _all_text(element: Element) -> str:
     """The text of an element without its tail, serialised by libxml2 (fast)."""
     return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+
+
+# --- Markdown ------------------------------------------------------------------------
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table")
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
+_HTML_BREAK = re.compile(r"<br\b", re.IGNORECASE)
+_HTML_CODE = re.compile(r"\s*<(?:script|style)\b", re.IGNORECASE)  # GitHub drops them
+_MARKDOWN_CELLS = frozenset({"th_open", "td_open"})
+
+
+def markdown_document(text: str, rules: ExtractRules) -> Document:
+    """A Markdown file's blocks, as its rendered page would give them: ATX and setext
+    headings make the section path, paragraphs, list items (kind ``item``), pipe
+    tables (one row block per row, the header first), code blocks as text, and links
+    and emphasis reduced to their text. Parsed by markdown-it-py (CommonMark, GFM
+    tables); raw HTML shows its text, as GitHub renders it (tags and comments go,
+    ``<br>`` is a space)."""
+    refuse_css(rules, "a Markdown file")
+    out = Builder(compile_ignore(rules.ignore))
+    tokens = _MARKDOWN.parse(text)
+    items, cells = 0, []
+    for index, token in enumerate(tokens):
+        if token.type in ("list_item_open", "list_item_close"):
+            items += 1 if token.type == "list_item_open" else -1
+        elif token.type == "heading_open":
+            out.heading(int(token.tag[1:]), _inline_text(tokens[index + 1]))
+        elif token.type == "paragraph_open":
+            out.text("item" if items else "paragraph", _inline_text(tokens[index + 1]))
+        elif token.type in _MARKDOWN_CELLS:
+            cells.append(_inline_text(tokens[index + 1]))
+        elif token.type == "tr_close":
+            out.row(cells)
+            cells = []
+        elif token.type in ("fence", "code_block"):
+            out.text("paragraph", token.content)
+        elif token.type == "html_block" and not _HTML_CODE.match(token.content):
+            out.text("paragraph", _HTML_TAG.sub(" ", _HTML_COMMENT.sub(" ", token.content)))
+    if not out.blocks:
+        raise ExtractError("no text found in the Markdown file")
+    expect_texts(out.blocks, rules.expect_text)
+    return tuple(out.blocks)
+
+
+def _inline_text(token: Token) -> str:
+    """The text of an inline token: links and images as their text, breaks as spaces."""
+    parts = []
+    for child in token.children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak") or (
+            child.type == "html_inline" and _HTML_BREAK.match(child.content)
+        ):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(_inline_text(child))
+    return "".join(parts)

@@ -50,3 +50,6 @@ def setup(fmt: str = "text", *, debug: bool = False) -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pdfminer warns about every repair it makes to a PDF (a missing MediaBox, a bad
+    # xref entry); the check's outcome already says whether the PDF could be read.
+    logging.getLogger("pdfminer").setLevel(logging.DEBUG if debug else logging.ERROR)

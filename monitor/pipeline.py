@@ -30,7 +30,7 @@ from monitor.alerting import decide
 from monitor.config import Route, Watch, Watchlist
 from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind
-from monitor.extract import expect_texts, extract
+from monitor.extract import extract, markdown_document
 from monitor.fetch import asks_for_javascript
 from monitor.jurisdictions import ExtraSpec, Jurisdiction, Watching, catalog, extend, matcher_for
 from monitor.model import (
@@ -52,8 +52,10 @@ from monitor.model import (
     WatchState,
     document_hash,
 )
+from monitor.pdf import pdf_document
 from monitor.relevance import assess
 from monitor.tabular import tabulate
+from monitor.text import expect_texts
 
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
 MAX_BYTES = FetchRequest.max_bytes  # the size cap when a caller has none of its own
@@ -250,8 +252,10 @@ def read(snapshot: Snapshot, rules: ExtractRules, *, max_bytes: int = MAX_BYTES)
         expect_texts(document, rules.expect_text)
         return document
     if fmt is Format.PDF:
-        raise ExtractError("PDF reading not available")
-    plain = fmt in (Format.TEXT, Format.MARKDOWN)
+        return pdf_document(snapshot.body, rules)
+    if fmt is Format.MARKDOWN:
+        return markdown_document(snapshot.text(), rules)
+    plain = fmt is Format.TEXT
     return extract(snapshot.text(), rules, content_type="text/plain" if plain else "text/html")
 
 

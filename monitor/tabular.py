@@ -57,7 +57,7 @@ import charset_normalizer
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from monitor.errors import ExtractError, Oversized
+from monitor.errors import DocumentTooLarge, ExtractError
 from monitor.jurisdictions import catalog
 from monitor.model import Block, Document, ExtractRules, Format
 
@@ -76,7 +76,7 @@ def tabulate(
     body: bytes, fmt: Format, rules: ExtractRules, *, encoding: str | None, max_bytes: int
 ) -> Document:
     """A data response's blocks (see the module docstring); raises ExtractError, and
-    Oversized for a ZIP member past `max_bytes`."""
+    DocumentTooLarge for a ZIP member past `max_bytes`."""
     shape = _Shape.of(rules)
     if fmt is Format.ZIP:
         blocks = _archive(body, shape, rules.member, max_bytes)
@@ -418,7 +418,7 @@ def _admit(members: Sequence[zipfile.ZipInfo], max_bytes: int) -> None:
         total += info.file_size
         if total > max_bytes:
             others = " (with the members before it)" if total > info.file_size else ""
-            raise Oversized(
+            raise DocumentTooLarge(
                 f"ZIP member {info.filename!r} inflates to {info.file_size} bytes{others}, "
                 f"past the {max_bytes}-byte cap (max_size)"
             )

@@ -254,7 +254,7 @@ CASES = (
     Case("/big-announced", ("failed:too_large",)),
     Case("/big-streamed", ("failed:too_large",)),
     Case("/gzip-bomb", ("failed:too_large",)),
-    Case("/pdf-as-html", ("failed:extraction",)),  # read as a PDF: a broken one
+    Case("/pdf-as-html", ("failed:extraction",)),  # read as a PDF: a damaged one
     Case("/binary-as-html", ("failed:wrong_type",)),
     Case("/invalid-utf8", ("new", "unchanged"), text=HK_SENTENCE),
     Case("/lying-charset", ("new", "unchanged"), text="香港政府"),

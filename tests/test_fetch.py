@@ -427,6 +427,21 @@ def test_a_body_without_the_magic_bytes_its_type_promises_is_refused(
 def test_a_csv_with_binary_bytes_is_refused() -> None:
     handler = respond(body=b"a,b\n\x00\x01\x02\x03\x04", content_type="text/csv")
     assert fetch_error(handler).kind is FailureKind.WRONG_TYPE
+    assert fetch_error(respond(body=b"<html>\x00\x01\x02binary")).kind is FailureKind.WRONG_TYPE
+
+
+@pytest.mark.parametrize("content_type", ["application/pdf", "text/html", None])
+def test_a_pdf_is_accepted_whatever_its_content_type(content_type: str | None) -> None:
+    """The PDF extractor reads it (pipeline.read sniffs %PDF, as fetch does)."""
+    body = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj"
+    snapshot = fetch_with(respond(body=body, content_type=content_type))
+    assert isinstance(snapshot, Snapshot) and snapshot.body == body
+
+
+@pytest.mark.parametrize("content_type", ["text/markdown; charset=utf-8", "text/x-markdown"])
+def test_markdown_is_accepted(content_type: str) -> None:
+    snapshot = fetch_with(respond(body=b"# Notice\n\nHong Kong", content_type=content_type))
+    assert isinstance(snapshot, Snapshot)
 
 
 def test_utf16_html_with_bom_is_not_mistaken_for_binary() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from monitor import logs
 from monitor.logs import JsonFormatter
 
 
@@ -39,3 +40,20 @@ def test_a_checks_fields_are_emitted_beside_the_message() -> None:
 def test_fields_that_are_not_json_are_written_as_text() -> None:
     data = json.loads(JsonFormatter().format(record("x", watch="w", version=object())))
     assert data["watch"] == "w" and isinstance(data["version"], str)
+
+
+def test_pdfminer_repairs_are_not_logged_unless_debugging() -> None:
+    """pdfminer warns once per repair it makes to a PDF (a bad xref entry); the check's
+    outcome says whether the PDF was read, so its warnings stay out of the log."""
+    pdfminer = logging.getLogger("pdfminer.pdfdocument")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.setup("text")
+        assert not pdfminer.isEnabledFor(logging.WARNING)
+        logs.setup("text", debug=True)
+        assert pdfminer.isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        logging.getLogger("pdfminer").setLevel(logging.NOTSET)

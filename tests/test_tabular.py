@@ -23,7 +23,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.config import loads
-from monitor.errors import ConfigError, ExtractError, FailureKind, Oversized
+from monitor.errors import ConfigError, DocumentTooLarge, ExtractError, FailureKind
 from monitor.messages import Proof, Subject, change_message
 from monitor.model import Block, Document, ExtractRules, Finding, Format, Snapshot
 from monitor.pipeline import Matchers, detect, read
@@ -332,14 +332,14 @@ def test_a_truncated_zip_is_an_extraction_failure(cut: float) -> None:
 def test_a_zip_bomb_is_too_large_without_inflating_it() -> None:
     bomb = zipped({"bomb.csv": b"0" * 50_000_000})
     assert len(bomb) < 100_000
-    with pytest.raises(Oversized, match="inflates to 50000000 bytes") as caught:
+    with pytest.raises(DocumentTooLarge, match="inflates to 50000000 bytes") as caught:
         read(snapshot(bomb, "application/zip"), ExtractRules(), max_bytes=10_000_000)
     assert caught.value.kind is FailureKind.TOO_LARGE
 
 
 def test_members_together_are_held_to_the_cap() -> None:
     members = {f"part{i}.csv": b"Country,Requests\n" + b"Hong Kong,1\n" * 100_000 for i in range(3)}
-    with pytest.raises(Oversized, match=r"'part2\.csv' inflates to 1200017 bytes"):
+    with pytest.raises(DocumentTooLarge, match=r"'part2\.csv' inflates to 1200017 bytes"):
         read(snapshot(zipped(members), "application/zip"), ExtractRules(), max_bytes=2_500_000)
 
 

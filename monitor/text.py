@@ -1,0 +1,116 @@
+"""Text: how every extractor (HTML, plain text, PDF, Markdown) turns the texts it
+finds into blocks, so that the same words give the same blocks whatever the format.
+
+`Builder` collects blocks in reading order with the heading stack that gives their
+section path, each block's wording (`wording.normalize`) beside the text it shows,
+with the watch's `ignore` patterns applied; `expect_texts` checks the watch's `expect`
+texts against the result; `refuse_css` refuses CSS rules on a format without HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from monitor.errors import ExtractError, Incomplete
+from monitor.model import Block, ExtractRules
+from monitor.wording import normalize, shown_as
+
+__all__ = ["Builder", "compile_ignore", "expect_texts", "refuse_css"]
+
+
+def expect_texts(blocks: Sequence[Block], expected: Sequence[str]) -> None:
+    """Every `expect` text must be in the version's text (case and spacing aside)."""
+    if not expected:
+        return
+    text = "\n".join(block.text for block in blocks).casefold()
+    missing = [want for want in expected if normalize(want).casefold() not in text]
+    if missing:
+        raise Incomplete(f"expected text not found: {', '.join(map(repr, missing))}")
+
+
+def compile_ignore(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+    """Compile the ignore patterns once per call; a bad one is the watch's fault."""
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ExtractError(f"invalid ignore pattern {pattern!r}: {exc}") from exc
+    return tuple(compiled)
+
+
+@dataclass
+class Builder:
+    """Collects blocks in order and keeps the heading stack that gives their path."""
+
+    ignore: tuple[re.Pattern[str], ...]
+    blocks: list[Block] = field(default_factory=list)
+    headings: list[tuple[int, str]] = field(default_factory=list)
+    path: tuple[str, ...] = ()
+
+    def clean(self, raw: str, *, strip_numbering: bool) -> str:
+        """Normalise, then apply the watch's ignore patterns."""
+        text = normalize(raw, strip_numbering=strip_numbering)
+        if text and self.ignore:
+            for pattern in self.ignore:
+                text = pattern.sub("", text)
+            text = " ".join(text.split())
+        return text
+
+    def heading(self, level: int, raw: str) -> None:
+        text = self.clean(raw, strip_numbering=False)
+        if not text:
+            return
+        while self.headings and self.headings[-1][0] >= level:
+            self.headings.pop()
+        path = tuple(heading for _, heading in self.headings)
+        shown = shown_as(raw, text)
+        self.blocks.append(Block("heading", text, path, level=level, shown=shown))
+        self.headings.append((level, text))
+        self.path = (*path, text)
+
+    def text(self, kind: str, raw: str) -> str | None:
+        """Add a block; return its text (None when nothing visible was left)."""
+        if raw and not raw.isspace():
+            text = self.clean(raw, strip_numbering=True)
+            if text:
+                self.blocks.append(Block(kind, text, self.path, shown=shown_as(raw, text)))
+                return text
+        return None
+
+    @contextmanager
+    def under(self, label: str) -> Iterator[None]:
+        """Blocks added inside carry `label` as the last part of their path."""
+        saved = self.path
+        self.path = (*saved, label)
+        try:
+            yield
+        finally:
+            self.path = saved
+
+    def row(self, raw_cells: Sequence[str]) -> None:
+        """A row keeps its empty cells, so that a value moving to another column is a
+        change; ignore patterns apply to each cell, so that text and cells agree."""
+        cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
+        if any(cells):
+            text = " | ".join(cells)
+            shown = " | ".join(
+                shown_as(raw, cell) or cell for raw, cell in zip(raw_cells, cells, strict=True)
+            )
+            shown = "" if shown == text else shown
+            self.blocks.append(Block("row", text, self.path, cells=cells, shown=shown))
+
+
+def refuse_css(rules: ExtractRules, document: str) -> None:
+    """CSS selectors (select, remove, expect css) only apply to HTML: on a PDF or a
+    Markdown file they would silently match nothing, so the watch says so instead."""
+    named = (("select", rules.select), ("remove", rules.remove), ("expect css", rules.expect_css))
+    used = [name for name, value in named if value]
+    if used:
+        raise ExtractError(
+            f"{' and '.join(used)} use CSS selectors, which apply to HTML pages only; "
+            f"this is {document}: remove them from the watch (ignore and expect texts apply)"
+        )
