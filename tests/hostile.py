@@ -99,8 +99,10 @@ def _big(*, announce: bool) -> Serve:
 
 
 @cache
+@cache
 def _bomb() -> bytes:
-    """256 MiB of zeros, gzipped to about 260 KB."""
+    """256 MiB of zeros, gzipped to about 260 KB: made once (seconds of CPU), before the
+    server starts, so a check's deadline never waits for the server making it."""
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
     zeros = bytes(1024 * 1024)
     return b"".join([*(packer.compress(zeros) for _ in range(BOMB // len(zeros))), packer.flush()])
@@ -341,6 +343,7 @@ class HostileWeb:
         return f"http://{host!s}:{port}{path}"
 
     def __enter__(self) -> HostileWeb:
+        _bomb()
         self.thread.start()
         return self
 
