@@ -395,9 +395,13 @@ def _line_map(node: yaml.Node, path: Path_, lines: dict[Path_, int], dups: list[
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Path_]]:
     """Parse once (with libyaml when present), keeping the node tree for line numbers."""
+    if len(text) > MAX_WATCHLIST_BYTES:
+        raise ConfigError([Problem(source, None, "", _too_large())])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _bounded(node, source)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -411,6 +415,49 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Pat
     if node is not None:
         _line_map(node, (), lines, dups)
     return data, lines, dups
+
+
+MAX_WATCHLIST_BYTES = 4 * 1024**2  # a watchlist of thousands of watches is well under
+MAX_VALUES = 200_000  # values of a watchlist with its aliases expanded
+
+
+def _too_large() -> str:
+    return f"the watchlist is larger than {MAX_WATCHLIST_BYTES // 1024**2} MiB"
+
+
+def _bounded(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_VALUES values.
+
+    An alias is a reference: nine levels of nine aliases are 383 bytes of YAML and
+    387 million values once walked. Counting each node once, with the size of what
+    it expands to remembered, takes as long as the file is long.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = MAX_VALUES + 1  # a node that contains itself is too large
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        sizes[id(node)] = total = min(total, MAX_VALUES + 1)
+        return total
+
+    try:
+        too_large = size(root) > MAX_VALUES
+    except RecursionError:
+        message = "the watchlist is nested too deeply"
+        raise ConfigError([Problem(source, root.start_mark.line + 1, "", message)]) from None
+    if too_large:
+        message = (
+            f"the watchlist expands to more than {MAX_VALUES:,} values: "
+            "nested or recursive YAML aliases (&anchor / *alias) are refused"
+        )
+        raise ConfigError([Problem(source, root.start_mark.line + 1, "", message)])
 
 
 # --- validation -----------------------------------------------------------------------
@@ -428,7 +475,11 @@ def load(
     """Read and validate a watchlist file; raise ConfigError listing every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as file:
+            raw = file.read(MAX_WATCHLIST_BYTES + 1)
+        if len(raw) > MAX_WATCHLIST_BYTES:
+            raise ConfigError([Problem(source, None, "", _too_large())])
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             [Problem(source, None, "", f"cannot read the watchlist: {exc}")]
