@@ -52,6 +52,7 @@ from monitor.pipeline import (
 from monitor.store import Store
 
 FULL_FETCH_EVERY = timedelta(hours=24)  # ignore validators this often: servers lie about 304
+EVALUATION_DEADLINE = 120.0  # seconds one check's extract, diff and relevance may take
 
 
 @dataclass
@@ -134,6 +135,9 @@ class Context:
     routes: Mapping[str, Route] = field(default_factory=dict)
     connectivity: Connectivity = field(default_factory=Connectivity)
     renderer: Renderer | None = None  # None: no browser on this machine
+    # extract, diff, relevance and alert texts run in a worker thread, so the event loop
+    # (other checks, deliveries, /healthz) goes on; past this deadline the check fails
+    evaluation_deadline: float = EVALUATION_DEADLINE
 
     @property
     def setting(self) -> Setting:
@@ -182,7 +186,16 @@ async def _evaluated(
     """The store's one read for this response, and what the pipeline makes of it."""
     wants_raw = partial(needs_raw, fetched, watch.rules.digest())
     history = ctx.store.load(watch.id, wants_raw, recent=REVERT_WINDOW)
-    return history, evaluate(watch, history, fetched, started=started, setting=ctx.setting)
+    judge = partial(evaluate, watch, history, started=started, setting=ctx.setting)
+    try:
+        async with asyncio.timeout(ctx.evaluation_deadline):
+            return history, await asyncio.to_thread(judge, fetched)
+    except TimeoutError:
+        message = (
+            f"the page took longer than {ctx.evaluation_deadline:g}s to extract and compare "
+            "(too large or too complex to evaluate)"
+        )
+        return history, judge(Failure(FailureKind.TOO_LARGE, message))
 
 
 _BROWSER_READS = (FailureKind.BLOCKED, FailureKind.INCOMPLETE)

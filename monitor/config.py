@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import yaml
@@ -91,10 +91,38 @@ def _check_selector(value: str) -> str:
     return value
 
 
+class UserPattern(Protocol):
+    """A compiled user regex (RE2): what `ignore` patterns are used for."""
+
+    def sub(self, repl: str, text: str) -> str: ...
+
+
+RE2_LIMITS = (
+    "patterns run on RE2, in time linear in the text: backreferences (\\1) and "
+    "lookaround ((?=…), (?!…), (?<=…), (?<!…)) are not supported"
+)
+
+
+def user_regex(pattern: str) -> UserPattern:
+    """`pattern` compiled by RE2, which never backtracks: a page of `aaaa…b` against
+    `(a+)+$` takes linear time, where Python's `re` would run for ages holding the
+    daemon. Raises ValueError, saying what RE2 refused, for a pattern it cannot take."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # the reason is in the exception; no stderr noise
+    try:
+        compiled: UserPattern = re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(f"{reason} ({RE2_LIMITS})") from None
+    return compiled
+
+
 def _check_regex(value: str) -> str:
     try:
-        re.compile(value)
-    except re.error as exc:
+        user_regex(value)
+    except ValueError as exc:
         raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
     return value
 

@@ -51,6 +51,7 @@ from lxml import etree
 from lxml.cssselect import CSSSelector
 from lxml.etree import _Element as Element
 
+from monitor.config import UserPattern, user_regex
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
 from monitor.wording import normalize, shown_as
@@ -114,18 +115,18 @@ def _describe(rules: ExtractRules) -> str:
     return ", ".join(f"{name}={list(value)!r}" for name, value in named if value)
 
 
-def _compile_ignore(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-    """Compile the ignore patterns once per call; a bad one is the watch's fault."""
+def _compile_ignore(patterns: Sequence[str]) -> tuple[UserPattern, ...]:
+    """Compile the ignore patterns (RE2) once per call; a bad one is the watch's fault."""
     compiled = []
     for pattern in patterns:
         try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
+            compiled.append(user_regex(pattern))
+        except ValueError as exc:
             raise ExtractError(f"invalid ignore pattern {pattern!r}: {exc}") from exc
     return tuple(compiled)
 
 
-def _plain_text_blocks(text: str, ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
+def _plain_text_blocks(text: str, ignore: tuple[UserPattern, ...]) -> list[Block]:
     """A plain-text page has no markup: its paragraphs are separated by blank lines."""
     out = _Builder(ignore)
     for paragraph in re.split(r"\n\s*\n", text):
@@ -133,9 +134,7 @@ def _plain_text_blocks(text: str, ignore: tuple[re.Pattern[str], ...]) -> list[B
     return out.blocks
 
 
-def _html_blocks(
-    html: str, rules: ExtractRules, ignore: tuple[re.Pattern[str], ...]
-) -> list[Block]:
+def _html_blocks(html: str, rules: ExtractRules, ignore: tuple[UserPattern, ...]) -> list[Block]:
     """Parse, clean and walk an HTML page: the pipeline of the module docstring."""
     root = _parse(html)
     _drop_invisible(root)
@@ -422,7 +421,7 @@ _ARIA_HEADINGS = "descendant::*[@role='heading']"
 class _Builder:
     """Collects blocks in order and keeps the heading stack that gives their path."""
 
-    ignore: tuple[re.Pattern[str], ...]
+    ignore: tuple[UserPattern, ...]
     blocks: list[Block] = field(default_factory=list)
     headings: list[tuple[int, str]] = field(default_factory=list)
     path: tuple[str, ...] = ()
@@ -480,7 +479,7 @@ class _Builder:
             self.blocks.append(Block("row", text, self.path, cells=cells, shown=shown))
 
 
-def _walk_roots(roots: Sequence[Element], ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
+def _walk_roots(roots: Sequence[Element], ignore: tuple[UserPattern, ...]) -> list[Block]:
     walker = _Walker(_Builder(ignore), _Marks.of(roots))
     for root in roots:
         walker.walk(root)
