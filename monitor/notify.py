@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from monitor.config import masked_url
 from monitor.errors import NotifyError
-from monitor.messages import ELLIPSIS, Message, fit, headless, headline
+from monitor.messages import ELLIPSIS, Message, defuse, fit, headless, headline
 
 # Services that render Markdown although apprise declares them plain text: their
 # body goes through apprise untouched (declared as text) and is read as Markdown.
@@ -168,18 +168,42 @@ def _parts(service: Any, message: Message, fmt: str) -> list[tuple[str, str]]:
     """(title, body) of each part to send, within the service's limits."""
     body_max = int(service.body_maxlen) if int(service.body_maxlen) > 0 else UNLIMITED
     title_max = int(service.title_maxlen)
+    chat = not _is_mail(service)
+    title = defuse(message.title, "text") if chat else message.title
     if title_max > 0:
-        chunks = fit(message, body_max, fmt)
-        return [(_title(message.title, i, len(chunks), title_max), c) for i, c in _numbered(chunks)]
+        chunks = _fit(message, body_max, fmt, chat=chat)
+        return [(_title(title, i, len(chunks), title_max), c) for i, c in _numbered(chunks)]
     # No title on this service: the title leads the body (apprise would add it unescaped),
     # in place of the head's first line, which it repeats.
-    room = len(headline(_title(message.title, 9999, 9999, UNLIMITED), fmt)) + 1
-    chunks = fit(headless(message), max(body_max - room, 1), fmt)
+    room = len(headline(_title(title, 9999, 9999, UNLIMITED), fmt)) + 1
+    chunks = _fit(headless(message), max(body_max - room, 1), fmt, chat=chat)
     glue = "" if fmt == "html" else "\n"
     return [
-        ("", headline(_title(message.title, i, len(chunks), UNLIMITED), fmt) + glue + c)
+        ("", headline(_title(title, i, len(chunks), UNLIMITED), fmt) + glue + c)
         for i, c in _numbered(chunks)
     ]
+
+
+def _is_mail(service: Any) -> bool:
+    """E-mail services read HTML and no Markdown (mailto, SES, SendGrid…); a mention
+    means nothing there, so their text stays verbatim."""
+    declared = _declared(service)
+    return "html" in declared and "markdown" not in declared
+
+
+def _fit(message: Message, limit: int, fmt: str, *, chat: bool) -> list[str]:
+    """`fit`; in chat and webhooks with every mention defused, each chunk still
+    within `limit` (a defused mention is one character longer)."""
+    room = limit
+    while True:
+        chunks = fit(message, room, fmt)
+        if not chat:
+            return chunks
+        chunks = [defuse(chunk, fmt) for chunk in chunks]
+        over = max(map(len, chunks), default=0) - limit
+        if over <= 0 or room == 1:
+            return chunks
+        room = max(room - over, 1)
 
 
 def _numbered(chunks: list[str]) -> list[tuple[int, str]]:

@@ -4,11 +4,15 @@ page text in chat, and the secrets of destinations and watched URLs."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
@@ -20,10 +24,12 @@ from monitor.errors import ConfigError, FailureKind
 from monitor.extract import extract
 from monitor.fetch import make_client
 from monitor.jurisdictions import Watching
-from monitor.model import ExtractRules, Outcome
+from monitor.messages import ZWSP, Message, Proof, Subject, change_message, health_message
+from monitor.model import Change, ExtractRules, Finding, Outcome
+from monitor.notify import send
 from monitor.pipeline import Matchers
 from monitor.store import Store
-from tests.conftest import LocalSite, free_port
+from tests.conftest import LocalSite, Mailbox, Receiver, free_port, mailto, parts
 from tests.harness import running
 from tests.test_daemon import HK_AFTER, HK_BEFORE, Clock, World, messages, page, run, watchlist_text
 from tests.test_daemon import store as store
@@ -221,3 +227,105 @@ def test_an_evaluation_past_its_deadline_fails_the_check_clearly(
             assert (await check(watch, ctx)).outcome is Outcome.CHANGED
 
     run(go)
+
+
+# --- mentions: page text in chat pings no one ------------------------------------------
+
+PINGS = "@everyone @here <@123456789> <@&987654321> <!channel> <!here> <#42> @channel @all"
+LIVE = re.compile(r"@(?:everyone|here|channel|all)\b|<[@!#]|@&?\d|!(?:here|channel|everyone)\b")
+HOSTILE = Subject("Meta @everyone", "Requests <@&987654321>", "https://example.org/p", "meta")
+AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def hostile_change() -> Message:
+    sentence = f"We respond to Hong Kong requests. {PINGS}"
+    change = Change("added", "paragraph", after=sentence, path_after=("Requests",))
+    finding = Finding("HK", "sentence_added", "sentence", ("Hong Kong",), change)
+    proof = Proof(AT, "a" * 64, "b" * 64, 1, 2)
+    return change_message(HOSTILE, (finding,), proof, jurisdiction_names={"HK": "Hong Kong"})
+
+
+def hostile_health() -> Message:
+    reason = f"HTTP 503 {PINGS}"  # a server's reason phrase, as the failure message shows it
+    return health_message(
+        HOSTILE, failing=True, reason="transient", message=reason, failures=3, since=AT, at=AT
+    )
+
+
+def live(text: str) -> list[str]:
+    return LIVE.findall(text)
+
+
+@pytest.fixture
+def discord(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A Discord webhook URL whose posts reach the local receiver."""
+    from apprise.plugins.discord import NotifyDiscord
+
+    monkeypatch.setattr(NotifyDiscord, "notify_url", f"http://127.0.0.1:{receiver.port}/api")
+    return "discord://1234567890/webhooktoken0123456789"
+
+
+@pytest.mark.parametrize("options", ["", "?format=markdown"], ids=["content", "embeds"])
+@pytest.mark.parametrize("message", [hostile_change, hostile_health])
+def test_discord_gets_no_live_mention_and_no_allowed_mentions(
+    discord: str, receiver: Receiver, options: str, message: Callable[[], Message]
+) -> None:
+    assert live(message().to_json())  # the message itself keeps the text
+    asyncio.run(send(discord + options, message(), timeout=10))
+    assert receiver.posts
+    for post in receiver.posts:
+        payload = post.json()
+        assert live(json.dumps(payload, ensure_ascii=False)) == [], payload
+        assert "allow_mentions" not in payload and "allowed_mentions" not in payload
+
+
+@pytest.mark.parametrize("message", [hostile_change, hostile_health])
+@pytest.mark.parametrize("scheme", ["mmost", "json", "form", "slack"])
+def test_chat_and_webhooks_get_no_live_mention(
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+    message: Callable[[], Message],
+) -> None:
+    from apprise.plugins.slack import NotifySlack
+
+    local = f"127.0.0.1:{receiver.port}"
+    monkeypatch.setattr(NotifySlack, "webhook_url", f"http://{local}/services")
+    url = {
+        "mmost": f"mmost://{local}/hooktoken0123456789",
+        "json": f"json://{local}/hook",
+        "form": f"form://{local}/hook",
+        "slack": "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
+    }[scheme]
+    asyncio.run(send(url, message(), timeout=10))
+    assert receiver.posts
+    for post in receiver.posts:
+        body = post.body.decode()
+        if scheme == "form":
+            body = unquote_plus(body)
+        else:
+            body = json.dumps(post.json(), ensure_ascii=False)
+        assert live(body) == [], body
+        assert "Hong Kong" in body or "HTTP 503" in body
+
+
+def test_the_e_mail_keeps_the_text_verbatim(mailbox: Mailbox) -> None:
+    asyncio.run(send(mailto(mailbox.port), hostile_change(), timeout=10))
+    (mail,) = mailbox.messages
+    assert "Meta @everyone" in str(mail["Subject"])
+    text = parts(mail)["text/plain"]
+    assert "@everyone @here" in text and ZWSP not in text
+
+
+def test_a_defused_alert_stays_within_the_service_limit(discord: str, receiver: Receiver) -> None:
+    """Defusing makes each mention a character longer: the split accounts for it."""
+    change = Change("added", "paragraph", after="@everyone " * 400, path_after=("R",))
+    finding = Finding("HK", "sentence_added", "sentence", ("Hong Kong",), change)
+    message = change_message(
+        HOSTILE, (finding,), Proof(AT, "a" * 64, "b" * 64, 1, 2), jurisdiction_names={}
+    )
+    asyncio.run(send(discord, message, timeout=10))
+    for post in receiver.posts:
+        _title, body = post.json()["content"].split("\r\n", 1)  # apprise puts the title first
+        assert len(body) <= 2000
+        assert live(post.json()["content"]) == []
