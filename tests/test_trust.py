@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from monitor.fetch import make_client
 from monitor.jurisdictions import Watching
 from monitor.messages import ZWSP, Message, Proof, Subject, change_message, health_message
 from monitor.model import Change, ExtractRules, Finding, Outcome
-from monitor.notify import send
+from monitor.notify import redact, send
 from monitor.pipeline import Matchers
 from monitor.store import Store
 from tests.conftest import LocalSite, Mailbox, Receiver, free_port, mailto, parts
@@ -329,3 +330,57 @@ def test_a_defused_alert_stays_within_the_service_limit(discord: str, receiver: 
         _title, body = post.json()["content"].split("\r\n", 1)  # apprise puts the title first
         assert len(body) <= 2000
         assert live(post.json()["content"]) == []
+
+
+# --- secrets: destinations are shown, logged and stored redacted --------------------------
+
+SECRET = "s3cr3tT0ken"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"json://hooks.example.org/hook/{SECRET}?k=v", "json://hooks.example.org/***"),
+        (
+            f"jsons://me:{SECRET}@hooks.example.org:8443/x",
+            "jsons://me:****@hooks.example.org:8443/***",
+        ),
+        (f"form://hooks.example.org/{SECRET}", "form://hooks.example.org/***"),
+        (f"xml://hooks.example.org/a/{SECRET}/b", "xml://hooks.example.org/***"),
+        (f"ntfys://ntfy.example.org/{SECRET}", "ntfys://ntfy.example.org/***"),
+        (f"ntfy://{SECRET}", "ntfy://***"),
+        (f"mmost://mattermost.example.org/{SECRET}", "mmost://mattermost.example.org/***"),
+        (f"discord://1234567890/{SECRET}", "discord://***"),
+        (f"slack://T1JJ3T3L2/A1BRTD4JD/{SECRET}/#desk", "slack://***"),
+        (f"tgram://123456789:{SECRET}/12315544", "tgram://***"),
+        (f"gotify://gotify.example.org/{SECRET}", "gotify://gotify.example.org/***"),
+        (
+            f"mailtos://desk:{SECRET}@smtp.example.org?to=desk@example.org",
+            "mailtos://desk:****@smtp.example.org/desk%40example.org",
+        ),
+        (f"nosuch://{SECRET}@example.org", "nosuch://***"),
+    ],
+)
+def test_redact_hides_the_whole_secret_of_each_scheme(url: str, shown: str) -> None:
+    assert redact(url) == shown
+    assert SECRET.lower() not in redact(url).lower()
+    assert "s3c" not in redact(url) and "...n" not in redact(url)  # not even apprise's a...b
+
+
+@pytest.mark.parametrize("path", [f"/hook/{SECRET}", f"/{SECRET}"], ids=["json", "mmost-or-ntfy"])
+def test_debug_logs_of_a_delivery_show_no_secret(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    local = f"127.0.0.1:{receiver.port}"
+    urls = (
+        [f"json://{local}{path}", f"form://{local}{path}"]
+        if path.startswith("/hook")
+        else [f"mmost://{local}{path}", f"ntfy://{local}{path}?mode=private"]
+    )
+    for url in urls:
+        asyncio.run(send(url, hostile_change(), timeout=10))
+    assert len(receiver.posts) == 2
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(r.name.startswith(("apprise", "urllib3")) for r in caplog.records)
+    assert [line for line in logged if SECRET in line] == []
