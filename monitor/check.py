@@ -141,7 +141,7 @@ class Context:
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.matchers, self.routes)
+        return Setting(self.matchers, self.routes, self.store.destination_key())
 
 
 async def check(watch: Watch, ctx: Context) -> CheckResult:

@@ -4,9 +4,11 @@ page text in chat, and the secrets of destinations and watched URLs."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,7 +28,15 @@ from monitor.extract import extract
 from monitor.fetch import make_client
 from monitor.jurisdictions import Watching
 from monitor.messages import ZWSP, Message, Proof, Subject, change_message, health_message
-from monitor.model import Change, ExtractRules, Finding, Outcome
+from monitor.model import (
+    AlertKind,
+    AlertRecord,
+    Change,
+    ExtractRules,
+    Finding,
+    Outcome,
+    destination_id,
+)
 from monitor.notify import redact, send
 from monitor.pipeline import Matchers
 from monitor.store import Store
@@ -384,3 +394,66 @@ def test_debug_logs_of_a_delivery_show_no_secret(
     logged = [r.getMessage() for r in caplog.records]
     assert any(r.name.startswith(("apprise", "urllib3")) for r in caplog.records)
     assert [line for line in logged if SECRET in line] == []
+
+
+def test_destinations_are_keyed_with_the_store_s_own_random_key(tmp_path: Path) -> None:
+    url = f"json://hooks.example.org/hook/{SECRET}"
+    one, two = Store.open(str(tmp_path / "1.db")), Store.open(str(tmp_path / "2.db"))
+    try:
+        key = one.destination_key()
+        assert len(key) == 32 and key != two.destination_key()
+        assert destination_id(url, key) != destination_id(url, two.destination_key())
+        assert hashlib.sha256(url.encode()).hexdigest() not in destination_id(url, key)
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_pending_delivery_of_an_older_store_is_re_keyed_and_still_delivered(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    from sqlalchemy import create_engine, insert
+
+    from monitor.deliver import Deliverer
+    from monitor.messages import note_message
+    from monitor.store import ledger, schema
+
+    url = f"json://127.0.0.1:{receiver.port}/hook/{SECRET}"
+    old_label = f"json://127.0.0.1:{receiver.port}/hook/{SECRET}"  # as redact() once showed it
+    path = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # a store as the release before the keyed ids left it
+        schema.meta.create(conn)
+        for migrate in schema.MIGRATIONS[:-1]:
+            migrate(conn)
+        version = str(len(schema.MIGRATIONS) - 1)
+        conn.execute(insert(schema.meta).values(key="schema_version", value=version))
+        sha = hashlib.sha256(url.encode()).hexdigest()
+        alert = AlertRecord(
+            "w",
+            AlertKind.HEALTH,
+            "t",
+            note_message("t", "old alert").to_json(),
+            (),
+            (("desk", sha, old_label),),
+        )
+        ledger.insert_alert(conn, alert, None, AT)
+    engine.dispose()
+
+    store = Store.open(str(path))
+    try:
+        wl = config.loads(
+            f"routes:\n  desk: ['{url}']\nwatches:\n  - {{id: w, url: 'https://example.org/'}}\n",
+            env={},
+        )
+        report = asyncio.run(Deliverer(store, wl.routes, 86400, now=lambda: AT).run())
+    finally:
+        store.close()
+    assert report.sent == 1 and len(receiver.posts) == 1
+    with sqlite3.connect(path) as db:
+        ((destination, label, status),) = db.execute(
+            "SELECT destination, label, status FROM deliveries"
+        ).fetchall()
+    assert status == "sent" and destination != sha and len(destination) == 64
+    assert label == f"json://127.0.0.1:{receiver.port}/***"
+    assert SECRET not in path.read_bytes().decode("latin-1")
