@@ -46,7 +46,7 @@ def decide(
     key: bytes,
 ) -> Decision:
     """The alerts of one check (change and/or health), in the order they happen."""
-    subject = Subject(watch.platform, watch.name, watch.url, watch.id)
+    subject = Subject(watch.platform, watch.name, watch.shown_url, watch.id)
     alerts: list[AlertRecord] = []
     flag: bool | None = None
     failed = record.outcome == "failed"

@@ -167,7 +167,7 @@ async def _check(watch: Watch, ctx: Context) -> CheckResult:
         history, record = await _evaluated(watch, ctx, fetched, started)
         if watch.browser == "auto" and _browser_could_read(record):
             history, record = await _read_rendered(watch, ctx, started, (history, record))
-        record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
+        record = _shown(watch, replace(record, elapsed=time.monotonic() - clock, full_fetch=full))
         return _result(record, ctx.store.record(record), history)
     except StoreError as exc:
         return CheckResult(
@@ -196,6 +196,17 @@ async def _evaluated(
             "(too large or too complex to evaluate)"
         )
         return history, judge(Failure(FailureKind.TOO_LARGE, message))
+
+
+def _shown(watch: Watch, record: CheckRecord) -> CheckRecord:
+    """The record as it may be stored and shown: no password or ${VAR} value of the
+    watch in its URLs or its message."""
+    snapshot = record.snapshot
+    if snapshot is not None:
+        url, final_url = watch.shown(snapshot.url), watch.shown(snapshot.final_url)
+        snapshot = replace(snapshot, url=url, final_url=final_url)
+    message = watch.shown(record.message) if record.message else record.message
+    return replace(record, snapshot=snapshot, message=message)
 
 
 _BROWSER_READS = (FailureKind.BLOCKED, FailureKind.INCOMPLETE)
@@ -262,12 +273,13 @@ _NETWORK = (FailureKind.TRANSIENT, FailureKind.PERMANENT)
 
 async def _failure(watch: Watch, exc: FetchError, connectivity: Connectivity) -> Failure:
     unreachable = exc.status is None and exc.kind in _NETWORK
+    said = watch.shown(str(exc))  # the health alert quotes it
     if not unreachable:
         connectivity.answered()  # the host answered, even if badly
-        return Failure(exc.kind, str(exc))
+        return Failure(exc.kind, said)
     if await connectivity.counts(urlsplit(watch.url).hostname or ""):
-        return Failure(exc.kind, str(exc))
-    message = f"{exc} (the monitor's own network looks down: not counted against the watch)"
+        return Failure(exc.kind, said)
+    message = f"{said} (the monitor's own network looks down: not counted against the watch)"
     return Failure(exc.kind, message, counted=False)
 
 

@@ -290,6 +290,17 @@ class Watch:
     enabled: bool = True  # false: the daemon schedules no job, `check` skips it unless named
     browser: str = "auto"  # never | auto | always
     wait_for: str | None = None  # rendered when this element has text; else `select`'s
+    hidden: tuple[str, ...] = ()  # the values of its URL's and headers' ${VAR}s
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as alerts, logs, the store and the command line show it."""
+        return self.shown(self.url)
+
+    def shown(self, text: str) -> str:
+        """`text` (a URL, an error message) without this watch's secrets: the password
+        of any URL in it and the value of every ${VAR} its URL and headers use."""
+        return hide_secrets(text, self.hidden)
 
 
 @dataclass(frozen=True)
@@ -549,6 +560,21 @@ def loads(
     return watchlist
 
 
+_CREDENTIALS = re.compile(r"(//[^/?#@:\s]*:)[^/?#@\s]+@")
+SECRET_MIN = 4  # shorter values are hidden only as a URL's password: they would eat words
+
+
+def hide_secrets(text: str, hidden: Iterable[str] = ()) -> str:
+    """`text` with the password of every URL in it (`https://user:***@host/`) and
+    each of the `hidden` values (raw or as percent-encoded in a URL) as `***`."""
+    text = _CREDENTIALS.sub(r"\1***@", text)
+    values = {v for h in hidden for v in (h, quote(h, safe=""), quote(h, safe=":[]"))}
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= SECRET_MIN:
+            text = text.replace(value, "***")
+    return text
+
+
 def masked_url(url: str) -> str:
     """A URL that apprise cannot read may hold a token anywhere: show its scheme only."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
@@ -600,6 +626,8 @@ class _Builder:
         self.known = known
         self.check_url = check_url
         self.route_names: set[str] = set()
+        self.hidden: dict[int, tuple[str, ...]] = {}  # watch index: its ${VAR} values
+        self.default_hidden: tuple[str, ...] = ()  # the defaults' headers' ${VAR} values
         self.by_lower = {jid.lower(): jid for jid in sorted(known, reverse=True)}
 
     def build(self, data: dict[str, Any], source: str) -> Watchlist:
@@ -624,6 +652,8 @@ class _Builder:
 
     def defaults(self, raw: object) -> DefaultsSpec:
         self.one_schedule(("defaults",), raw)
+        if isinstance(raw, dict) and "url" not in raw:
+            raw, self.default_hidden = self.secret_values(("defaults",), raw)
         try:
             spec = DefaultsSpec.model_validate(raw or {})
         except ValidationError as exc:
@@ -669,12 +699,18 @@ class _Builder:
         return url or ""
 
     def interpolate(self, path: Path_, text: str) -> str | None:
+        """A URL with its ${VAR}s replaced (each value encoded for its place), or None
+        when one is not set."""
+        if self.missing(path, text):
+            return None
+        return _ENV_VAR.sub(lambda m: _encoded(text, m, self.env[m[1]]), text)
+
+    def missing(self, path: Path_, text: str) -> bool:
+        """Report each ${VAR} of `text` that is not set; whether there was one."""
         missing = [name for name in _ENV_VAR.findall(text) if name not in self.env]
         for name in missing:
             self.out.add(path, f"environment variable {name} is not set")
-        if missing:
-            return None
-        return _ENV_VAR.sub(lambda m: _encoded(text, m, self.env[m[1]]), text)
+        return bool(missing)
 
     def jurisdictions(self, raw: object) -> dict[str, JurisdictionSpec]:
         if not isinstance(raw, dict | None):
@@ -725,8 +761,27 @@ class _Builder:
                 seen[wid] = index
         return duplicates
 
+    def secret_values(self, base: Path_, item: object) -> tuple[object, tuple[str, ...]]:
+        """`item` with the ${VAR}s of its `url` and `headers` replaced, and their values."""
+        if not isinstance(item, dict):
+            return item, ()
+        item, used = dict(item), []
+        if isinstance(item.get("url"), str):
+            used += [self.env.get(n, "") for n in _ENV_VAR.findall(item["url"])]
+            item["url"] = self.interpolate((*base, "url"), item["url"]) or item["url"]
+        if isinstance(item.get("headers"), dict):
+            headers = {}
+            for name, value in item["headers"].items():
+                text = str(value)
+                used += [self.env.get(n, "") for n in _ENV_VAR.findall(text)]
+                missing = self.missing((*base, "headers", name), text)
+                headers[name] = text if missing else _ENV_VAR.sub(lambda m: self.env[m[1]], text)
+            item["headers"] = headers
+        return item, tuple(v for v in used if v)
+
     def watch_spec(self, index: int, item: object) -> WatchSpec | None:
         self.one_schedule(("watches", index), item)
+        item, self.hidden[index] = self.secret_values(("watches", index), item)
         try:
             return WatchSpec.model_validate(item)
         except ValidationError as exc:
@@ -779,6 +834,7 @@ class _Builder:
             enabled=spec.enabled,
             browser=spec.browser or defaults.browser,
             wait_for=spec.wait_for or (", ".join(spec.select) if spec.select else None),
+            hidden=self.hidden.get(index, ()) + self.default_hidden,
         )
 
     def check_refs(

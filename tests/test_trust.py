@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from urllib.parse import unquote_plus
@@ -457,3 +457,82 @@ def test_a_pending_delivery_of_an_older_store_is_re_keyed_and_still_delivered(
     assert status == "sent" and destination != sha and len(destination) == 64
     assert label == f"json://127.0.0.1:{receiver.port}/***"
     assert SECRET not in path.read_bytes().decode("latin-1")
+
+
+# --- secrets of watched pages: ${VAR}s and credentials in a watch's URL -------------------
+
+PASSWORD = "pa55-w0rd!"
+API_KEY = "k3y-0123456789"
+
+
+def secret_watchlist(url: str) -> str:
+    return (
+        "defaults:\n  headers: {X-Team: '${TEAM}'}\n"
+        "watches:\n"
+        f"  - id: w\n    url: '{url}'\n"
+        "    headers: {X-Api-Key: '${API_KEY}'}\n"
+    )
+
+
+def test_watch_urls_and_headers_take_env_vars_and_never_show_them() -> None:
+    env = {"PW": PASSWORD, "API_KEY": API_KEY, "TEAM": "research-desk"}
+    text = secret_watchlist("https://reader:${PW}@example.org/p?key=${API_KEY}")
+    (watch,) = config.loads(text, "w.yaml", env=env).watches
+    assert watch.url == "https://reader:pa55-w0rd%21@example.org/p?key=k3y-0123456789"
+    assert dict(watch.headers) == {"X-Team": "research-desk", "X-Api-Key": API_KEY}
+    assert watch.shown_url == "https://reader:***@example.org/p?key=***"
+    assert watch.shown(f"HTTP 500 from {watch.url} with {API_KEY}") == (
+        "HTTP 500 from https://reader:***@example.org/p?key=*** with ***"
+    )
+
+
+def test_an_unset_env_var_of_a_watch_is_reported_with_its_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        config.loads(secret_watchlist("https://example.org/${NOPE}"), "w.yaml", env={})
+    found = [str(p) for p in info.value.problems]
+    assert any("watches[0] (w).url: environment variable NOPE is not set" in p for p in found)
+    assert any("watches[0] (w).headers.X-Api-Key: environment variable API_KEY" in p for p in found)
+    assert any("defaults.headers.X-Team: environment variable TEAM" in p for p in found)
+
+
+def test_credentials_of_a_watch_url_reach_the_site_but_no_alert_store_or_listing(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"PW": PASSWORD, "API_KEY": API_KEY, "TEAM": "desk"}
+    url = site.url("/p").replace("http://", "http://reader:${PW}@")
+    path = tmp_path / "w.yaml"
+    path.write_text(secret_watchlist(url))
+    wl = config.load(path, env=env)
+    db = tmp_path / "m.db"
+    store = Store.open(str(db))
+    clock = [AT]
+
+    async def go() -> list[str]:
+        async with make_client() as client:
+            ctx = Context(client, store, now=lambda: clock[0], matchers=Matchers(wl))
+            messages = []
+            for body in (page(HK_BEFORE), page(HK_AFTER)):
+                site["/p"] = body
+                clock[0] += timedelta(hours=1)
+                result = await check(wl.watches[0], ctx)
+                messages.append(f"{result.outcome} {result.message}")
+            return messages
+
+    try:
+        said = asyncio.run(go())
+        alerts = store.alerts()
+    finally:
+        store.close()
+    assert said[-1].startswith("changed") and alerts
+    _path, headers = site.requests[-1]
+    assert headers.get("X-Api-Key") == API_KEY and "Authorization" in headers  # sent
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("m.db*"))
+    assert PASSWORD.encode() not in stored and b"pa55-w0rd%21" not in stored
+    assert API_KEY.encode() not in stored
+    assert "reader:***@" in alerts[0].message
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        assert cli.main(["list", "--json", "--watchlist", str(path), "--db", str(db)]) == 0
+    listed = capsys.readouterr().out
+    assert "reader:***@" in listed and PASSWORD not in listed and "pa55" not in listed
