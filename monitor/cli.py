@@ -650,7 +650,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         document = asyncio.run(preview(request, rules))
     except (FetchError, ExtractError) as exc:
-        said = hide_secrets(f"{request.url}: {exc.kind}: {exc}")
+        hidden = [value for watch in watchlist.watches for value in watch.hidden]
+        said = hide_secrets(f"{request.url}: {exc.kind}: {exc}", hidden)
         print(f"monitor: {said}", file=sys.stderr)
         return EXIT_FAILED
     for block in document:

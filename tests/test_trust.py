@@ -536,3 +536,15 @@ def test_credentials_of_a_watch_url_reach_the_site_but_no_alert_store_or_listing
         assert cli.main(["list", "--json", "--watchlist", str(path), "--db", str(db)]) == 0
     listed = capsys.readouterr().out
     assert "reader:***@" in listed and PASSWORD not in listed and "pa55" not in listed
+
+
+def test_preview_errors_show_no_credential_of_the_watch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(secret_watchlist(f"http://reader:${{PW}}@127.0.0.1:{free_port()}/p"))
+    for name, value in {"PW": PASSWORD, "API_KEY": API_KEY, "TEAM": "desk"}.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["preview", "w", "--watchlist", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "reader:***@127.0.0.1" in err and "pa55" not in err
