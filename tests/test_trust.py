@@ -437,7 +437,7 @@ def test_a_pending_delivery_of_an_older_store_is_re_keyed_and_still_delivered(
             (),
             (("desk", sha, old_label),),
         )
-        ledger.insert_alert(conn, alert, None, AT)
+        ledger.insert_alert(conn, alert, (None, None), AT)
     engine.dispose()
 
     store = Store.open(str(path))
