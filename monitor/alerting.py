@@ -9,14 +9,20 @@ alerts are written by the store in the same transaction as the check.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.config import Route, Watch
 from monitor.messages import Proof, Subject, change_message, health_message
-from monitor.model import AlertKind, AlertRecord, CheckRecord, StoredVersion, WatchState
+from monitor.model import (
+    AlertKind,
+    AlertRecord,
+    CheckRecord,
+    StoredVersion,
+    WatchState,
+    destination_id,
+)
 from monitor.notify import redact
 
 
@@ -37,14 +43,15 @@ def decide(
     previous_sha: str | None,
     routes: Mapping[str, Route],
     names: Mapping[str, str],
+    key: bytes,
 ) -> Decision:
     """The alerts of one check (change and/or health), in the order they happen."""
-    subject = Subject(watch.platform, watch.name, watch.url, watch.id)
+    subject = Subject(watch.platform, watch.name, watch.shown_url, watch.id)
     alerts: list[AlertRecord] = []
     flag: bool | None = None
     failed = record.outcome == "failed"
     if not failed and state.health_alerted:
-        alerts.append(_health(subject, watch, state, record, routes, failing=False))
+        alerts.append(_health(subject, watch, state, record, (routes, key), failing=False))
         flag = False
     if record.findings:
         proof = Proof(
@@ -58,7 +65,7 @@ def decide(
             subject, record.findings, proof, jurisdiction_names=names, limit=watch.max_changes
         )
         jurisdictions = tuple(dict.fromkeys(f.jurisdiction for f in record.findings))
-        dests = destinations(routes, watch.routes, "change", jurisdictions)
+        dests = destinations(routes, watch.routes, "change", jurisdictions, key=key)
         alerts.append(
             AlertRecord(
                 watch.id, AlertKind.CHANGE, message.title, message.to_json(), jurisdictions, dests
@@ -66,7 +73,7 @@ def decide(
         )
     reached = state.consecutive_failures + 1 >= watch.failures_before_alert and record.counted
     if failed and reached and not state.health_alerted:
-        alerts.append(_health(subject, watch, state, record, routes, failing=True))
+        alerts.append(_health(subject, watch, state, record, (routes, key), failing=True))
         flag = True
     return Decision(tuple(alerts), flag)
 
@@ -85,7 +92,7 @@ def _health(
     watch: Watch,
     state: WatchState,
     record: CheckRecord,
-    routes: Mapping[str, Route],
+    to: tuple[Mapping[str, Route], bytes],
     *,
     failing: bool,
 ) -> AlertRecord:
@@ -98,22 +105,24 @@ def _health(
         since=state.last_success_at,
         at=record.started_at,
     )
-    dests = destinations(routes, watch.routes, "health", ())
+    routes, key = to
+    dests = destinations(routes, watch.routes, "health", (), key=key)
     return AlertRecord(watch.id, AlertKind.HEALTH, message.title, message.to_json(), (), dests)
 
 
-def destination_id(url: str) -> str:
-    """What the ledger stores for a destination: its URL's hash, never the URL."""
-    return hashlib.sha256(url.encode()).hexdigest()
-
-
 def destinations(
-    routes: Mapping[str, Route], names: tuple[str, ...], kind: str, jurisdictions: tuple[str, ...]
+    routes: Mapping[str, Route],
+    names: tuple[str, ...],
+    kind: str,
+    jurisdictions: tuple[str, ...],
+    *,
+    key: bytes,
 ) -> tuple[tuple[str, str, str], ...]:
-    """(route, destination id, redacted URL) for every URL of the routes that want this alert."""
+    """(route, destination id, redacted URL) for every URL of the routes that want this
+    alert; the id is keyed with the store's `key` (`model.destination_id`)."""
     out: list[tuple[str, str, str]] = []
     for name in names:
         route = routes.get(name)
         if route is not None and route.accepts(kind, jurisdictions):
-            out.extend((name, destination_id(u), redact(u)) for u in route.urls)
+            out.extend((name, destination_id(u, key), redact(u)) for u in route.urls)
     return tuple(out)

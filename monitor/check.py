@@ -54,6 +54,7 @@ from monitor.pipeline import (
 from monitor.store import Store
 
 FULL_FETCH_EVERY = timedelta(hours=24)  # ignore validators this often: servers lie about 304
+EVALUATION_DEADLINE = 120.0  # seconds one check's extract, diff and relevance may take
 
 
 @dataclass
@@ -136,10 +137,13 @@ class Context:
     routes: Mapping[str, Route] = field(default_factory=dict)
     connectivity: Connectivity = field(default_factory=Connectivity)
     renderer: Renderer | None = None  # None: no browser on this machine
+    # extract, diff, relevance and alert texts run in a worker thread, so the event loop
+    # (other checks, deliveries, /healthz) goes on; past this deadline the check fails
+    evaluation_deadline: float = EVALUATION_DEADLINE
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.matchers, self.routes)
+        return Setting(self.matchers, self.routes, self.store.destination_key())
 
 
 async def check(watch: Watch, ctx: Context) -> CheckResult:
@@ -165,7 +169,7 @@ async def _check(watch: Watch, ctx: Context) -> CheckResult:
         history, record = await _evaluated(watch, ctx, fetched, started)
         if watch.browser == "auto" and _browser_could_read(watch, record):
             history, record = await _read_rendered(watch, ctx, started, (history, record))
-        record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
+        record = _shown(watch, replace(record, elapsed=time.monotonic() - clock, full_fetch=full))
         return _result(record, ctx.store.record(record), history)
     except StoreError as exc:
         return CheckResult(
@@ -184,7 +188,27 @@ async def _evaluated(
     """The store's one read for this response, and what the pipeline makes of it."""
     wants_raw = partial(needs_raw, fetched, watch.rules.digest())
     history = ctx.store.load(watch.id, wants_raw, recent=REVERT_WINDOW)
-    return history, evaluate(watch, history, fetched, started=started, setting=ctx.setting)
+    judge = partial(evaluate, watch, history, started=started, setting=ctx.setting)
+    try:
+        async with asyncio.timeout(ctx.evaluation_deadline):
+            return history, await asyncio.to_thread(judge, fetched)
+    except TimeoutError:
+        message = (
+            f"the page took longer than {ctx.evaluation_deadline:g}s to extract and compare "
+            "(too large or too complex to evaluate)"
+        )
+        return history, judge(Failure(FailureKind.TOO_LARGE, message))
+
+
+def _shown(watch: Watch, record: CheckRecord) -> CheckRecord:
+    """The record as it may be stored and shown: no password or ${VAR} value of the
+    watch in its URLs or its message."""
+    snapshot = record.snapshot
+    if snapshot is not None:
+        url, final_url = watch.shown(snapshot.url), watch.shown(snapshot.final_url)
+        snapshot = replace(snapshot, url=url, final_url=final_url)
+    message = watch.shown(record.message) if record.message else record.message
+    return replace(record, snapshot=snapshot, message=message)
 
 
 _BROWSER_READS = (FailureKind.BLOCKED, FailureKind.INCOMPLETE)
@@ -261,12 +285,13 @@ _NETWORK = (FailureKind.TRANSIENT, FailureKind.PERMANENT)
 
 async def _failure(watch: Watch, exc: FetchError, connectivity: Connectivity) -> Failure:
     unreachable = exc.status is None and exc.kind in _NETWORK
+    said = watch.shown(str(exc))  # the health alert quotes it
     if not unreachable:
         connectivity.answered()  # the host answered, even if badly
-        return Failure(exc.kind, str(exc))
+        return Failure(exc.kind, said)
     if await connectivity.counts(urlsplit(watch.url).hostname or ""):
-        return Failure(exc.kind, str(exc))
-    message = f"{exc} (the monitor's own network looks down: not counted against the watch)"
+        return Failure(exc.kind, said)
+    message = f"{said} (the monitor's own network looks down: not counted against the watch)"
     return Failure(exc.kind, message, counted=False)
 
 

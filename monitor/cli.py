@@ -32,7 +32,7 @@ from monitor import __version__
 from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
-from monitor.config import Schedule, Watch, Watchlist
+from monitor.config import Schedule, Watch, Watchlist, hide_secrets
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
 from monitor.errors import ConfigError, ExtractError, FetchError, MonitorError, StoreError
@@ -650,7 +650,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         document = asyncio.run(preview(request, rules))
     except (FetchError, ExtractError) as exc:
-        print(f"monitor: {request.url}: {exc.kind}: {exc}", file=sys.stderr)
+        hidden = [value for watch in watchlist.watches for value in watch.hidden]
+        said = hide_secrets(f"{request.url}: {exc.kind}: {exc}", hidden)
+        print(f"monitor: {said}", file=sys.stderr)
         return EXIT_FAILED
     for block in document:
         found = matcher.find(block.text)
@@ -858,7 +860,7 @@ def _watch_line(
         "id": watch.id,
         "platform": watch.platform,
         "name": watch.name,
-        "url": watch.url,
+        "url": watch.shown_url,
         "kind": watch.kind,
         "tags": list(watch.tags),
         "enabled": watch.enabled,

@@ -37,6 +37,7 @@ from pydantic import (
 
 from monitor.errors import ConfigError, Problem
 from monitor.model import ExtractRules, Format
+from monitor.text import user_regex
 
 Path_ = tuple[str | int, ...]
 
@@ -95,8 +96,8 @@ def _check_selector(value: str) -> str:
 
 def _check_regex(value: str) -> str:
     try:
-        re.compile(value)
-    except re.error as exc:
+        user_regex(value)
+    except ValueError as exc:
         raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
     return value
 
@@ -312,6 +313,17 @@ class Watch:
     enabled: bool = True  # false: the daemon schedules no job, `check` skips it unless named
     browser: str = "auto"  # never | auto | always
     wait_for: str | None = None  # rendered when this element has text; else `select`'s
+    hidden: tuple[str, ...] = ()  # the values of its URL's and headers' ${VAR}s
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as alerts, logs, the store and the command line show it."""
+        return self.shown(self.url)
+
+    def shown(self, text: str) -> str:
+        """`text` (a URL, an error message) without this watch's secrets: the password
+        of any URL in it and the value of every ${VAR} its URL and headers use."""
+        return hide_secrets(text, self.hidden)
 
 
 @dataclass(frozen=True)
@@ -445,9 +457,13 @@ def _line_map(node: yaml.Node, path: Path_, lines: dict[Path_, int], dups: list[
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Path_]]:
     """Parse once (with libyaml when present), keeping the node tree for line numbers."""
+    if len(text) > MAX_WATCHLIST_BYTES:
+        raise ConfigError([Problem(source, None, "", _too_large())])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _bounded(node, source)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -461,6 +477,49 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Pat
     if node is not None:
         _line_map(node, (), lines, dups)
     return data, lines, dups
+
+
+MAX_WATCHLIST_BYTES = 4 * 1024**2  # a watchlist of thousands of watches is well under
+MAX_VALUES = 200_000  # values of a watchlist with its aliases expanded
+
+
+def _too_large() -> str:
+    return f"the watchlist is larger than {MAX_WATCHLIST_BYTES // 1024**2} MiB"
+
+
+def _bounded(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_VALUES values.
+
+    An alias is a reference: nine levels of nine aliases are 383 bytes of YAML and
+    387 million values once walked. Counting each node once, with the size of what
+    it expands to remembered, takes as long as the file is long.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = MAX_VALUES + 1  # a node that contains itself is too large
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        sizes[id(node)] = total = min(total, MAX_VALUES + 1)
+        return total
+
+    try:
+        too_large = size(root) > MAX_VALUES
+    except RecursionError:
+        message = "the watchlist is nested too deeply"
+        raise ConfigError([Problem(source, root.start_mark.line + 1, "", message)]) from None
+    if too_large:
+        message = (
+            f"the watchlist expands to more than {MAX_VALUES:,} values: "
+            "nested or recursive YAML aliases (&anchor / *alias) are refused"
+        )
+        raise ConfigError([Problem(source, root.start_mark.line + 1, "", message)])
 
 
 # --- validation -----------------------------------------------------------------------
@@ -478,7 +537,11 @@ def load(
     """Read and validate a watchlist file; raise ConfigError listing every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as file:
+            raw = file.read(MAX_WATCHLIST_BYTES + 1)
+        if len(raw) > MAX_WATCHLIST_BYTES:
+            raise ConfigError([Problem(source, None, "", _too_large())])
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             [Problem(source, None, "", f"cannot read the watchlist: {exc}")]
@@ -518,6 +581,21 @@ def loads(
     if out.problems:
         raise ConfigError(sorted(out.problems, key=lambda p: p.line or 0))
     return watchlist
+
+
+_CREDENTIALS = re.compile(r"(//[^/?#@:\s]*:)[^/?#@\s]+@")
+SECRET_MIN = 4  # shorter values are hidden only as a URL's password: they would eat words
+
+
+def hide_secrets(text: str, hidden: Iterable[str] = ()) -> str:
+    """`text` with the password of every URL in it (`https://user:***@host/`) and
+    each of the `hidden` values (raw or as percent-encoded in a URL) as `***`."""
+    text = _CREDENTIALS.sub(r"\1***@", text)
+    values = {v for h in hidden for v in (h, quote(h, safe=""), quote(h, safe=":[]"))}
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= SECRET_MIN:
+            text = text.replace(value, "***")
+    return text
 
 
 def masked_url(url: str) -> str:
@@ -571,6 +649,8 @@ class _Builder:
         self.known = known
         self.check_url = check_url
         self.route_names: set[str] = set()
+        self.hidden: dict[int, tuple[str, ...]] = {}  # watch index: its ${VAR} values
+        self.default_hidden: tuple[str, ...] = ()  # the defaults' headers' ${VAR} values
         self.by_lower = {jid.lower(): jid for jid in sorted(known, reverse=True)}
 
     def build(self, data: dict[str, Any], source: str) -> Watchlist:
@@ -595,6 +675,8 @@ class _Builder:
 
     def defaults(self, raw: object) -> DefaultsSpec:
         self.one_schedule(("defaults",), raw)
+        if isinstance(raw, dict) and "url" not in raw:
+            raw, self.default_hidden = self.secret_values(("defaults",), raw)
         try:
             spec = DefaultsSpec.model_validate(raw or {})
         except ValidationError as exc:
@@ -640,12 +722,18 @@ class _Builder:
         return url or ""
 
     def interpolate(self, path: Path_, text: str) -> str | None:
+        """A URL with its ${VAR}s replaced (each value encoded for its place), or None
+        when one is not set."""
+        if self.missing(path, text):
+            return None
+        return _ENV_VAR.sub(lambda m: _encoded(text, m, self.env[m[1]]), text)
+
+    def missing(self, path: Path_, text: str) -> bool:
+        """Report each ${VAR} of `text` that is not set; whether there was one."""
         missing = [name for name in _ENV_VAR.findall(text) if name not in self.env]
         for name in missing:
             self.out.add(path, f"environment variable {name} is not set")
-        if missing:
-            return None
-        return _ENV_VAR.sub(lambda m: _encoded(text, m, self.env[m[1]]), text)
+        return bool(missing)
 
     def jurisdictions(self, raw: object) -> dict[str, JurisdictionSpec]:
         if not isinstance(raw, dict | None):
@@ -696,8 +784,27 @@ class _Builder:
                 seen[wid] = index
         return duplicates
 
+    def secret_values(self, base: Path_, item: object) -> tuple[object, tuple[str, ...]]:
+        """`item` with the ${VAR}s of its `url` and `headers` replaced, and their values."""
+        if not isinstance(item, dict):
+            return item, ()
+        item, used = dict(item), []
+        if isinstance(item.get("url"), str):
+            used += [self.env.get(n, "") for n in _ENV_VAR.findall(item["url"])]
+            item["url"] = self.interpolate((*base, "url"), item["url"]) or item["url"]
+        if isinstance(item.get("headers"), dict):
+            headers = {}
+            for name, value in item["headers"].items():
+                text = str(value)
+                used += [self.env.get(n, "") for n in _ENV_VAR.findall(text)]
+                missing = self.missing((*base, "headers", name), text)
+                headers[name] = text if missing else _ENV_VAR.sub(lambda m: self.env[m[1]], text)
+            item["headers"] = headers
+        return item, tuple(v for v in used if v)
+
     def watch_spec(self, index: int, item: object) -> WatchSpec | None:
         self.one_schedule(("watches", index), item)
+        item, self.hidden[index] = self.secret_values(("watches", index), item)
         try:
             return WatchSpec.model_validate(item)
         except ValidationError as exc:
@@ -755,6 +862,7 @@ class _Builder:
             enabled=spec.enabled,
             browser=spec.browser or defaults.browser,
             wait_for=spec.wait_for or (", ".join(spec.select) if spec.select else None),
+            hidden=self.hidden.get(index, ()) + self.default_hidden,
         )
 
     def check_refs(

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from monitor.alerting import destination_id, destinations
+from monitor.alerting import destinations
 from monitor.config import Route
 from monitor.errors import NotifyError, StoreError
 from monitor.messages import Message, note_message
-from monitor.model import AlertKind, AlertRecord, Delivery
+from monitor.model import AlertKind, AlertRecord, Delivery, destination_id
 from monitor.notify import send
 from monitor.store import Store
 
@@ -112,7 +112,8 @@ class Deliverer:
     def _url(self, delivery: Delivery) -> str | None:
         route = self.routes.get(delivery.route)
         urls = route.urls if route is not None else ()
-        return next((u for u in urls if destination_id(u) == delivery.destination), None)
+        key = self.store.destination_key()
+        return next((u for u in urls if destination_id(u, key) == delivery.destination), None)
 
     def _failed(
         self, delivery: Delivery, error: str, report: Report, *, final: bool, sent: int = 0
@@ -148,7 +149,9 @@ class Deliverer:
             return  # never a notice about a notice (stores of old wrote them as health)
         others = tuple(
             d
-            for d in destinations(self.routes, tuple(self.routes), "health", ())
+            for d in destinations(
+                self.routes, tuple(self.routes), "health", (), key=self.store.destination_key()
+            )
             if d[1] != delivery.destination
         )
         title = f"Undelivered alert: {delivery.title}"

@@ -54,7 +54,7 @@ from markdown_it.token import Token
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
-from monitor.text import Builder, compile_ignore, expect_texts, refuse_css
+from monitor.text import Builder, UserPattern, compile_ignore, expect_texts, refuse_css
 from monitor.wording import normalize
 
 __all__ = ["extract", "markdown_document", "normalize"]
@@ -106,7 +106,7 @@ def _describe(rules: ExtractRules) -> str:
     return ", ".join(f"{name}={list(value)!r}" for name, value in named if value)
 
 
-def _plain_text_blocks(text: str, ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
+def _plain_text_blocks(text: str, ignore: tuple[UserPattern, ...]) -> list[Block]:
     """A plain-text page has no markup: its paragraphs are separated by blank lines."""
     out = Builder(ignore)
     for paragraph in re.split(r"\n\s*\n", text):
@@ -114,9 +114,7 @@ def _plain_text_blocks(text: str, ignore: tuple[re.Pattern[str], ...]) -> list[B
     return out.blocks
 
 
-def _html_blocks(
-    html: str, rules: ExtractRules, ignore: tuple[re.Pattern[str], ...]
-) -> list[Block]:
+def _html_blocks(html: str, rules: ExtractRules, ignore: tuple[UserPattern, ...]) -> list[Block]:
     """Parse, clean and walk an HTML page: the pipeline of the module docstring."""
     root = _parse(html)
     _drop_invisible(root)
@@ -399,7 +397,7 @@ _HEADING_TUPLE = tuple(_HEADING_LEVELS)
 _ARIA_HEADINGS = "descendant::*[@role='heading']"
 
 
-def _walk_roots(roots: Sequence[Element], ignore: tuple[re.Pattern[str], ...]) -> list[Block]:
+def _walk_roots(roots: Sequence[Element], ignore: tuple[UserPattern, ...]) -> list[Block]:
     walker = _Walker(Builder(ignore), _Marks.of(roots))
     for root in roots:
         walker.walk(root)

@@ -890,3 +890,25 @@ def _cut(rendered: str, limit: int, fmt: str) -> str:
             return f"<p>{out}{ELLIPSIS}</p>"
         out += piece
     return f"<p>{out}</p>"
+
+
+# ---------------------------------------------------------------------- mentions
+
+ZWSP = "\N{ZERO WIDTH SPACE}"
+# `@everyone`, `@here`, `@channel`, `@all`, `@user` (Discord, Mattermost, Slack, Teams…);
+# `<@id>`, `<@&role>`, `<#channel>` (Discord), `<!here>`, `<!subteam^id>` (Slack), and
+# a bare `!here>`, which apprise's Slack plugin turns into `<!here>` itself
+_MENTION = re.compile(r"(@)(?=[\w&!#])|(<)(?=[@!#])|(!)(?=\w)")
+_MENTION_HTML = re.compile(r"(@)(?=[\w&!#])")  # in HTML, a `<` of the text is `&lt;`
+
+
+def defuse(text: str, fmt: str) -> str:
+    """A rendering for chat or a webhook in which no text can ping anyone.
+
+    Page text, a server's reason phrase or a watch name may hold `@everyone` or
+    `<@&role>`; a zero-width space after the sign keeps it readable and inert for
+    every service (and for apprise, which would otherwise add Discord's pings to
+    the message). The stored quote and e-mail keep the text verbatim.
+    """
+    pattern = _MENTION_HTML if fmt == "html" else _MENTION
+    return pattern.sub(lambda m: (m[1] or m[2] or m[3]) + ZWSP, text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import hmac
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -259,6 +260,21 @@ def document_json(document: Document) -> str:
     return json.dumps([b.to_json() for b in document], ensure_ascii=False, separators=(",", ":"))
 
 
+def destination_id(url: str, key: bytes) -> str:
+    """What the ledger stores for a destination: a keyed hash of its URL, never the URL.
+
+    The key is the store's own (random, kept in the store), so the id cannot be
+    brute-forced from a known URL template the way a plain SHA-256 could.
+    """
+    return rekeyed(hashlib.sha256(url.encode()).hexdigest(), key)
+
+
+def rekeyed(url_sha256: str, key: bytes) -> str:
+    """The destination id of a URL whose SHA-256 is `url_sha256` (what older stores
+    kept): the store's migration turns every old id into its keyed one."""
+    return hmac.new(key, url_sha256.encode(), hashlib.sha256).hexdigest()
+
+
 def document_hash(document: Document) -> str:
     return hashlib.sha256(document_json(document).encode()).hexdigest()
 
@@ -383,7 +399,7 @@ class AlertRecord:
     title: str
     message: str  # the structured message as JSON (messages.Message.to_json)
     jurisdictions: tuple[str, ...] = ()
-    destinations: tuple[tuple[str, str, str], ...] = ()  # (route, url sha256, redacted url)
+    destinations: tuple[tuple[str, str, str], ...] = ()  # (route, destination_id, redacted url)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from monitor.config import masked_url
 from monitor.errors import NotifyError
-from monitor.messages import ELLIPSIS, Message, fit, headless, headline
+from monitor.messages import ELLIPSIS, Message, defuse, fit, headless, headline
 
 # Services that render Markdown although apprise declares them plain text: their
 # body goes through apprise untouched (declared as text) and is read as Markdown.
@@ -36,23 +36,44 @@ UNLIMITED = 1 << 30
 def _apprise() -> Any:
     """apprise, imported on first use: it weighs 17 MB, and most checks send nothing.
 
-    apprise logs the URLs it cannot read in full ("Unparseable URL mmost://TOKEN@…"):
-    its logger masks every URL before any handler sees it.
+    apprise (and urllib3 under it) log URLs, paths and payloads at debug level
+    ("Unparseable URL mmost://TOKEN@…", `POST /hook/TOKEN`, `{'topic': 'TOPIC'}`):
+    their loggers pass every record through `_Redacting` before any handler sees it.
     """
     import apprise
 
-    apprise_log = logging.getLogger("apprise")
-    if not any(isinstance(f, _MaskURLs) for f in apprise_log.filters):
-        apprise_log.addFilter(_MaskURLs())
+    _redacting()
     return apprise
 
 
-class _MaskURLs(logging.Filter):
-    """Rewrites a log record so that no URL in it shows more than its scheme."""
+def _redacting() -> _Redacting:
+    """The one redacting filter of apprise's and urllib3's loggers."""
+    loggers = [logging.getLogger(name) for name in _LIBRARY_LOGGERS]
+    found = next((f for f in loggers[0].filters if isinstance(f, _Redacting)), None)
+    redacting = found or _Redacting()
+    for library in loggers:
+        if redacting not in library.filters:
+            library.addFilter(redacting)
+    return redacting
+
+
+_LIBRARY_LOGGERS = ("apprise", "urllib3.connectionpool", "urllib3.util.retry")
+
+
+class _Redacting(logging.Filter):
+    """Rewrites a log record so that no URL in it shows more than its scheme, and no
+    secret of a destination used in this process shows at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def hide(self, url: str) -> None:
+        self.secrets |= secrets(url)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _URL.sub(lambda m: masked_url(m.group()), record.getMessage())
-        record.args = None
+        text = _URL.sub(lambda m: masked_url(m.group()), record.getMessage())
+        record.msg, record.args = _hidden(text, self.secrets), None
         return True
 
 
@@ -75,6 +96,7 @@ async def send(url: str, message: Message, *, timeout: float = 30.0, skip: int =
         raise ValueError(f"timeout must be positive, not {timeout!r}")
     service = _service(url, timeout)
     label = redact(url)
+    _redacting().hide(url)  # apprise's and urllib3's debug lines about it, too
     fmt = body_format(service, url)
     parts = _parts(service, message, fmt)
     manager = _apprise().Apprise(asset=service.asset)
@@ -95,21 +117,70 @@ async def send(url: str, message: Message, *, timeout: float = 30.0, skip: int =
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise NotifyError(f"{label}: timed out after {timeout:g}s{where}", sent=number - 1)
-        outcome = await _notify(notify, service, title, body, remaining)
+        outcome = await _notify(notify, url, title, body, remaining)
         if outcome:
             raise NotifyError(f"{label}: {outcome}{where}", sent=number - 1)
 
 
 def redact(url: str) -> str:
-    """The destination as it may be logged: apprise's privacy form without its options.
+    """The destination as it may be shown, logged or stored: its service and server only.
 
-    Falls back to `scheme://***` for a URL apprise cannot read, so a typo never
-    prints a token.
+    Kept: the scheme, and the user and host when apprise's privacy form shows them
+    as they are and the host is a server name (`json://hooks.example.org/***`).
+    Hidden whole: passwords; whatever apprise marks private (tokens, keys, webhook
+    ids), even in the user or host place (`discord://***`, `tgram://***`); and every
+    path, query and fragment, where webhook tokens and ntfy topics live, which
+    apprise shows. E-mail keeps its recipients, as apprise shows them. A URL apprise
+    cannot read is `scheme://***`, so a typo never prints a token.
     """
     service: Any = _apprise().Apprise.instantiate(url)
     if service is None:
         return masked_url(url)
-    return str(service.url(privacy=True)).split("?", 1)[0]
+    full = urlsplit(str(service.url(privacy=False)))
+    public = urlsplit(str(service.url(privacy=True)))
+    scheme = urlsplit(url).scheme.lower()
+    if full.hostname is None or public.hostname != full.hostname or not _server(full.hostname):
+        return f"{scheme}://***"
+    user = full.username or ""
+    if user and public.username != user:
+        user = "***"
+    password = ":****" if full.password else ""
+    at = f"{user}{password}@" if user or password else ""
+    host = f"[{full.hostname}]" if ":" in full.hostname else full.hostname
+    port = f":{full.port}" if full.port else ""
+    own = urlsplit(url)
+    rest = "/***" if (own.path.strip("/") or own.query or own.fragment) else ""
+    if _is_mail(service) and public.path == full.path:
+        rest = public.path  # the recipients, when nothing private sits among them
+    return f"{scheme}://{at}{host}{port}{rest}"
+
+
+def _server(host: str) -> bool:
+    """A host that names a server, not a token or topic in the host's place."""
+    return "." in host or ":" in host or host == "localhost"
+
+
+def secrets(url: str) -> set[str]:
+    """Every piece of `url` that `redact` hides (tokens, passwords, topics, path
+    segments, query values), raw and percent-decoded: what must be scrubbed from
+    any text about it."""
+    service: Any = _apprise().Apprise.instantiate(url)
+    pieces = _pieces(url)
+    if service is not None:  # what apprise itself marks private, where it put it
+        pieces |= _pieces(str(service.url(privacy=False))) - _pieces(str(service.url(privacy=True)))
+    shown = _pieces(redact(url)) - {"***", "****"}
+    return {p for p in pieces - shown if len(p) >= SECRET_MIN}
+
+
+SECRET_MIN = 4  # shorter pieces ("x", "hook") are scrubbed nowhere: they would eat words
+
+
+def _hidden(text: str, hidden: set[str]) -> str:
+    """`text` with each of the `hidden` pieces replaced by `***`, longest first."""
+    for piece in sorted(hidden, key=len, reverse=True):
+        if piece in text:
+            text = text.replace(piece, "***")
+    return text
 
 
 def validate(url: str) -> bool:
@@ -168,18 +239,42 @@ def _parts(service: Any, message: Message, fmt: str) -> list[tuple[str, str]]:
     """(title, body) of each part to send, within the service's limits."""
     body_max = int(service.body_maxlen) if int(service.body_maxlen) > 0 else UNLIMITED
     title_max = int(service.title_maxlen)
+    chat = not _is_mail(service)
+    title = defuse(message.title, "text") if chat else message.title
     if title_max > 0:
-        chunks = fit(message, body_max, fmt)
-        return [(_title(message.title, i, len(chunks), title_max), c) for i, c in _numbered(chunks)]
+        chunks = _fit(message, body_max, fmt, chat=chat)
+        return [(_title(title, i, len(chunks), title_max), c) for i, c in _numbered(chunks)]
     # No title on this service: the title leads the body (apprise would add it unescaped),
     # in place of the head's first line, which it repeats.
-    room = len(headline(_title(message.title, 9999, 9999, UNLIMITED), fmt)) + 1
-    chunks = fit(headless(message), max(body_max - room, 1), fmt)
+    room = len(headline(_title(title, 9999, 9999, UNLIMITED), fmt)) + 1
+    chunks = _fit(headless(message), max(body_max - room, 1), fmt, chat=chat)
     glue = "" if fmt == "html" else "\n"
     return [
-        ("", headline(_title(message.title, i, len(chunks), UNLIMITED), fmt) + glue + c)
+        ("", headline(_title(title, i, len(chunks), UNLIMITED), fmt) + glue + c)
         for i, c in _numbered(chunks)
     ]
+
+
+def _is_mail(service: Any) -> bool:
+    """E-mail services read HTML and no Markdown (mailto, SES, SendGrid…); a mention
+    means nothing there, so their text stays verbatim."""
+    declared = _declared(service)
+    return "html" in declared and "markdown" not in declared
+
+
+def _fit(message: Message, limit: int, fmt: str, *, chat: bool) -> list[str]:
+    """`fit`; in chat and webhooks with every mention defused, each chunk still
+    within `limit` (a defused mention is one character longer)."""
+    room = limit
+    while True:
+        chunks = fit(message, room, fmt)
+        if not chat:
+            return chunks
+        chunks = [defuse(chunk, fmt) for chunk in chunks]
+        over = max(map(len, chunks), default=0) - limit
+        if over <= 0 or room == 1:
+            return chunks
+        room = max(room - over, 1)
 
 
 def _numbered(chunks: list[str]) -> list[tuple[int, str]]:
@@ -195,7 +290,7 @@ def _title(title: str, number: int, total: int, limit: int) -> str:
 
 
 async def _notify(
-    notify: Callable[..., Awaitable[Any]], service: Any, title: str, body: str, remaining: float
+    notify: Callable[..., Awaitable[Any]], url: str, title: str, body: str, remaining: float
 ) -> str:
     """Send one part; "" when the service accepted it, else what went wrong."""
     try:
@@ -206,10 +301,10 @@ async def _notify(
     with result:
         if result:
             return ""
-        return _explain(result, service)
+        return _explain(result, url)
 
 
-def _explain(result: Any, service: Any) -> str:
+def _explain(result: Any, url: str) -> str:
     """Why apprise sent nothing, in its own words, without any secret of the URL."""
     status = str(getattr(result.status, "name", result.status)).lower()
     what = {
@@ -220,24 +315,22 @@ def _explain(result: Any, service: Any) -> str:
     notes = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
     detail = "; ".join(dict.fromkeys(notes))
     if detail:
-        what += f": {_scrub(detail, service)[:DETAIL_MAX]}"
+        what += f": {_scrub(detail, url)[:DETAIL_MAX]}"
     return what
 
 
-def _scrub(text: str, service: Any) -> str:
-    """`text` without the parts of the URL that apprise's privacy form hides."""
-    full, public = str(service.url(privacy=False)), str(service.url(privacy=True))
-    for secret in sorted(_pieces(full) - _pieces(public), key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+def _scrub(text: str, url: str) -> str:
+    """`text` without the parts of the URL that `redact` hides."""
+    return _hidden(text, secrets(url))
 
 
 def _pieces(url: str) -> set[str]:
-    """Every user, password, path segment and query value of a URL, raw and decoded."""
+    """Every user, password, host, path segment and query value of a URL, raw and decoded."""
     split = urlsplit(url)
-    pieces = {split.username or "", split.password or ""}
+    host = split.netloc.rpartition("@")[2]  # as written: `hostname` is lowercased
+    pieces = {split.username or "", split.password or "", host, host.split(":")[0]}
     pieces.update(split.path.split("/"))
+    pieces.add(split.fragment)
     for values in parse_qs(split.query).values():
         pieces.update(values)
     return {p for p in pieces | {unquote(p) for p in pieces} if p}

@@ -118,6 +118,7 @@ class Setting:
 
     matchers: Matchers = field(default_factory=Matchers)
     routes: Mapping[str, Route] = field(default_factory=dict)
+    destination_key: bytes = b""  # the store's key of destination ids
 
 
 class _Failed(Exception):
@@ -167,6 +168,7 @@ def evaluate(
         previous_sha=history.latest_sha,
         routes=setting.routes,
         names=setting.matchers.names,
+        key=setting.destination_key,
     )
     return replace(record, alerts=decision.alerts, health_alerted=decision.health_alerted)
 

@@ -60,6 +60,7 @@ from jmespath.exceptions import JMESPathError
 from monitor.errors import DocumentTooLarge, ExtractError
 from monitor.jurisdictions import catalog
 from monitor.model import Block, Document, ExtractRules, Format
+from monitor.text import UserPattern, compile_ignore
 
 __all__ = ["tabulate"]
 
@@ -98,16 +99,16 @@ class _Shape:
     key: tuple[str, ...]
     rows: tuple[tuple[str, frozenset[str]], ...]
     query: jmespath.parser.ParsedResult | None
-    ignore: tuple[re.Pattern[str], ...]
+    ignore: tuple[UserPattern, ...]
     wanted: tuple[tuple[str, tuple[str, ...]], ...] = ()  # `rows` as written
 
     @classmethod
     def of(cls, rules: ExtractRules) -> _Shape:
+        ignore = compile_ignore(rules.ignore)  # RE2: linear time, like every extractor's
         try:
             query = jmespath.compile(rules.query) if rules.query else None
-            ignore = tuple(re.compile(pattern) for pattern in rules.ignore)
-        except (JMESPathError, re.error) as exc:
-            raise ExtractError(f"invalid query or ignore pattern: {exc}") from exc
+        except JMESPathError as exc:
+            raise ExtractError(f"invalid query: {exc}") from exc
         rows = tuple((column, _accepted(values)) for column, values in rules.rows)
         return cls(rules.key, rows, query, ignore, rules.rows)
 

@@ -9,16 +9,16 @@ texts against the result; `refuse_css` refuses CSS rules on a format without HTM
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, ExtractRules
 from monitor.wording import normalize, shown_as
 
-__all__ = ["Builder", "compile_ignore", "expect_texts", "refuse_css"]
+__all__ = ["Builder", "UserPattern", "compile_ignore", "expect_texts", "refuse_css", "user_regex"]
 
 
 def expect_texts(blocks: Sequence[Block], expected: Sequence[str]) -> None:
@@ -31,13 +31,41 @@ def expect_texts(blocks: Sequence[Block], expected: Sequence[str]) -> None:
         raise Incomplete(f"expected text not found: {', '.join(map(repr, missing))}")
 
 
-def compile_ignore(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-    """Compile the ignore patterns once per call; a bad one is the watch's fault."""
+class UserPattern(Protocol):
+    """A compiled user regex (RE2): what `ignore` patterns are used for."""
+
+    def sub(self, repl: str, text: str) -> str: ...
+
+
+RE2_LIMITS = (
+    "patterns run on RE2, in time linear in the text: backreferences (\\1) and "
+    "lookaround ((?=…), (?!…), (?<=…), (?<!…)) are not supported"
+)
+
+
+def user_regex(pattern: str) -> UserPattern:
+    """`pattern` compiled by RE2, which never backtracks: a page of `aaaa…b` against
+    `(a+)+$` takes linear time, where Python's `re` would run for ages holding the
+    daemon. Raises ValueError, saying what RE2 refused, for a pattern it cannot take."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # the reason is in the exception; no stderr noise
+    try:
+        compiled: UserPattern = re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(f"{reason} ({RE2_LIMITS})") from None
+    return compiled
+
+
+def compile_ignore(patterns: Sequence[str]) -> tuple[UserPattern, ...]:
+    """Compile the ignore patterns (RE2) once per call; a bad one is the watch's fault."""
     compiled = []
     for pattern in patterns:
         try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
+            compiled.append(user_regex(pattern))
+        except ValueError as exc:
             raise ExtractError(f"invalid ignore pattern {pattern!r}: {exc}") from exc
     return tuple(compiled)
 
@@ -46,7 +74,7 @@ def compile_ignore(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
 class Builder:
     """Collects blocks in order and keeps the heading stack that gives their path."""
 
-    ignore: tuple[re.Pattern[str], ...]
+    ignore: tuple[UserPattern, ...]
     blocks: list[Block] = field(default_factory=list)
     headings: list[tuple[int, str]] = field(default_factory=list)
     path: tuple[str, ...] = ()

@@ -256,8 +256,8 @@ def test_a_split_alert_resumes_after_the_last_part_the_service_accepted(
     message = change_message(
         subject, findings, Proof(datetime.now(UTC)), jurisdiction_names={}, limit=None
     )
-    dests = destinations(routes, ("chat",), "change", ("HK",))
     with Store.open(str(tmp_path / "m.db")) as store:
+        dests = destinations(routes, ("chat",), "change", ("HK",), key=store.destination_key())
         store.add_alert(
             AlertRecord("w", AlertKind.CHANGE, message.title, message.to_json(), ("HK",), dests),
             datetime.now(UTC),

@@ -314,7 +314,7 @@ def test_a_long_outage_backs_off_then_every_alert_arrives_once(
         await send(url, message)
 
     deliverer = Deliverer(store, wl.routes, send=send_and_count, now=lambda: clock[0])
-    dests = destinations(wl.routes, ("desk",), "change", ("HK",))
+    dests = destinations(wl.routes, ("desk",), "change", ("HK",), key=store.destination_key())
     for n in range(3):
         message = note_message(f"Alert {n}", f"Hong Kong wording changed, alert {n}.")
         alert = AlertRecord("meta", "change", message.title, message.to_json(), ("HK",), dests)

@@ -66,6 +66,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._destination_key: bytes | None = None
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> Store:
@@ -135,6 +136,17 @@ class Store:
                     schema.apply_migration(conn, number)
         except SQLAlchemyError as exc:
             raise StoreError(reason(exc)) from exc
+
+    def destination_key(self) -> bytes:
+        """The store's random key of destination ids (`model.destination_id`), made by
+        its migration: it never leaves the store, and no watchlist derives it."""
+        if self._destination_key is None:
+            with self._tx() as conn:
+                value = schema.get_meta(conn, schema.DESTINATION_KEY)
+            if value is None:
+                raise StoreError("the store has no destination key: it was not migrated")
+            self._destination_key = bytes.fromhex(value)
+        return self._destination_key
 
     # --- checks: versions, snapshots, findings, state, log (versions.py) ------------
 

@@ -3,8 +3,9 @@
 An alert is written in the transaction of the check that caused it (`insert_alert`,
 called by `versions.record`), then its deliveries move pending → sent, or pending →
 failed after their retries; the unique (alert, route, destination) key is what keeps
-a failing webhook from making an e-mail go out twice. Destinations are stored as the
-SHA-256 of their URL plus a redacted label: no secret reaches the store.
+a failing webhook from making an e-mail go out twice. Destinations are stored as an
+HMAC of their URL under the store's own random key (`model.destination_id`) plus a
+redacted label: no secret reaches the store, and no id can be matched to a guessed URL.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class DeliveryRow:
     id: int
     alert_id: int
     route: str
-    destination: str  # SHA-256 of the URL
+    destination: str  # model.destination_id: a keyed hash of the URL
     label: str  # the redacted URL
     status: DeliveryStatus
     attempts: int

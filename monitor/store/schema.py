@@ -11,9 +11,11 @@ read back is damage, reported with the row it was found in, never taken for "now
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import (
     Boolean,
@@ -39,6 +41,7 @@ from sqlalchemy import (
 )
 
 from monitor.errors import StoreError
+from monitor.model import rekeyed
 
 metadata = MetaData()
 
@@ -161,7 +164,8 @@ deliveries = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
     Column("route", String(100), nullable=False),
-    Column("destination", String(64), nullable=False),  # SHA-256 of the URL: no secret stored
+    # a keyed hash of the URL (model.destination_id, key in `meta`): no secret stored
+    Column("destination", String(64), nullable=False),
     Column("label", Text, nullable=False),  # the redacted URL, for people
     Column("status", String(16), nullable=False),  # model.DeliveryStatus
     Column("attempts", Integer, nullable=False, default=0),
@@ -230,12 +234,49 @@ def _migrate_5(conn: Connection) -> None:
     )
 
 
+DESTINATION_KEY = "destination_key"  # `meta` key: hex of the store's random HMAC key
+
+
+def _migrate_6(conn: Connection) -> None:
+    """Schema 6: destinations are keyed with a random key kept in the store.
+
+    A plain SHA-256 of a webhook URL is found again in a fraction of a second from a
+    known template; an HMAC under a key that only the store holds is not. Every
+    existing id (a SHA-256 of its URL) is re-keyed in place, so pending deliveries
+    still find their URL, and their labels lose the path an older `redact` showed.
+    """
+    key = secrets.token_hex(32)
+    set_meta(conn, DESTINATION_KEY, key)
+    rows = conn.execute(select(deliveries.c.id, deliveries.c.destination, deliveries.c.label))
+    for row in rows.all():
+        values = {"destination": rekeyed(row.destination, bytes.fromhex(key))}
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == row.id)
+            .values(**values, label=_relabel(row.label))
+        )
+
+
+def _relabel(label: str) -> str:
+    """An older label without its path, query or private host: `json://host/***`."""
+    parts = urlsplit(label)
+    host = parts.hostname or ""
+    server = ("." in host or ":" in host or host == "localhost") and "..." not in host
+    if not parts.scheme or not server:
+        return f"{parts.scheme}://***" if parts.scheme else "***"
+    if parts.scheme in ("mailto", "mailtos"):
+        return label  # recipients, as apprise shows them; the password was already ****
+    rest = "/***" if parts.path.strip("/") or parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{parts.netloc}{rest}"
+
+
 MIGRATIONS: Sequence[Callable[[Connection], None]] = (
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
     _migrate_5,
+    _migrate_6,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
