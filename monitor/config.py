@@ -13,6 +13,7 @@ the rest of the program uses without ever seeing YAML again.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,6 +36,7 @@ from pydantic import (
 
 from monitor.errors import ConfigError, Problem
 from monitor.model import ExtractRules
+from monitor.netpolicy import IPNetwork, NetworkPolicy
 
 Path_ = tuple[str | int, ...]
 
@@ -108,6 +110,16 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _check_cidr(value: object) -> IPNetwork:
+    """A CIDR block (`10.0.0.0/8`, `fd00::/8`) or one address (`100.100.100.200`)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR block such as 10.0.0.0/8")
+    try:
+        return ipaddress.ip_network(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR block such as 10.0.0.0/8: {exc}") from None
+
+
 def _one_or_many(value: object) -> object:
     """`routes: desk` means `routes: [desk]`: a lone text is a one-item list."""
     return [value] if isinstance(value, str) else value
@@ -123,6 +135,7 @@ Cron = Annotated[str, BeforeValidator(_check_cron)]
 Selector = Annotated[str, BeforeValidator(_check_selector)]
 Regex = Annotated[str, BeforeValidator(_check_regex)]
 Url = Annotated[str, BeforeValidator(_check_url)]
+Cidr = Annotated[IPNetwork, PlainValidator(_check_cidr)]
 JurisdictionId = Annotated[str, Field(pattern=_JURISDICTION_ID)]
 WatchKind = Literal[
     "transparency-report", "law-enforcement-guidelines", "privacy-policy", "terms", "policy", "help"
@@ -166,6 +179,16 @@ def _expectation(value: object) -> str | ExpectElement:
 Expectation = Annotated[str | ExpectElement, PlainValidator(_expectation)]
 
 
+class NetworkSpec(_Strict):
+    """`defaults.network`: address blocks every fetch may reach, and blocks none may."""
+
+    allow: Listed[Cidr] = Field(default_factory=list)
+    deny: Listed[Cidr] = Field(default_factory=list)
+
+    def policy(self) -> NetworkPolicy:
+        return NetworkPolicy(allow=tuple(self.allow), deny=tuple(self.deny))
+
+
 class DefaultsSpec(_Schedule):
     """The `defaults:` section: values every watch inherits unless it says otherwise."""
 
@@ -180,6 +203,7 @@ class DefaultsSpec(_Schedule):
     max_size: Size = 10 * 1000**2
     failures_before_alert: int = Field(default=3, ge=1)
     give_up_after: Duration = 2 * 86400.0
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
 
 
 AlertKind = Literal["change", "health"]
@@ -257,6 +281,8 @@ class Watch:
     enabled: bool = True  # false: the daemon schedules no job, `check` skips it unless named
     browser: str = "auto"  # never | auto | always
     wait_for: str | None = None  # rendered when this element has text; else `select`'s
+    # defaults.network over the built-in ranges
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)
 
 
 @dataclass(frozen=True)
@@ -694,6 +720,7 @@ class _Builder:
             enabled=spec.enabled,
             browser=spec.browser or defaults.browser,
             wait_for=spec.wait_for or (", ".join(spec.select) if spec.select else None),
+            network=defaults.network.policy(),
         )
 
     def check_refs(

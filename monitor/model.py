@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.errors import FailureKind
+from monitor.netpolicy import NetworkPolicy
 
 
 class Outcome(enum.StrEnum):
@@ -124,6 +125,7 @@ class FetchRequest:
     deadline: float = 60.0  # overall seconds for the whole fetch, retries included
     retries: int = 2
     wait_for: str | None = None  # a rendered page counts once this CSS selector has text
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)  # where each hop may connect
 
 
 @dataclass(frozen=True)
