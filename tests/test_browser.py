@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import ipaddress
 import json
 import os
 import signal
@@ -32,7 +33,8 @@ from monitor.browser import (
 from monitor.errors import FailureKind, FetchError
 from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, Snapshot
-from tests.conftest import Receiver
+from monitor.netpolicy import NetworkPolicy
+from tests.conftest import LocalSite, Receiver
 from tests.harness import monitor, query
 from tests.jsite import HANG, JSite, Resource
 
@@ -481,3 +483,53 @@ def test_the_sandbox_follows_the_environment(setting: str, expected: bool) -> No
     """The Docker image turns it off: Docker's seccomp profile leaves Chromium none."""
     assert sandbox_default({"MONITOR_CHROMIUM_SANDBOX": setting}) is expected
     assert sandbox_default({}) is (os.geteuid() != 0)
+
+
+# --- the network policy ------------------------------------------------------------
+
+# 127.0.0.1 plays a public host; 127.0.0.2-7 stay internal
+PUBLIC_LOOPBACK = NetworkPolicy(
+    internal=(ipaddress.ip_network("127.0.0.2/31"), ipaddress.ip_network("127.0.0.4/30"))
+)
+
+
+def test_a_public_page_cannot_make_the_browser_fetch_inside(browser: Browser, site: JSite) -> None:
+    with LocalSite("127.0.0.3") as inside:
+        inside["/secret"] = "<p>internal secret</p>"
+        secret = inside.url("/secret")
+        script = f"fetch({secret!r}).then(r => r.text()).then(t => {{ p.textContent = t; }})"
+        site["/page"] = page(
+            f'<p id="p">{SENTENCE}</p><img src="{secret}"><iframe src="{secret}"></iframe>',
+            script="const p = document.getElementById('p');" + script,
+        )
+
+        snapshot = browser.render(site.url("/page"), network=PUBLIC_LOOPBACK)
+
+        assert inside.requests == []
+        assert "internal secret" not in snapshot.text() and SENTENCE in snapshot.text()
+
+
+def test_a_redirect_of_the_page_inside_is_blocked_by_policy(browser: Browser, site: JSite) -> None:
+    with LocalSite("127.0.0.3") as inside:
+        inside["/admin"] = "<p>internal admin</p>"
+        site["/page"] = Resource(b"", 302, headers={"Location": inside.url("/admin")})
+
+        error = browser.fails(site.url("/page"), network=PUBLIC_LOOPBACK)
+
+        # Playwright routes no redirect: Chromium may have asked, but nothing is kept
+        assert error.kind is FailureKind.BLOCKED_BY_POLICY
+        assert "internal admin" not in str(error)
+
+
+def test_a_metadata_address_is_never_rendered(browser: Browser) -> None:
+    error = browser.fails("http://169.254.169.254/latest/meta-data/")
+    assert error.kind is FailureKind.BLOCKED_BY_POLICY
+    assert "link-local" in str(error)
+
+
+def test_an_intranet_page_still_loads_its_intranet_resources(browser: Browser, site: JSite) -> None:
+    with LocalSite("127.0.0.3") as inside:
+        inside["/figures"] = "<p>figures</p>"
+        site["/page"] = page(f'<p>{SENTENCE}</p><img src="{inside.url("/figures")}">')
+        browser.render(site.url("/page"))  # 127.0.0.1 is internal by default
+        assert [path for path, _ in inside.requests] == ["/figures"]
