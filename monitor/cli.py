@@ -709,6 +709,7 @@ def _preview_setup(
             tuple(headers.items()),
             max_bytes=defaults.max_size,
             deadline=defaults.timeout,
+            network=defaults.network.policy(),
         )
         return request, override, matchers.for_ids(defaults.jurisdictions)
     watch = watchlist.watch(args.target)
@@ -718,7 +719,11 @@ def _preview_setup(
     if args.select or args.remove:
         rules = replace(rules, select=override.select, remove=override.remove)
     request = FetchRequest(
-        watch.url, watch.headers, max_bytes=watch.max_size, deadline=watch.timeout
+        watch.url,
+        watch.headers,
+        max_bytes=watch.max_size,
+        deadline=watch.timeout,
+        network=watch.network,
     )
     return request, rules, matchers.for_watch(watch)
 

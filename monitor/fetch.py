@@ -180,22 +180,45 @@ def make_client(
 _LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=8)
 
 
-def _proxy_mounts(resolver: Resolve) -> dict[str, httpx.AsyncBaseTransport]:
-    """The environment's proxies (as httpx would mount them), each behind the policy.
+def _proxy_mounts(resolver: Resolve) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """The environment's proxies, mounted as httpx mounts them, each behind the policy.
 
-    ``NO_PROXY`` hosts stay with httpx's own mounts, which fall back to the guarded
-    default transport.
+    httpx reads the environment only when it builds its own transport, so this does
+    what it would (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, and ``NO_PROXY``
+    read as curl does: hosts, addresses, ``.suffixes``, ``*``); a host that bypasses
+    the proxy gets the guarded default transport (``None``).
     """
-    proxies = urllib.request.getproxies_environment()
-    return {
+    proxies = urllib.request.getproxies()
+    no_proxy = [host.strip() for host in proxies.get("no", "").split(",") if host.strip()]
+    if "*" in no_proxy:
+        return {}
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {
         f"{scheme}://": _GuardedTransport(
-            httpx.AsyncHTTPTransport(proxy=proxies[scheme], limits=_LIMITS),
+            httpx.AsyncHTTPTransport(proxy=_proxy_url(proxies[scheme]), limits=_LIMITS),
             resolver,
             proxied=True,
         )
         for scheme in ("http", "https", "all")
         if proxies.get(scheme)
     }
+    for host in no_proxy:
+        mounts[_bypass_pattern(host)] = None
+    return mounts
+
+
+def _proxy_url(value: str) -> str:
+    return value if "://" in value else f"http://{value}"
+
+
+def _bypass_pattern(host: str) -> str:
+    """The httpx mount pattern of one ``NO_PROXY`` entry."""
+    if "://" in host:
+        return host
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"all://{host}" if host.lower() == "localhost" else f"all://*{host}"
+    return f"all://[{address}]" if address.version == 6 else f"all://{address}"
 
 
 class PolicyRefusal(httpx.TransportError):
@@ -210,7 +233,7 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
     not make). Once connected, the peer's address is judged too: httpx resolves the
     name again when it connects, and an answer that changed in between (DNS rebinding)
     is refused before a byte of the response is read. Behind a proxy the proxy
-    connects, so only the resolved addresses are judged.
+    connects, so only the addresses the name resolves to here are judged.
     """
 
     def __init__(
@@ -237,11 +260,17 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
         return response
 
     async def _addresses(self, url: httpx.URL) -> tuple[IPAddress, ...]:
-        """The host's addresses; a failed lookup reads as httpcore's own would."""
+        """The host's addresses; a failed lookup reads as httpcore's own would.
+
+        Behind a proxy a name may resolve only on the proxy's side: it is left to the
+        proxy (and a redirect from it counts as one from a public address).
+        """
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
             return await self._resolve(url.host, port)
         except (socket.gaierror, UnicodeError) as exc:
+            if self._proxied:
+                return ()
             raise httpx.ConnectError(str(exc)) from exc
 
     async def aclose(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 from monitor.check import Context, check
+from monitor.cli import main
 from monitor.config import loads
 from monitor.errors import FailureKind, FetchError
 from monitor.fetch import MAX_COOKIE_BYTES, MAX_COOKIES, CookieJar, fetch, make_client
@@ -341,3 +342,40 @@ watches:
             assert "a" not in ctx.cookies.jars
 
     run(go())
+
+
+def test_monitor_preview_obeys_the_watchlist_s_policy(
+    inside: LocalSite, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "defaults: {network: {deny: [127.0.0.3]}}\n"
+        f"watches:\n  - {{id: w, url: '{inside.url('/admin')}'}}\n"
+    )
+
+    assert main(["preview", "w", "--watchlist", str(path)]) == 1
+    assert main(["preview", inside.url("/admin"), "--watchlist", str(path)]) == 1
+
+    assert capsys.readouterr().err.count("blocked_by_policy") == 2
+    assert inside.requests == []
+
+
+def test_requests_through_an_environment_proxy_obey_the_policy(
+    monkeypatch: pytest.MonkeyPatch, outside: LocalSite, inside: LocalSite
+) -> None:
+    """The proxy (a loopback server that records what it is asked) gets the requests
+    the policy lets through, never a refused one; NO_PROXY hosts go direct."""
+    monkeypatch.setenv("HTTP_PROXY", outside.base)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.3")
+    monkeypatch.delenv("no_proxy", raising=False)
+    outside["http://policy.invalid/p"] = HTML  # resolves only on the proxy's side
+
+    metadata = refused(FetchRequest("http://169.254.169.254/latest/meta-data/"))
+    through = fetched(FetchRequest("http://policy.invalid/p"))
+    direct = fetched(FetchRequest(inside.url("/admin")))
+
+    assert metadata.kind is FailureKind.BLOCKED_BY_POLICY
+    assert [path for path, _ in outside.requests] == ["http://policy.invalid/p"]
+    assert through.final_url == "http://policy.invalid/p"
+    assert direct.final_url == inside.url("/admin")
+    assert [path for path, _ in inside.requests] == ["/admin"]
