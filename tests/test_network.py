@@ -27,6 +27,7 @@ from monitor.netpolicy import AddressClass, Hop, IPAddress, NetworkPolicy, resol
 from monitor.socksgate import Gate
 from monitor.store import Store
 from tests.conftest import POLL, LocalSite, Page
+from tests.harness import query
 
 T = TypeVar("T")
 HTML = (
@@ -424,3 +425,32 @@ def test_the_gate_refuses_before_connecting_and_relays_what_it_allows(
     assert "127.0.0.3" in refusals[0]
     assert allowed[0] == 0 and b"internal admin page" in allowed[1]
     assert [path for path, _ in inside.requests] == ["/admin"]  # only the allowed one
+
+
+def test_a_blocked_hop_stores_nothing_and_its_health_alert_carries_no_page_text(
+    outside: LocalSite, inside: LocalSite, tmp_path: Any
+) -> None:
+    outside["/policy"] = redirect(inside.url("/admin"))
+    text = f"""
+defaults: {{browser: never, failures_before_alert: 1}}
+watches:
+  - {{id: leak, url: '{outside.url("/policy")}'}}
+"""
+    watch = replace(loads(text, "w.yaml").watches[0], network=PUBLIC_LOOPBACK)
+    db = tmp_path / "m.db"
+
+    async def go() -> Any:
+        async with make_client() as client:
+            return await check(watch, Context(client, Store.open(str(db))))
+
+    result = run(go())
+
+    assert result.outcome is Outcome.FAILED
+    assert result.failure is FailureKind.BLOCKED_BY_POLICY
+    assert query(db, "SELECT count(*) FROM snapshots") == [(0,)]
+    assert query(db, "SELECT count(*) FROM versions") == [(0,)]
+    alerts = query(db, "SELECT kind, title, message FROM alerts")
+    assert [kind for kind, _, _ in alerts] == ["health"]
+    assert all("secret" not in title + message for _, title, message in alerts)
+    assert "blocked_by_policy" in alerts[0][2] or "network policy" in alerts[0][2]
+    assert inside.requests == []
