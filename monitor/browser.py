@@ -252,8 +252,10 @@ class Renderer:
         gate: Gate | None = None
         try:
             hop = await self._page_hop(request)
+            proxied = _proxied_by_environment()
             router = _Router(_checked_host(request.url), dict(request.headers), hop, self._resolve)
-            gate = None if _proxied_by_environment() else Gate(hop, self._resolve)
+            router.proxied = proxied
+            gate = None if proxied else Gate(hop, self._resolve)
             proxy = await gate.open() if gate is not None else None
             context = await self._new_context(instance.browser, request, router, proxy)
             try:
@@ -282,7 +284,9 @@ class Renderer:
             port = url.port or (443 if url.scheme == "https" else 80)
             addresses = await self._resolve(url.hostname or "", port)
         except socket.gaierror as exc:
-            raise _dns_failure(exc, request) from None
+            if not _proxied_by_environment():
+                raise _dns_failure(exc, request) from None
+            addresses = ()  # it may resolve on the proxy's side: left to the proxy
         except (OSError, UnicodeError, ValueError):
             raise FetchError(FailureKind.PERMANENT, "invalid URL", url=request.url) from None
         refusal = hop.refusal(addresses)
@@ -438,6 +442,7 @@ class _Router:
         self._addresses: dict[tuple[str, int], tuple[IPAddress, ...]] = {}
         self.refusal: str | None = None  # why the main document was refused, if it was
         self.redirected: list[str] = []  # URLs reached by redirects, which bypass routing
+        self.proxied = False  # behind an egress proxy, a name may resolve only there
 
     async def __call__(self, route: Route) -> None:
         url = urlsplit(route.request.url)
@@ -447,6 +452,8 @@ class _Router:
                 await route.abort("blockedbyclient")
                 return
             refusal = await self._refusal(route.request.url)
+            if refusal == _UNRESOLVED and self.proxied:
+                refusal = None  # the proxy may know the name: left to it
             if refusal == _UNRESOLVED:
                 await route.abort("namenotresolved")
             elif refusal is not None:

@@ -555,3 +555,26 @@ def test_the_browser_connects_only_to_the_address_the_policy_checked(
     finally:
         loop.run(renderer.close())
     assert SENTENCE in snapshot.text()
+
+
+def test_behind_an_environment_proxy_chromium_uses_it_within_the_policy(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An egress proxy (a loopback server that records what it is asked) gets the
+    page, even a name that resolves only on its side, and never a refused address."""
+    if MISSING:
+        pytest.skip(MISSING)
+    with LocalSite("127.0.0.1") as proxy:
+        proxy["http://policy.invalid/p"] = page(f"<p>{SENTENCE}</p>")
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.base)
+        renderer = Renderer(executable=CHROMIUM, idle_wait=1.0)
+        try:
+            snapshot = loop.run(renderer.render(FetchRequest("http://policy.invalid/p")))
+            with pytest.raises(FetchError) as caught:
+                loop.run(renderer.render(FetchRequest("http://169.254.169.254/latest/")))
+        finally:
+            loop.run(renderer.close())
+        assert SENTENCE in snapshot.text()
+        assert caught.value.kind is FailureKind.BLOCKED_BY_POLICY
+        assert [path for path, _ in proxy.requests] == ["http://policy.invalid/p"]
