@@ -15,6 +15,13 @@ can do to a check is contained here, as ``fetch`` does for HTTP:
 - downloads are refused, popups closed at once, service workers blocked, and every
   request the page makes is routed here: anything but http(s) is aborted, so no
   ``file:`` or ``data:`` URL is loaded; the watch's own headers go to its host only;
+- every request of the page (the document, its redirects, subresources, scripts'
+  fetches, frames, web sockets) is judged by the network policy (``netpolicy``)
+  after resolving its host, twice: by the routing here, and by the render's SOCKS5
+  gate (``socksgate``), through which Chromium makes every connection, to the
+  address that was checked. A page on a public address can make the browser load
+  nothing internal, link-local or cloud-metadata; a refused main document (or a
+  redirect of it) is BLOCKED_BY_POLICY, a refused subresource is simply not loaded;
 - one Chromium process is shared, launched on first use, and relaunched when it died
   or after ``restart_every`` renders, so a leaking renderer cannot grow forever.
 
@@ -28,6 +35,8 @@ Every failure is classified once, here, into ``FetchError.kind``:
     BLOCKED        401, 403, 451 (the status of the main document)
     TOO_LARGE      the rendered DOM exceeds the cap
     WRONG_TYPE     the URL is a download or not a page (PDF, JSON, image)
+    BLOCKED_BY_POLICY  the watch's URL or a redirect of it leads where the network
+                   policy refuses
 
 Status codes are classified by ``errors.status_failure``, the rule the HTTP fetcher
 uses, so a watch fails the same way whichever fetcher read it.
@@ -41,7 +50,9 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -52,6 +63,8 @@ from monitor import __version__
 from monitor.errors import FailureKind, FetchError, status_failure
 from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, Snapshot
+from monitor.netpolicy import Hop, IPAddress, resolve
+from monitor.socksgate import BYPASS, Gate
 
 if TYPE_CHECKING:
     from playwright.async_api import (
@@ -61,11 +74,14 @@ if TYPE_CHECKING:
         Playwright,
         Response,
         Route,
+        WebSocketRoute,
     )
+    from playwright.async_api import Request as PlaywrightRequest
 
 log = logging.getLogger(__name__)
 
 Now = Callable[[], datetime]
+Resolve = Callable[[str, int], Awaitable[tuple[IPAddress, ...]]]
 
 NEEDS_BROWSER = "needs a browser: install chromium (and pip install 'monitor[browser]'), see README"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "chromium-headless-shell", "google-chrome")
@@ -173,6 +189,7 @@ class Renderer:
         sandbox: bool | None = None,
         user_agent: str | None = None,
         now: Now = _utcnow,
+        resolver: Resolve = resolve,
     ) -> None:
         if max_pages < 1 or restart_every < 1 or idle_wait < 0:
             raise ValueError("max_pages and restart_every must be >= 1 and idle_wait >= 0")
@@ -183,6 +200,7 @@ class Renderer:
         self._sandbox = sandbox if sandbox is not None else sandbox_default(os.environ)
         self._user_agent = user_agent
         self._now = now
+        self._resolve = resolver
         self._lock = asyncio.Lock()
         self._playwright: Playwright | None = None
         self._current: _Instance | None = None
@@ -230,17 +248,52 @@ class Renderer:
 
     async def _render(self, request: FetchRequest, deadline: _Deadline) -> Snapshot:
         started = time.monotonic()
-        instance = await self._acquire(request.url)
+        instance = await self._acquire(request.url)  # first: no Chromium is NEEDS_BROWSER
+        gate: Gate | None = None
         try:
-            context = await self._new_context(instance.browser, request)
+            hop = await self._page_hop(request)
+            proxied = _proxied_by_environment()
+            router = _Router(_checked_host(request.url), dict(request.headers), hop, self._resolve)
+            router.proxied = proxied
+            gate = None if proxied else Gate(hop, self._resolve)
+            proxy = await gate.open() if gate is not None else None
+            context = await self._new_context(instance.browser, request, router, proxy)
             try:
                 page = await _open_page(context)
+                page.on("request", router.seen)
                 snapshot = await _load(page, request, deadline, self._idle_wait)
+                await router.raise_refusal(request)
+            except Exception as exc:
+                await router.raise_refusal(request)
+                _raise_gate_refusal(gate, exc, request)
+                raise
             finally:
                 await _quietly(context.close())
             return replace(snapshot, fetched_at=self._now(), elapsed=time.monotonic() - started)
         finally:
+            if gate is not None:
+                await gate.close()
             await self._release(instance)
+
+    async def _page_hop(self, request: FetchRequest) -> Hop:
+        """What every request of this render is judged by: the watch's own URL may be
+        internal, and then so may the page's requests; a public page's may not."""
+        url = urlsplit(request.url)
+        hop = Hop(request.network)
+        try:
+            port = url.port or (443 if url.scheme == "https" else 80)
+            addresses = await self._resolve(url.hostname or "", port)
+        except socket.gaierror as exc:
+            if not _proxied_by_environment():
+                raise _dns_failure(exc, request) from None
+            addresses = ()  # it may resolve on the proxy's side: left to the proxy
+        except (OSError, UnicodeError, ValueError):
+            raise FetchError(FailureKind.PERMANENT, "invalid URL", url=request.url) from None
+        refusal = hop.refusal(addresses)
+        if refusal is not None:
+            what = f"blocked by the network policy: {refusal}"
+            raise FetchError(FailureKind.BLOCKED_BY_POLICY, what, url=request.url)
+        return Hop(request.network, internal_ok=hop.internal(addresses))
 
     # --- the browser's life ---------------------------------------------------------
 
@@ -314,16 +367,21 @@ class Renderer:
             self._playwright = await async_playwright().start()
         return self._playwright
 
-    async def _new_context(self, browser: Browser, request: FetchRequest) -> BrowserContext:
-        """A throwaway context: no cookies, no downloads, no service workers, all routed."""
-        own_headers = {name: value for name, value in request.headers}
+    async def _new_context(
+        self, browser: Browser, request: FetchRequest, router: _Router, proxy: str | None
+    ) -> BrowserContext:
+        """A throwaway context: no cookies, no downloads, no service workers, all routed,
+        every connection through the render's gate (``proxy``)."""
+        own_headers = dict(request.headers)
         user_agent = _pop_header(own_headers, "user-agent") or self._default_user_agent(browser)
         context = await browser.new_context(
             accept_downloads=False,
             service_workers="block",  # they could fetch past the route below
             user_agent=user_agent,
+            proxy={"server": proxy, "bypass": BYPASS} if proxy else None,
         )
-        await context.route("**/*", _Router(_checked_host(request.url), own_headers))
+        await context.route("**/*", router)
+        await context.route_web_socket("**/*", router.web_socket)
         return context
 
     def _default_user_agent(self, browser: Browser) -> str:
@@ -370,13 +428,21 @@ class _Deadline:
 
 
 class _Router:
-    """Every request of a page: http(s) goes on, with the watch's headers to its own
-    host only (an Authorization header must not reach a third-party script's host);
-    anything else (``file:``, ``data:``, ``chrome:``, ``ftp:`` ...) is aborted."""
+    """Every request of a page: http(s) goes on if the network policy lets this page
+    reach its host's addresses, with the watch's headers to its own host only (an
+    Authorization header must not reach a third-party script's host); anything else
+    (``file:``, ``data:``, ``chrome:``, ``ftp:`` ...) is aborted. Web sockets obey the
+    same policy."""
 
-    def __init__(self, host: str, headers: Mapping[str, str]) -> None:
+    def __init__(self, host: str, headers: Mapping[str, str], hop: Hop, resolver: Resolve) -> None:
         self._host = host
-        self._headers = dict(headers)
+        self._headers = {k: v for k, v in headers.items() if k.lower() != "user-agent"}
+        self._hop = hop
+        self._resolve = resolver
+        self._addresses: dict[tuple[str, int], tuple[IPAddress, ...]] = {}
+        self.refusal: str | None = None  # why the main document was refused, if it was
+        self.redirected: list[str] = []  # URLs reached by redirects, which bypass routing
+        self.proxied = False  # behind an egress proxy, a name may resolve only there
 
     async def __call__(self, route: Route) -> None:
         url = urlsplit(route.request.url)
@@ -384,11 +450,68 @@ class _Router:
             if url.scheme not in ("http", "https"):
                 log.info("browser: blocked a %s: request of a rendered page", url.scheme)
                 await route.abort("blockedbyclient")
+                return
+            refusal = await self._refusal(route.request.url)
+            if refusal == _UNRESOLVED and self.proxied:
+                refusal = None  # the proxy may know the name: left to it
+            if refusal == _UNRESOLVED:
+                await route.abort("namenotresolved")
+            elif refusal is not None:
+                self._refused(route, refusal)
+                await route.abort("blockedbyclient")
             elif self._headers and (url.hostname or "").lower() == self._host:
                 headers = await route.request.all_headers()
                 await route.continue_(headers=headers | self._headers)
             else:
                 await route.continue_()
+
+    async def web_socket(self, socket: WebSocketRoute) -> None:
+        """A page's web socket connects only where its requests may go."""
+        with contextlib.suppress(Exception):
+            if await self._refusal(socket.url) is None:
+                socket.connect_to_server()
+            else:
+                log.info("browser: blocked a web socket of a rendered page")
+                await socket.close()
+
+    async def _refusal(self, raw: str) -> str | None:
+        """Why the policy refuses this URL's host, _UNRESOLVED, or None."""
+        url = urlsplit(raw)
+        secure = url.scheme in ("https", "wss")
+        key = ((url.hostname or "").lower(), url.port or (443 if secure else 80))
+        if key not in self._addresses:
+            try:
+                self._addresses[key] = await self._resolve(*key)
+            except (OSError, UnicodeError, ValueError):
+                return _UNRESOLVED
+        return self._hop.refusal(self._addresses[key])
+
+    def _refused(self, route: Route, refusal: str) -> None:
+        request = route.request
+        main = request.is_navigation_request() and request.frame.parent_frame is None
+        log.info("browser: the network policy refused a request of a rendered page: %s", refusal)
+        if main and self.refusal is None:
+            self.refusal = refusal
+
+    def seen(self, request: PlaywrightRequest) -> None:
+        """Note a request that a redirect made: Playwright routes only the first request
+        of a redirect chain, so these are judged after the fact (``raise_refusal``)."""
+        if request.redirected_from is not None:
+            self.redirected.append(request.url)
+
+    async def raise_refusal(self, request: FetchRequest) -> None:
+        """Raise BLOCKED_BY_POLICY if the main document was refused, or if any redirect
+        of the page led where the policy refuses: then nothing of the render is kept."""
+        for url in self.redirected:
+            refusal = await self._refusal(url)
+            if refusal is not None and refusal != _UNRESOLVED:
+                self.refusal = self.refusal or f"a redirect led where it may not: {refusal}"
+        if self.refusal is not None:
+            what = f"blocked by the network policy: {self.refusal}"
+            raise FetchError(FailureKind.BLOCKED_BY_POLICY, what, url=request.url)
+
+
+_UNRESOLVED = "unresolved"
 
 
 async def _open_page(context: BrowserContext) -> Page:
@@ -553,6 +676,29 @@ def _from_browser_error(exc: Exception, request: FetchRequest) -> FetchError:
         return FetchError(FailureKind.TRANSIENT, what, url=url)
     log.warning("browser: unclassified error: %s", message.splitlines()[0] if message else exc)
     return FetchError(FailureKind.TRANSIENT, f"browser error ({type(exc).__name__})", url=url)
+
+
+def _proxied_by_environment() -> bool:
+    """Whether an egress proxy is configured: then Chromium must use it, not the gate,
+    and the routing alone holds the page to the policy."""
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _dns_failure(exc: socket.gaierror, request: FetchRequest) -> FetchError:
+    """The watch's host does not resolve: permanent, unless the resolver itself failed."""
+    if exc.errno == socket.EAI_AGAIN:
+        what = "navigation failed: DNS lookup failed for now (ERR_NAME_RESOLUTION_FAILED)"
+        return FetchError(FailureKind.TRANSIENT, what, url=request.url)
+    what = "navigation failed: ERR_NAME_NOT_RESOLVED"
+    return FetchError(FailureKind.PERMANENT, what, url=request.url)
+
+
+def _raise_gate_refusal(gate: Gate | None, exc: Exception, request: FetchRequest) -> None:
+    """A navigation the gate refused (a redirect inside) is BLOCKED_BY_POLICY."""
+    if gate is not None and gate.refusals and "ERR_SOCKS_CONNECTION_FAILED" in str(exc):
+        what = f"blocked by the network policy: {gate.refusals[0]}"
+        raise FetchError(FailureKind.BLOCKED_BY_POLICY, what, url=request.url)
 
 
 def _pop_header(headers: dict[str, str], name: str) -> str | None:

@@ -29,7 +29,7 @@ from monitor import formats
 from monitor.browser import NEEDS_BROWSER
 from monitor.config import Route, Watch
 from monitor.errors import FailureKind, FetchError, StoreError
-from monitor.fetch import fetch
+from monitor.fetch import CookieJar, fetch
 from monitor.limits import HostLimiter
 from monitor.model import (
     CheckRecord,
@@ -117,6 +117,21 @@ class Connectivity:
                 future.set_result(counts)
 
 
+@dataclass
+class Cookies:
+    """Each watch's own cookie jar (bounded, see `fetch.CookieJar`), kept between its
+    checks and emptied when one fails: no watch sees another's cookies, and a flood
+    of cookies or a bad session never outlives the failure it caused."""
+
+    jars: dict[str, CookieJar] = field(default_factory=dict)
+
+    def of(self, watch_id: str) -> CookieJar:
+        return self.jars.setdefault(watch_id, CookieJar())
+
+    def reset(self, watch_id: str) -> None:
+        self.jars.pop(watch_id, None)
+
+
 class Renderer(Protocol):
     """A browser fetcher (`monitor.browser.Renderer`): same request, a rendered snapshot."""
 
@@ -140,6 +155,7 @@ class Context:
     # extract, diff, relevance and alert texts run in a worker thread, so the event loop
     # (other checks, deliveries, /healthz) goes on; past this deadline the check fails
     evaluation_deadline: float = EVALUATION_DEADLINE
+    cookies: Cookies = field(default_factory=Cookies)
 
     @property
     def setting(self) -> Setting:
@@ -170,6 +186,8 @@ async def _check(watch: Watch, ctx: Context) -> CheckResult:
         if watch.browser == "auto" and _browser_could_read(watch, record):
             history, record = await _read_rendered(watch, ctx, started, (history, record))
         record = _shown(watch, replace(record, elapsed=time.monotonic() - clock, full_fetch=full))
+        if record.outcome is Outcome.FAILED:
+            ctx.cookies.reset(watch.id)
         return _result(record, ctx.store.record(record), history)
     except StoreError as exc:
         return CheckResult(
@@ -265,6 +283,7 @@ def _request(watch: Watch, validators: Validators) -> FetchRequest:
         deadline=watch.timeout,
         wait_for=watch.wait_for,
         format=watch.rules.format,
+        network=watch.network,
     )
 
 
@@ -272,7 +291,11 @@ async def _fetch(watch: Watch, ctx: Context, validators: Validators) -> Fetched:
     """The response, or the failure as a value; tells the connectivity watcher."""
     try:
         fetched = await fetch(
-            ctx.client, _request(watch, validators), limiter=ctx.limiter, now=ctx.now
+            ctx.client,
+            _request(watch, validators),
+            limiter=ctx.limiter,
+            now=ctx.now,
+            cookies=ctx.cookies.of(watch.id),
         )
     except FetchError as exc:
         return await _failure(watch, exc, ctx.connectivity)

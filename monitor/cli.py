@@ -683,6 +683,7 @@ def _preview_setup(
             tuple(headers.items()),
             max_bytes=defaults.max_size,
             deadline=defaults.timeout,
+            network=defaults.network.policy(),
         )
         return request, override, matchers.for_ids(defaults.jurisdictions)
     watch = watchlist.watch(args.target)
@@ -697,6 +698,7 @@ def _preview_setup(
         max_bytes=watch.max_size,
         deadline=watch.timeout,
         format=rules.format,
+        network=watch.network,
     )
     return request, rules, matchers.for_watch(watch)
 

@@ -13,6 +13,7 @@ the rest of the program uses without ever seeing YAML again.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +38,7 @@ from pydantic import (
 
 from monitor.errors import ConfigError, Problem
 from monitor.model import ExtractRules, Format
+from monitor.netpolicy import IPNetwork, NetworkPolicy
 from monitor.text import user_regex
 
 Path_ = tuple[str | int, ...]
@@ -124,6 +126,16 @@ def _cell_text(value: object) -> object:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+def _check_cidr(value: object) -> IPNetwork:
+    """A CIDR block (`10.0.0.0/8`, `fd00::/8`) or one address (`100.100.100.200`)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR block such as 10.0.0.0/8")
+    try:
+        return ipaddress.ip_network(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR block such as 10.0.0.0/8: {exc}") from None
+
+
 def _one_or_many(value: object) -> object:
     """`routes: desk` means `routes: [desk]`: a lone text is a one-item list."""
     return [value] if isinstance(value, str) else value
@@ -139,6 +151,7 @@ Cron = Annotated[str, BeforeValidator(_check_cron)]
 Selector = Annotated[str, BeforeValidator(_check_selector)]
 Regex = Annotated[str, BeforeValidator(_check_regex)]
 Url = Annotated[str, BeforeValidator(_check_url)]
+Cidr = Annotated[IPNetwork, PlainValidator(_check_cidr)]
 JurisdictionId = Annotated[str, Field(pattern=_JURISDICTION_ID)]
 Query = Annotated[str, BeforeValidator(_check_query)]
 Column = Annotated[str, Field(min_length=1)]
@@ -187,6 +200,16 @@ def _expectation(value: object) -> str | ExpectElement:
 Expectation = Annotated[str | ExpectElement, PlainValidator(_expectation)]
 
 
+class NetworkSpec(_Strict):
+    """`defaults.network`: address blocks every fetch may reach, and blocks none may."""
+
+    allow: Listed[Cidr] = Field(default_factory=list)
+    deny: Listed[Cidr] = Field(default_factory=list)
+
+    def policy(self) -> NetworkPolicy:
+        return NetworkPolicy(allow=tuple(self.allow), deny=tuple(self.deny))
+
+
 MAX_CHANGES = 25  # changes quoted in one alert; the rest are counted, with the diff command
 
 
@@ -205,6 +228,7 @@ class DefaultsSpec(_Schedule):
     failures_before_alert: int = Field(default=3, ge=1)
     give_up_after: Duration = 2 * 86400.0
     max_changes: int = Field(default=MAX_CHANGES, ge=1, le=1000)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
 
 
 AlertKind = Literal["change", "health"]
@@ -324,6 +348,9 @@ class Watch:
         """`text` (a URL, an error message) without this watch's secrets: the password
         of any URL in it and the value of every ${VAR} its URL and headers use."""
         return hide_secrets(text, self.hidden)
+
+    # defaults.network over the built-in ranges
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)
 
 
 @dataclass(frozen=True)
@@ -863,6 +890,7 @@ class _Builder:
             browser=spec.browser or defaults.browser,
             wait_for=spec.wait_for or (", ".join(spec.select) if spec.select else None),
             hidden=self.hidden.get(index, ()) + self.default_hidden,
+            network=defaults.network.policy(),
         )
 
     def check_refs(

@@ -37,7 +37,7 @@ from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, Deliverer, Sender
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import make_client
 from monitor.limits import HostLimiter
-from monitor.metrics import Metrics, serve_http
+from monitor.metrics import Endpoint, Metrics, serve_http
 from monitor.model import CheckResult, Outcome
 from monitor.store import Store
 
@@ -107,7 +107,7 @@ class Daemon:
             self.settings.per_host, self.settings.host_delay, total=self.settings.concurrency
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.server: asyncio.Server | None = None
+        self.server: Endpoint | None = None
         self.context = self._context(watchlist)
         self.deliverer = self._deliverer(watchlist)
         self._running: set[asyncio.Task[Any]] = set()
@@ -166,6 +166,8 @@ class Daemon:
         self._forget_heartbeat()
         await self.client.aclose()
         await self.renderer.close()
+        if self.server is not None:
+            await self.server.wait_closed()
         log.info("monitor stopped")
 
     async def _finish_running(self) -> None:

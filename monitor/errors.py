@@ -63,6 +63,7 @@ class FailureKind(enum.StrEnum):
     CONTENT_LOST = "content_lost"  # most of the text vanished: an error page, not a change
     INCOMPLETE = "incomplete"  # what the watch `expect`s is missing: a partial read
     NEEDS_BROWSER = "needs_browser"  # the watch renders in Chromium, and none is installed
+    BLOCKED_BY_POLICY = "blocked_by_policy"  # a hop the network policy refuses (netpolicy)
 
 
 _BLOCKED_STATUSES = frozenset({401, 403, 451})

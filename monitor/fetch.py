@@ -12,7 +12,12 @@ stages after it only ever see a bounded, decodable HTML or text body:
   unknown types are refused without downloading them, and text bodies are sniffed
   for binary bytes in case the content type lies;
 - bot walls and challenge pages are recognised on any status, including 200;
-- transient failures are retried with full-jitter back-off, honouring Retry-After.
+- transient failures are retried with full-jitter back-off, honouring Retry-After;
+- redirects are followed here, hop by hop: every hop's host is resolved and judged by
+  the network policy (``netpolicy``) before a connection is made, and the address
+  actually connected to is judged again (``_GuardedTransport``); the watch's own
+  headers go to the watch's own origin only; cookies live in the watch's own bounded
+  jar (``CookieJar``), never in the shared client.
 
 Every failure is classified once, here, into ``FetchError.kind``:
 
@@ -23,6 +28,7 @@ Every failure is classified once, here, into ``FetchError.kind``:
     BLOCKED      401, 403, 451, and challenge pages (Cloudflare, Akamai, DataDome ...)
     TOO_LARGE    the body exceeds the cap
     WRONG_TYPE   a type monitor does not read, or an encoding fetch cannot bound
+    BLOCKED_BY_POLICY  a hop to an address the network policy refuses
 
 The HTTP client, per-host limiter, sleep and clock are parameters, so tests run
 against ``httpx.MockTransport`` or respx without network or real waiting.
@@ -34,12 +40,16 @@ import asyncio
 import codecs
 import contextlib
 import email.utils
+import http.cookiejar
+import ipaddress
 import logging
 import random
 import re
+import socket
 import time
+import urllib.request
 import zlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn, cast
@@ -51,11 +61,13 @@ from monitor import __version__, formats
 from monitor.errors import FailureKind, FetchError, status_failure
 from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, Format, NotModified, Snapshot
+from monitor.netpolicy import Hop, IPAddress, resolve
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 Now = Callable[[], datetime]
+Resolve = Callable[[str, int], Awaitable[tuple[IPAddress, ...]]]
 
 DEFAULT_USER_AGENT = (
     f"monitor/{__version__} (+https://github.com/monitor-policy/monitor; "
@@ -65,6 +77,11 @@ DEFAULT_USER_AGENT = (
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
 _ACCEPT_ENCODING = "gzip, deflate"  # exactly what _BodyDecoder inflates with bounded output
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+HOP = "monitor.hop"  # request extension: the netpolicy.Hop this request is judged by
+_INTERNAL = "monitor.internal"  # response extension: whether the hop reached inside
+MAX_COOKIES = 50  # cookies one watch's jar holds at most ...
+MAX_COOKIE_BYTES = 8192  # ... and bytes of names and values: far below servers' 8-16 KB
 _BACKOFF_BASE = 1.0
 _BACKOFF_CAP = 30.0
 
@@ -131,6 +148,7 @@ def make_client(
     timeout: float = 30.0,
     max_redirects: int = 5,
     transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Resolve = resolve,
 ) -> httpx.AsyncClient:
     """Build the HTTP client a daemon shares across all its checks.
 
@@ -138,6 +156,10 @@ def make_client(
     Proxies come from the environment because monitors often run behind an egress
     proxy. Only gzip and deflate are requested, because fetch can inflate those with
     a bounded output (a brotli or zstd bomb could not be stopped mid-chunk).
+
+    Every network transport, the proxies' too, is guarded by the network policy
+    (``_GuardedTransport``); a ``transport`` given by a test is used as it is. The
+    client follows no redirect and keeps no cookie: ``fetch`` does both, per watch.
     """
     return httpx.AsyncClient(
         headers={
@@ -145,13 +167,161 @@ def make_client(
             "Accept": _ACCEPT,
             "Accept-Encoding": _ACCEPT_ENCODING,
         },
+        cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-        follow_redirects=True,
+        limits=_LIMITS,
+        follow_redirects=False,
         max_redirects=max_redirects,
         trust_env=True,
-        transport=transport,
+        transport=transport
+        or _GuardedTransport(httpx.AsyncHTTPTransport(limits=_LIMITS), resolver),
+        mounts=None if transport else _proxy_mounts(resolver),
     )
+
+
+_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=8)
+
+
+def _proxy_mounts(resolver: Resolve) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """The environment's proxies, mounted as httpx mounts them, each behind the policy.
+
+    httpx reads the environment only when it builds its own transport, so this does
+    what it would (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, and ``NO_PROXY``
+    read as curl does: hosts, addresses, ``.suffixes``, ``*``); a host that bypasses
+    the proxy gets the guarded default transport (``None``).
+    """
+    proxies = urllib.request.getproxies()
+    no_proxy = [host.strip() for host in proxies.get("no", "").split(",") if host.strip()]
+    if "*" in no_proxy:
+        return {}
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {
+        f"{scheme}://": _GuardedTransport(
+            httpx.AsyncHTTPTransport(proxy=_proxy_url(proxies[scheme]), limits=_LIMITS),
+            resolver,
+            proxied=True,
+        )
+        for scheme in ("http", "https", "all")
+        if proxies.get(scheme)
+    }
+    for host in no_proxy:
+        mounts[_bypass_pattern(host)] = None
+    return mounts
+
+
+def _proxy_url(value: str) -> str:
+    return value if "://" in value else f"http://{value}"
+
+
+def _bypass_pattern(host: str) -> str:
+    """The httpx mount pattern of one ``NO_PROXY`` entry."""
+    if "://" in host:
+        return host
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"all://{host}" if host.lower() == "localhost" else f"all://*{host}"
+    return f"all://[{address}]" if address.version == 6 else f"all://{address}"
+
+
+class PolicyRefusal(httpx.TransportError):
+    """A hop the network policy refuses; fetch classifies it BLOCKED_BY_POLICY."""
+
+
+class _GuardedTransport(httpx.AsyncBaseTransport):
+    """A network transport that lets no request reach an address the policy refuses.
+
+    Before a request is sent, its host is resolved and every address judged by the
+    request's ``Hop`` (the ``HOP`` extension; the default policy for a request fetch did
+    not make). Once connected, the peer's address is judged too: httpx resolves the
+    name again when it connects, and an answer that changed in between (DNS rebinding)
+    is refused before a byte of the response is read. Behind a proxy the proxy
+    connects, so only the addresses the name resolves to here are judged.
+    """
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, resolver: Resolve, *, proxied: bool = False
+    ) -> None:
+        self._inner = inner
+        self._resolve = resolver
+        self._proxied = proxied
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        hop = request.extensions.get(HOP)
+        hop = hop if isinstance(hop, Hop) else Hop()
+        addresses = await self._addresses(request.url)
+        refusal = hop.refusal(addresses)
+        if refusal is not None:
+            raise PolicyRefusal(refusal, request=request)
+        response = await self._inner.handle_async_request(request)
+        peer = None if self._proxied else _peer(response)
+        refusal = hop.peer_refusal(peer, addresses) if peer is not None else None
+        if refusal is not None:
+            await response.aclose()
+            raise PolicyRefusal(refusal, request=request)
+        response.extensions[_INTERNAL] = hop.internal(addresses)
+        return response
+
+    async def _addresses(self, url: httpx.URL) -> tuple[IPAddress, ...]:
+        """The host's addresses; a failed lookup reads as httpcore's own would.
+
+        Behind a proxy a name may resolve only on the proxy's side: it is left to the
+        proxy (and a redirect from it counts as one from a public address).
+        """
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            return await self._resolve(url.host, port)
+        except (socket.gaierror, UnicodeError) as exc:
+            if self._proxied:
+                return ()
+            raise httpx.ConnectError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _peer(response: httpx.Response) -> IPAddress | None:
+    """The address the response came from, where the connection says so."""
+    stream = response.extensions.get("network_stream")
+    address = stream.get_extra_info("server_addr") if stream is not None else None
+    if not isinstance(address, tuple) or not address:
+        return None
+    try:
+        return ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+class CookieJar:
+    """One watch's cookies, kept between its checks, within MAX_COOKIES and
+    MAX_COOKIE_BYTES: a server that sets more is answered with none (its answers stay
+    readable, and no Cookie header ever grows into a 431). Cleared when a check fails,
+    so a bad session never sticks."""
+
+    def __init__(self) -> None:
+        self._cookies = httpx.Cookies()
+
+    def __len__(self) -> int:
+        return len(self._cookies.jar)
+
+    def size(self) -> int:
+        return sum(len(c.name) + len(c.value or "") for c in self._cookies.jar)
+
+    def clear(self) -> None:
+        self._cookies.clear()
+
+    def add_to(self, request: httpx.Request) -> None:
+        self._cookies.set_cookie_header(request)
+
+    def take_from(self, response: httpx.Response) -> None:
+        self._cookies.extract_cookies(response)
+        if len(self) > MAX_COOKIES or self.size() > MAX_COOKIE_BYTES:
+            log.info(
+                "fetch %s: %d cookies (%d bytes) exceed the jar's bounds; cleared",
+                response.url.host,
+                len(self),
+                self.size(),
+            )
+            self.clear()
 
 
 # --- fetch ---------------------------------------------------------------------------
@@ -172,6 +342,7 @@ async def fetch(
     limiter: HostLimiter | None = None,
     sleep: Sleep = asyncio.sleep,
     now: Now = _utcnow,
+    cookies: CookieJar | None = None,
 ) -> Snapshot | NotModified:
     """Fetch one watched page within its deadline, or raise a classified FetchError.
 
@@ -179,13 +350,15 @@ async def fetch(
     a check; nothing but FetchError escapes, so the orchestrator never handles httpx.
     It starts when the host's turn comes: waiting behind other watches of the same
     site is the monitor's politeness, not the page's slowness, and must not fail it.
+    ``cookies`` is the watch's own jar (none: cookies last one fetch).
     """
     url = _checked_url(request.url)
+    jar = cookies if cookies is not None else CookieJar()
     async with limiter.slot(url.host) if limiter else contextlib.nullcontext():
         deadline_at = asyncio.get_running_loop().time() + request.deadline
         try:
             async with asyncio.timeout_at(deadline_at):
-                return await _with_retries(client, request, sleep, now, deadline_at)
+                return await _with_retries(client, request, jar, (sleep, now), deadline_at)
         except TimeoutError:
             message = f"deadline of {request.deadline:g}s exceeded"
             raise FetchError(FailureKind.TRANSIENT, message, url=request.url) from None
@@ -194,16 +367,17 @@ async def fetch(
 async def _with_retries(
     client: httpx.AsyncClient,
     request: FetchRequest,
-    sleep: Sleep,
-    now: Now,
+    jar: CookieJar,
+    clock: tuple[Sleep, Now],
     deadline_at: float,
 ) -> Snapshot | NotModified:
     """Retry transient failures while retries and the deadline allow, then give up."""
     loop = asyncio.get_running_loop()
+    sleep, now = clock
     attempt = 0
     while True:
         try:
-            return await _attempt(client, request, now)
+            return await _attempt(client, request, jar, now)
         except FetchError as error:
             delay = _retry_delay(error, attempt, request.retries, deadline_at - loop.time())
             if delay is None:
@@ -253,7 +427,7 @@ def _parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 async def _attempt(
-    client: httpx.AsyncClient, request: FetchRequest, now: Now
+    client: httpx.AsyncClient, request: FetchRequest, jar: CookieJar, now: Now
 ) -> Snapshot | NotModified:
     """One HTTP exchange; httpx exceptions become classified FetchErrors here.
 
@@ -262,7 +436,7 @@ async def _attempt(
     """
     started, status = time.monotonic(), None
     try:
-        async with client.stream("GET", request.url, headers=_request_headers(request)) as response:
+        async with _followed(client, request, jar) as response:
             status = response.status_code
             return await _receive(response, request, started, now)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
@@ -272,6 +446,54 @@ async def _attempt(
                 error.kind, f"HTTP {status}: {error}", url=request.url, status=status
             )
         raise error from exc
+
+
+@contextlib.asynccontextmanager
+async def _followed(
+    client: httpx.AsyncClient, request: FetchRequest, jar: CookieJar
+) -> AsyncIterator[httpx.Response]:
+    """The last response of the redirect chain, each hop judged by the network policy.
+
+    The first hop is the watch's own URL and may be internal; a later one may be
+    internal only if the hop that redirected to it was. The watch's own headers go to
+    its own origin (scheme, host, port) only, wherever the chain leads.
+    """
+    url, hop = httpx.URL(request.url), Hop(request.network)
+    own_origin = _origin(url)
+    for _ in range(client.max_redirects + 1):
+        headers = _request_headers(request, own=_origin(url) == own_origin)
+        sent = client.build_request("GET", url, headers=headers, extensions={HOP: hop})
+        jar.add_to(sent)
+        response = await client.send(sent, stream=True)
+        try:
+            jar.take_from(response)
+            location = _location(response)
+            if location is None:
+                yield response
+                return
+        finally:
+            await response.aclose()
+        internal = response.extensions.get(_INTERNAL, True)
+        url, hop = location, Hop(request.network, internal_ok=bool(internal))
+    raise httpx.TooManyRedirects("too many redirects", request=sent)
+
+
+def _location(response: httpx.Response) -> httpx.URL | None:
+    """Where a redirect leads, or None if the response is no redirect to follow."""
+    location = response.headers.get("location")
+    if response.status_code not in _REDIRECT_STATUSES or not location:
+        return None
+    try:
+        url = response.url.join(location)
+    except (httpx.InvalidURL, httpx.HTTPError):
+        raise httpx.UnsupportedProtocol("redirected to an invalid URL") from None
+    if url.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol("redirected to a non-HTTP URL", request=response.request)
+    return url
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
 
 
 def _checked_url(raw: str) -> httpx.URL:
@@ -285,9 +507,10 @@ def _checked_url(raw: str) -> httpx.URL:
     return url
 
 
-def _request_headers(request: FetchRequest) -> list[tuple[str, str]]:
-    """The watch's own headers plus the validators that make the request conditional."""
-    headers = list(request.headers)
+def _request_headers(request: FetchRequest, *, own: bool = True) -> list[tuple[str, str]]:
+    """The watch's own headers (``own``: to its own origin only) plus the validators
+    that make the request conditional."""
+    headers = list(request.headers) if own else []
     if request.validators.etag:
         headers.append(("If-None-Match", request.validators.etag))
     if request.validators.last_modified:
@@ -305,6 +528,13 @@ _DNS_FAILURES = (
 
 def _from_exception(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> FetchError:
     """Classify a library exception once; the message never contains the URL."""
+    if isinstance(exc, PolicyRefusal):
+        what = f"blocked by the network policy: {exc}"
+        return FetchError(FailureKind.BLOCKED_BY_POLICY, what, url=url)
+    if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc):
+        return FetchError(FailureKind.PERMANENT, "redirected to an invalid URL", url=url)
+    if isinstance(exc, httpx.UnsupportedProtocol) and "non-HTTP" in str(exc):
+        return FetchError(FailureKind.PERMANENT, "redirected to a non-HTTP URL", url=url)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return FetchError(FailureKind.PERMANENT, "invalid URL or unsupported scheme", url=url)
     if isinstance(exc, httpx.TooManyRedirects):

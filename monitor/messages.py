@@ -65,6 +65,9 @@ HINTS = {
     "too_large": "Raise `max_size` if the page is legitimately this big.",
     "wrong_type": "The URL serves a PDF or another non-HTML type: watch the HTML page "
     "that links to it.",
+    "blocked_by_policy": "The page or a redirect led to an address the network policy "
+    "refuses (internal, link-local or cloud metadata); nothing from it was kept. If that "
+    "address is meant, name it in `defaults.network.allow`.",
     "permanent": "The URL looks wrong (not found, gone, or no such host): check it.",
     "transient": "Timeouts, connection errors or server errors: usually passes by itself.",
 }

@@ -1,7 +1,9 @@
 """Operational metrics and an optional HTTP endpoint: `/healthz` and `/metrics`.
 
 Off by default; `monitor run --http 127.0.0.1:9130` turns it on (localhost unless an
-address says otherwise). Counters follow the daemon's check results; the ledger and
+address says otherwise). Starlette routes the requests and Hypercorn serves them: a
+well-kept ASGI stack with request-size limits and timeouts (`server_config`), which
+the dashboard and feeds can join later. Counters follow the daemon's check results; the ledger and
 per-watch figures are read from the store at scrape time, so they are right even
 after a restart. prometheus_client writes the exposition format; the registry is an
 instance, never the library's global one.
@@ -16,20 +18,33 @@ connection, timeout): the daemon is alive, but its network looks down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
 
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from monitor.errors import FailureKind, StoreError
 from monitor.model import CheckResult, Outcome
 from monitor.store import Store
 
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIFramework
+
 log = logging.getLogger("monitor.metrics")
 
+MAX_REQUEST_HEAD = 8192  # bytes of request line and headers; more is answered 431
 UNANSWERED_WINDOW = 10  # finished checks in a row without an HTTP answer: network down
 _NO_ANSWER_KINDS = (FailureKind.TRANSIENT, FailureKind.PERMANENT)
 
@@ -127,27 +142,75 @@ def parse_address(value: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+class Endpoint:
+    """The running HTTP server: the socket it listens on, and how to stop it."""
+
+    def __init__(
+        self, address: tuple[str, int], task: asyncio.Task[None], stop: asyncio.Event
+    ) -> None:
+        self.host, self.port = address
+        self._task = task
+        self._stop = stop
+
+    def close(self) -> None:
+        """Stop accepting; `wait_closed` waits for the server to finish."""
+        self._stop.set()
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def app(metrics: Metrics, healthy: Callable[[], bool]) -> Starlette:
+    """The endpoints as an ASGI application: GET (and HEAD) `/metrics` and `/healthz`."""
+
+    async def answer(request: Request) -> Response:
+        status, body, kind = _respond(request.url.path, metrics, healthy)
+        return Response(body, status_code=int(status.split(" ", 1)[0]), media_type=kind)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("not found\n", status_code=404)
+
+    routes = [Route("/metrics", answer), Route("/healthz", answer)]
+    return Starlette(routes=routes, exception_handlers={404: not_found})
+
+
+def server_config(log_to: logging.Logger = log) -> Config:
+    """Hypercorn's settings: small request limits (a request line or header block over
+    8 KB is answered 431 without reaching the application, with no traceback), short
+    timeouts, no access log, errors to the monitor's own log."""
+    config = Config()
+    config.h11_max_incomplete_size = MAX_REQUEST_HEAD
+    config.h2_max_inbound_frame_size = MAX_REQUEST_HEAD * 2
+    config.keep_alive_timeout = 5.0
+    config.read_timeout = 10
+    config.accesslog = None
+    config.errorlog = log_to.getChild("server")  # its startup line repeats ours: INFO off
+    config.errorlog.setLevel(logging.WARNING)
+    config.graceful_timeout = 1.0
+    return config
+
+
 async def serve_http(
     host: str, port: int, metrics: Metrics, healthy: Callable[[], bool]
-) -> asyncio.Server:
-    """A minimal HTTP/1.0 server for the two read-only endpoints."""
+) -> Endpoint:
+    """Serve the two read-only endpoints with Hypercorn (an ASGI server) until closed.
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5)
-            path = request.decode("latin-1").split(" ")[1] if request.count(b" ") >= 2 else ""
-            status, body, kind = _respond(path, metrics, healthy)
-            head = f"HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
-            writer.write(head.encode() + b"\r\n" + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, IndexError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, host, port)
-    log.info("metrics and health on http://%s:%d/metrics and /healthz", host, port)
-    return server
+    The socket is bound here, so a port already taken fails `monitor run` at once,
+    and port 0 picks a free one (`Endpoint.port` says which). Hypercorn owns the
+    socket from then on, and closes it.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family)
+    bound = sock.getsockname()
+    config = server_config()
+    config.bind = [f"fd://{sock.detach()}"]
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve(cast("ASGIFramework", app(metrics, healthy)), config, shutdown_trigger=stop.wait)
+    )
+    log.info("metrics and health on http://%s:%d/metrics and /healthz", bound[0], bound[1])
+    return Endpoint((bound[0], bound[1]), task, stop)
 
 
 def _respond(path: str, metrics: Metrics, healthy: Callable[[], bool]) -> tuple[str, bytes, str]:

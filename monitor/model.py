@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.errors import FailureKind
+from monitor.netpolicy import NetworkPolicy
 
 
 class Outcome(enum.StrEnum):
@@ -142,6 +143,7 @@ class FetchRequest:
     retries: int = 2
     wait_for: str | None = None  # a rendered page counts once this CSS selector has text
     format: Format = Format.AUTO  # the watch's `format:`: which bodies are accepted
+    network: NetworkPolicy = field(default_factory=NetworkPolicy)  # where each hop may connect
 
 
 @dataclass(frozen=True)

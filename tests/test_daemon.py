@@ -517,7 +517,7 @@ def test_the_endpoint_serves_the_injected_metrics_and_503_when_the_store_fails(
         daemon = world.daemon(store, metrics=metrics, settings={"http": ("127.0.0.1", 0)})
         await daemon.start()
         assert daemon.metrics is metrics and daemon.server is not None
-        port = daemon.server.sockets[0].getsockname()[1]
+        port = daemon.server.port
         await daemon.run_check("meta-hk")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as c:
             scraped = await c.get("/metrics")

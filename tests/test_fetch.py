@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import gzip
+import ipaddress
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
@@ -31,6 +32,7 @@ from monitor.fetch import (
 )
 from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, Format, NotModified, Snapshot, Validators
+from monitor.netpolicy import IPAddress
 
 T = TypeVar("T")
 URL = "https://policy.example.com/law-enforcement"
@@ -72,6 +74,11 @@ class Chunks(httpx.AsyncByteStream):
                 await asyncio.sleep(self.pause)
             self.pulled += 1
             yield chunk
+
+
+async def public(host: str, port: int) -> tuple[IPAddress, ...]:
+    """A resolver for respx's fake hosts: every name is one public address."""
+    return (ipaddress.ip_address("93.184.215.14"),)
 
 
 def fetch_with(
@@ -168,7 +175,7 @@ def test_conditional_headers_are_sent_and_304_is_not_modified() -> None:
     )
 
     async def go() -> Snapshot | NotModified:
-        async with make_client() as client:
+        async with make_client(resolver=public) as client:
             return await fetch(client, request, now=lambda: NOW)
 
     result = run(go())
@@ -197,7 +204,7 @@ def test_redirect_is_followed_and_final_url_recorded() -> None:
     respx.get(moved).respond(200, content=PAGE, headers={"content-type": HTML})
 
     async def go() -> Snapshot | NotModified:
-        async with make_client() as client:
+        async with make_client(resolver=public) as client:
             return await fetch(client, FetchRequest(url=URL))
 
     snapshot = run(go())
@@ -780,7 +787,7 @@ def test_make_client_sets_the_user_agent(user_agent: str | None) -> None:
             client = make_client(user_agent=user_agent, transport=transport)
         async with client:
             await fetch(client, FetchRequest(url=URL))
-            assert client.follow_redirects
+            assert not client.follow_redirects  # fetch follows them, hop by hop
             assert client.max_redirects == 5
 
     run(go())

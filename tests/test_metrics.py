@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +35,7 @@ def fetch(
 
     async def go() -> list[httpx.Response]:
         server = await serve_http("127.0.0.1", 0, metrics, alive)
-        port = server.sockets[0].getsockname()[1]
+        port = server.port
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 return [await client.get(p) for p in paths]
@@ -138,3 +140,36 @@ def test_healthz_is_503_while_no_page_answered_in_the_last_checks(store: Store) 
     )
     [ok] = fetch(metrics, True, "/healthz")
     assert ok.status_code == 200 and ok.text.startswith("ok")
+
+
+def test_an_oversized_request_head_is_answered_431_without_a_traceback(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 70 KB request line (or header) used to log an asyncio traceback per request."""
+    metrics = Metrics(store, list)
+    caplog.set_level(logging.DEBUG)
+
+    def raw(port: int, data: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(data)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            return answer
+
+    async def go() -> list[bytes]:
+        server = await serve_http("127.0.0.1", 0, metrics, lambda: True)
+        try:
+            line = b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+            header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 70_000 + b"\r\n\r\n"
+            return [await asyncio.to_thread(raw, server.port, data) for data in (line, header)]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    for answer in asyncio.run(go()):
+        assert answer.startswith(b"HTTP/1.1 431")
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    [ok] = fetch(metrics, True, "/healthz")
+    assert ok.status_code == 200
