@@ -194,7 +194,7 @@ def test_a_slow_evaluation_holds_up_no_other_check_nor_healthz(world: World, sto
         daemon = world.daemon(store, settings={"http": ("127.0.0.1", 0)})
         await daemon.start()
         assert daemon.server is not None
-        port = daemon.server.sockets[0].getsockname()[1]
+        port = daemon.server.port
         await daemon.run_check("slow")
         await daemon.run_check("fast")
         daemon.context = replace(daemon.context, matchers=slow)
