@@ -917,35 +917,45 @@ def cmd_export(args: argparse.Namespace) -> int:
     watchlist = _load(args, sending=False)
     command = _export_command(args)
     with _read_store(args) as store:
-        if args.all:
-            ids = sorted(s.watch_id for s in store.states())
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            jobs = [(i, Path(args.out) / f"{i}.warc.gz") for i in ids]
-        else:
-            jobs = [(args.watch_id, Path(args.out))]
-        for watch_id, out in jobs:
-            _export_one(store, watchlist, watch_id, selection, out, command)
+        jobs = _export_jobs(store, watchlist, selection, args)
+        for chosen, out in jobs:
+            _export_one(store, watchlist.watch(chosen.watch_id), chosen, out, command)
     return EXIT_OK
 
 
+def _export_jobs(
+    store: Store, watchlist: Watchlist, selection: export.Selection, args: argparse.Namespace
+) -> list[tuple[export.Plan, Path]]:
+    """What to write where, all checked before anything is written. With --all, a watch
+    with nothing stored (or nothing since --since) is skipped, and said so."""
+    if args.all:
+        jobs = []
+        for state in sorted(store.states(), key=lambda s: s.watch_id):
+            try:
+                chosen = export.plan(store, state.watch_id, selection)
+            except export.NotStored as exc:
+                print(f"monitor: skipped: {exc}", file=sys.stderr)
+                continue
+            jobs.append((chosen, Path(args.out) / f"{state.watch_id}.warc.gz"))
+    else:
+        try:
+            jobs = [(export.plan(store, args.watch_id, selection), Path(args.out))]
+        except export.NotStored as exc:
+            raise UsageError(str(exc)) from None
+    for _, out in jobs:
+        if out.exists() or export.manifest_path(out).exists():
+            raise UsageError(f"{out} or its manifest exists already: evidence is never overwritten")
+    if jobs and args.all:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    return jobs
+
+
 def _export_one(
-    store: Store,
-    watchlist: Watchlist,
-    watch_id: str,
-    selection: export.Selection,
-    out: Path,
-    command: str,
+    store: Store, watch: Watch | None, chosen: export.Plan, out: Path, command: str
 ) -> None:
-    try:
-        chosen = export.plan(store, watch_id, selection)
-    except export.NotStored as exc:
-        raise UsageError(str(exc)) from None
-    if out.exists() or export.manifest_path(out).exists():
-        raise UsageError(f"{out} or its manifest exists already: evidence is never overwritten")
-    watch = watchlist.watch(watch_id)
     if watch is None:
         print(
-            f"monitor: {watch_id} is not in the watchlist: no request records, and its "
+            f"monitor: {chosen.watch_id} is not in the watchlist: no request records, and its "
             "versions' rules are not known",
             file=sys.stderr,
         )

@@ -28,6 +28,7 @@ import http
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -480,7 +481,10 @@ def verify(path: Path) -> Verdict:
     manifest = _load_manifest(path, verdict)
     seen = _check_records(path, verdict)
     if manifest is not None:
-        _check_manifest(path, manifest, seen, verdict)
+        try:
+            _check_manifest(path, manifest, seen, verdict)
+        except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+            verdict.problems.append(f"the manifest is not one monitor wrote: {exc!r}")
     return verdict
 
 
@@ -520,7 +524,7 @@ def _check_records(path: Path, verdict: Verdict) -> list[_Seen]:
             for record in records:
                 item = _read_record(record, records, bodies, verdict)
                 seen.append(item)
-        except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
+        except (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error) as exc:
             at = seen[-1].offset if seen else 0
             verdict.problems.append(f"the archive cannot be read after offset {at}: {exc}")
     verdict.records = len(seen)
@@ -582,7 +586,11 @@ def _check_metadata(
     if refers_to != bodies.id:
         verdict.problems.append(f"{name}: {label} does not follow the snapshot it refers to")
         return
-    for problem in _reproduce(data, bodies.body, verdict):
+    try:
+        problems = list(_reproduce(data, bodies.body, verdict))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problems = [f"its record lacks what a version holds ({type(exc).__name__}: {exc})"]
+    for problem in problems:
         verdict.problems.append(f"{name}: {label}: {problem}")
 
 

@@ -8,6 +8,7 @@ browser needed to store what a browser would have rendered).
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import shlex
@@ -18,12 +19,13 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from monitor import config
+from monitor import config, export
 from monitor.cli import main
+from monitor.errors import FailureKind
 from monitor.model import CheckRecord, Outcome, Snapshot, VersionKind
 from monitor.pipeline import read
 from monitor.store import Store
-from tests.conftest import LocalSite
+from tests.conftest import LocalSite, Page
 
 PAGE = """<html><body><main><h1>Government requests</h1>
 <h2>Hong Kong</h2>
@@ -69,6 +71,16 @@ def changed(tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     [alert] = [json.loads(line) for line in out.splitlines()]
     return {"wl": wl, "db": db, "pages": pages, "shas": shas, "alert": alert["id"]}
+
+
+def export_hk(
+    capsys: pytest.CaptureFixture[str], changed: dict[str, Any], out: Path, *selection: str
+) -> tuple[int, str, str]:
+    """`monitor export meta-hk [SELECTION] --out OUT` on the `changed` store."""
+    db, wl = str(changed["db"]), str(changed["wl"])
+    return run(
+        capsys, "export", "meta-hk", *selection, "--out", str(out), "--db", db, "--watchlist", wl
+    )
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -179,10 +191,7 @@ def test_verify_export_names_the_record_whose_byte_was_flipped(
     tmp_path: Path, changed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "hk.warc"
-    db, wl = str(changed["db"]), str(changed["wl"])
-    assert (
-        run(capsys, "export", "meta-hk", "--out", str(out), "--db", db, "--watchlist", wl)[0] == 0
-    )
+    assert export_hk(capsys, changed, out)[0] == 0
     [first, *_] = [r for r in records(out) if r["type"] == "response"]
     data = bytearray(out.read_bytes())
     at = data.index(b"do not respond")
@@ -201,10 +210,7 @@ def test_a_flipped_byte_in_a_compressed_archive_fails_verification(
     tmp_path: Path, changed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "hk.warc.gz"
-    db, wl = str(changed["db"]), str(changed["wl"])
-    assert (
-        run(capsys, "export", "meta-hk", "--out", str(out), "--db", db, "--watchlist", wl)[0] == 0
-    )
+    assert export_hk(capsys, changed, out)[0] == 0
     data = bytearray(out.read_bytes())
     data[len(data) // 2] ^= 0x40
     out.write_bytes(bytes(data))
@@ -215,12 +221,10 @@ def test_a_flipped_byte_in_a_compressed_archive_fails_verification(
 def test_export_selects_by_version_range_and_date(
     tmp_path: Path, changed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db, wl = str(changed["db"]), str(changed["wl"])
 
     def exported(*selection: str) -> list[str]:
         out = tmp_path / f"{len(list(tmp_path.iterdir()))}.warc"
-        args = ("export", "meta-hk", *selection, "--out", str(out), "--db", db, "--watchlist", wl)
-        assert run(capsys, *args)[0] == 0
+        assert export_hk(capsys, changed, out, *selection)[0] == 0
         return [r["type"] for r in records(out)]
 
     three = ["response", "request", "metadata"]
@@ -229,8 +233,7 @@ def test_export_selects_by_version_range_and_date(
     assert exported("--version", "1") == ["warcinfo", *three]
     assert exported("--from", "2") == ["warcinfo", *three, "metadata", "response", "request"]
     assert exported("--since", "2000-01-01") == everything
-    since = ("--since", "2999-01-01T00:00:00+00:00", "--out", str(tmp_path / "y.warc"))
-    code, _, err = run(capsys, "export", "meta-hk", *since, "--db", db)
+    code, _, err = export_hk(capsys, changed, tmp_path / "y.warc", "--since", "2999-01-01T00:00Z")
     assert code == 2 and "no snapshot of 'meta-hk' matches the selection" in err
 
 
@@ -364,3 +367,98 @@ def test_a_version_whose_rules_changed_since_is_noted_not_re_extracted(
     assert code == 0
     assert "note: version 1: not re-extracted: its rules (digest" in said
     assert "0 of 2 versions re-extracted" in said
+
+
+def test_a_body_served_compressed_is_exported_decoded_with_its_encoding_headers_renamed(
+    tmp_path: Path, site: LocalSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = PAGE.format(hk=HK_BEFORE, stamp="gz").encode()
+    headers = {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"}
+    site["/gz"] = Page(gzip.compress(page), headers=headers)
+    wl = watchlist(tmp_path, ("gz", site.url("/gz")))
+    db = tmp_path / "m.db"
+    check(capsys, wl, db)
+    out = tmp_path / "gz.warc"
+    args = ("--out", str(out), "--db", str(db), "--watchlist", str(wl))
+    assert run(capsys, "export", "gz", *args)[0] == 0
+    [response] = [r for r in records(out) if r["type"] == "response"]
+    assert response["payload"] == page  # as stored: decoded, so it replays as the page
+    head = response["http"]
+    assert head.get_header("content-encoding") is None
+    assert head.get_header("x-archive-orig-content-encoding") == "gzip"
+    assert head.get_header("x-archive-orig-content-length") == str(len(gzip.compress(page)))
+    assert run(capsys, "verify-export", str(out))[0] == 0
+
+
+def test_a_pdf_snapshot_is_exported_byte_for_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever the extractor made of it, the body is evidence as served: a failed
+    check that kept what was served is exported too."""
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<</Type/Catalog>>endobj\ntrailer<<>>\n%%EOF\n"
+    snapshot = Snapshot(
+        url="https://example.org/report.pdf",
+        final_url="https://example.org/report.pdf",
+        status=200,
+        headers=(("content-type", "application/pdf"), ("content-length", str(len(pdf)))),
+        body=pdf,
+        encoding="latin-1",
+        fetched_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
+        elapsed=0.2,
+    )
+    db = tmp_path / "m.db"
+    with Store.open(str(db)) as store:
+        store.record(
+            CheckRecord(
+                "pdf",
+                snapshot.fetched_at,
+                0.2,
+                Outcome.FAILED,
+                snapshot=snapshot,
+                failure_kind=FailureKind.EXTRACTION,
+                message="no text",
+            )
+        )
+    wl = watchlist(tmp_path, ("pdf", "https://example.org/report.pdf"))
+    out = tmp_path / "pdf.warc.gz"
+    args = ("--db", str(db), "--watchlist", str(wl))
+    assert run(capsys, "export", "pdf", "--out", str(out), *args)[0] == 0
+    [response] = [r for r in records(out) if r["type"] == "response"]
+    assert response["payload"] == pdf
+    assert response["http"].get_header("content-type") == "application/pdf"
+    assert response["headers"]["WARC-Payload-Digest"] == b32(snapshot.sha256)
+    code, said, _ = run(capsys, "verify-export", str(out))
+    assert code == 0 and "0 of 0 versions" in said
+
+
+@pytest.mark.parametrize("name", ["hk.warc", "hk.warc.gz"])
+def test_any_damage_is_a_listed_problem_never_a_crash(
+    tmp_path: Path, changed: dict[str, Any], capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    out = tmp_path / name
+    assert export_hk(capsys, changed, out)[0] == 0
+    sound = out.read_bytes()
+    assert not export.verify(out).problems
+    for at in range(7, len(sound), len(sound) // 40):  # a flipped byte anywhere
+        out.write_bytes(sound[:at] + bytes([sound[at] ^ 0x20]) + sound[at + 1 :])
+        assert export.verify(out).problems, f"a flipped byte at {at} went unnoticed"
+    out.write_bytes(sound[: len(sound) // 2])  # cut off
+    assert export.verify(out).problems
+    out.write_bytes(sound)
+    export.manifest_path(out).write_text('{"records": [{"offset": "x"}]}')
+    assert any("manifest" in p for p in export.verify(out).problems)
+    export.manifest_path(out).unlink()
+    verdict = export.verify(out)  # without a manifest: the records' own digests
+    assert not verdict.problems and "no manifest" in verdict.notes[0]
+
+
+def test_export_all_skips_a_watch_with_nothing_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "m.db"
+    at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    with Store.open(str(db)) as store:  # every check of it failed before an answer
+        store.record(CheckRecord("down", at, 0.1, Outcome.FAILED, message="refused"))
+    code, _, err = run(capsys, "export", "--all", "--out", str(tmp_path / "e"), "--db", str(db))
+    assert code == 0 and "skipped: nothing stored for 'down'" in err
+    assert not (tmp_path / "e").exists()
