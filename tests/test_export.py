@@ -103,6 +103,14 @@ def records(path: Path) -> list[dict[str, Any]]:
     return found
 
 
+def stored(tmp_path: Path, record: CheckRecord) -> Path:
+    """A store holding what one check wrote, built without fetching anything."""
+    db = tmp_path / "m.db"
+    with Store.open(str(db)) as store:
+        store.record(record)
+    return db
+
+
 def b32(sha_hex: str) -> str:
     return "sha256:" + base64.b32encode(bytes.fromhex(sha_hex)).decode()
 
@@ -293,20 +301,19 @@ def test_a_rendered_snapshot_is_a_resource_record_of_its_dom(
         elapsed=2.5,
         rendered=True,
     )
-    db = tmp_path / "m.db"
-    with Store.open(str(db)) as store:
-        store.record(
-            CheckRecord(
-                "app",
-                snapshot.fetched_at,
-                2.5,
-                Outcome.NEW,
-                snapshot=snapshot,
-                document=read(snapshot, rules),
-                version_kind=VersionKind.BASELINE,
-                rules_hash=rules.digest(),
-            )
-        )
+    db = stored(
+        tmp_path,
+        CheckRecord(
+            "app",
+            snapshot.fetched_at,
+            2.5,
+            Outcome.NEW,
+            snapshot=snapshot,
+            document=read(snapshot, rules),
+            version_kind=VersionKind.BASELINE,
+            rules_hash=rules.digest(),
+        ),
+    )
     out = tmp_path / "app.warc.gz"
     args = ("--db", str(db), "--watchlist", str(wl))
     assert run(capsys, "export", "app", "--out", str(out), *args)[0] == 0
@@ -406,19 +413,16 @@ def test_a_pdf_snapshot_is_exported_byte_for_byte(
         fetched_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
         elapsed=0.2,
     )
-    db = tmp_path / "m.db"
-    with Store.open(str(db)) as store:
-        store.record(
-            CheckRecord(
-                "pdf",
-                snapshot.fetched_at,
-                0.2,
-                Outcome.FAILED,
-                snapshot=snapshot,
-                failure_kind=FailureKind.EXTRACTION,
-                message="no text",
-            )
-        )
+    failed = CheckRecord(
+        "pdf",
+        snapshot.fetched_at,
+        0.2,
+        Outcome.FAILED,
+        snapshot=snapshot,
+        failure_kind=FailureKind.EXTRACTION,
+        message="no text",
+    )
+    db = stored(tmp_path, failed)
     wl = watchlist(tmp_path, ("pdf", "https://example.org/report.pdf"))
     out = tmp_path / "pdf.warc.gz"
     args = ("--db", str(db), "--watchlist", str(wl))
@@ -455,10 +459,8 @@ def test_any_damage_is_a_listed_problem_never_a_crash(
 def test_export_all_skips_a_watch_with_nothing_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = tmp_path / "m.db"
-    at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
-    with Store.open(str(db)) as store:  # every check of it failed before an answer
-        store.record(CheckRecord("down", at, 0.1, Outcome.FAILED, message="refused"))
+    at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)  # every check failed before an answer
+    db = stored(tmp_path, CheckRecord("down", at, 0.1, Outcome.FAILED, message="refused"))
     code, _, err = run(capsys, "export", "--all", "--out", str(tmp_path / "e"), "--db", str(db))
     assert code == 0 and "skipped: nothing stored for 'down'" in err
     assert not (tmp_path / "e").exists()
