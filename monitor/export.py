@@ -28,7 +28,6 @@ import http
 import io
 import json
 import os
-import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 from warcio.utils import Digester
@@ -328,7 +326,7 @@ class _Archive:
             "blocks": json.loads(version.document_json),
         }
         about = {"version": version.number, "snapshot_sha256": snap.sha256}
-        self._metadata(snap.final_url, version.created_at, target, data, about)
+        self._metadata(version.created_at, target, data, about)
         findings = store.findings(version_id=ref.id, limit=100_000)
         alerts = store.version_alerts(ref.id)
         if not findings and not alerts:
@@ -340,14 +338,17 @@ class _Archive:
             "findings": [finding_data(f.finding) for f in findings],
             "alerts": [_alert_json(a) for a in alerts],
         }
-        self._metadata(snap.final_url, version.created_at, target, data, about)
+        self._metadata(version.created_at, target, data, about)
 
     def _metadata(
-        self, uri: str, at: datetime, target: str, data: dict[str, Any], about: dict[str, Any]
+        self, at: datetime, target: str, data: dict[str, Any], about: dict[str, Any]
     ) -> None:
+        """A metadata record about a snapshot's record. Its URI is monitor's own
+        (`urn:monitor:version:WATCH:N`), never the page's: replay tools (pywb) would
+        otherwise serve the JSON as the page."""
         body = json.dumps(data, ensure_ascii=False, indent=1).encode()
         record = self.writer.create_warc_record(
-            uri,
+            f"urn:monitor:{data['type']}:{data['watch']}:{data['version']}",
             "metadata",
             payload=io.BytesIO(body),
             length=len(body),
@@ -524,7 +525,9 @@ def _check_records(path: Path, verdict: Verdict) -> list[_Seen]:
             for record in records:
                 item = _read_record(record, records, bodies, verdict)
                 seen.append(item)
-        except (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error) as exc:
+        # The file is untrusted input to warcio: whatever it raises on damage (a wrong
+        # gzip CRC, a digest name that is not one, a cut-off header) is a finding.
+        except Exception as exc:
             at = seen[-1].offset if seen else 0
             verdict.problems.append(f"the archive cannot be read after offset {at}: {exc}")
     verdict.records = len(seen)
@@ -609,11 +612,20 @@ def _reproduce(data: dict[str, Any], body: bytes, verdict: Verdict) -> Iterator[
             f"{data['rules_hash']}) are not in the export (the watch's rules changed since)"
         )
         return
-    rules = ExtractRules(**{k: tuple(v) for k, v in data["rules"].items()})
+    rules = ExtractRules(**{k: _frozen(v) for k, v in data["rules"].items()})
     if rules.digest() != data["rules_hash"]:
         yield "its recorded rules do not match their recorded digest"
         return
     yield from _reextract(snap, body, rules, data["doc_hash"], verdict)
+
+
+def _frozen(value: Any) -> Any:
+    """A rule read back from JSON as the frozen value it was: lists become tuples."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
 
 
 def _reextract(
