@@ -1,5 +1,5 @@
 """The command line: `monitor run | check | list | validate | preview | health | diff |
-history | show | alerts | test-notify | verify`.
+history | show | alerts | test-notify | verify | export | verify-export`.
 
 Exit codes (documented in the README):
     0  success (for `check`: it ran, and at least one check did not fail)
@@ -8,7 +8,7 @@ Exit codes (documented in the README):
     3  `check` ran, and every check failed (offline, or every page broken)
   141  the output's reader stopped reading (`| head`), as for any Unix tool
 
-Commands that only read (list, history, diff, show, alerts, verify, health) open the
+Commands that only read (list, history, diff, show, alerts, verify, health, export) open the
 store with `create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
 """
 
@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from monitor import __version__
+from monitor import __version__, export
 from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
@@ -58,7 +59,7 @@ from monitor.notify import redact, send
 from monitor.pipeline import Detection, Matchers, detect
 from monitor.render import Style, render_diff
 from monitor.schedule import DEFAULT_INTERVAL, HEALTH_MAX_AGE, heartbeat_age, trigger
-from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
+from monitor.store import AlertRow, DeliveryRow, MissingStore, Store, redact_db
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
 EXIT_PIPE = 128 + 13  # SIGPIPE: the reader of our output went away
@@ -181,6 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify = sub.add_parser("verify", help="check the store for damage; exit 0 if sound")
     _db_arg(verify)
+    _add_export(sub)
     return parser
 
 
@@ -879,6 +881,151 @@ def _watch_line(
     }
 
 
+# --- evidence export: `export` and `verify-export` -------------------------------------
+
+
+def _add_export(sub: Any) -> None:
+    exp = sub.add_parser(
+        "export", help="write a watch's snapshots and versions as a WARC file, with a manifest"
+    )
+    _watchlist_arg(exp)
+    _db_arg(exp)
+    exp.add_argument("watch_id", nargs="?", metavar="WATCH_ID", help="the watch (not with --all)")
+    which = exp.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, metavar="N", help="only version N's snapshot")
+    which.add_argument(
+        "--from", dest="first", type=int, metavar="A", help="from version A (with --to B)"
+    )
+    which.add_argument(
+        "--alert", type=int, metavar="ID", help="the change alert ID reported (its two versions)"
+    )
+    which.add_argument(
+        "--all", action="store_true", help="every watch in the store, one archive each in --out"
+    )
+    exp.add_argument("--to", dest="last", type=int, metavar="B", help="through version B")
+    exp.add_argument(
+        "--since", metavar="DATE", help="only snapshots fetched since DATE (ISO 8601, UTC)"
+    )
+    exp.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="FILE.warc or FILE.warc.gz (a directory with --all); FILE.manifest.json beside it",
+    )
+    ver = sub.add_parser(
+        "verify-export", help="check an exported WARC file: digests, manifest, re-extraction"
+    )
+    ver.add_argument("file", metavar="FILE", help="the .warc or .warc.gz file")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    selection = _export_selection(args)
+    if args.all == (args.watch_id is not None):
+        raise UsageError("export needs a WATCH_ID, or --all")
+    watchlist = _load(args, sending=False)
+    command = _export_command(args)
+    with _read_store(args) as store:
+        jobs = _export_jobs(store, watchlist, selection, args)
+        for chosen, out in jobs:
+            _export_one(store, watchlist.watch(chosen.watch_id), chosen, out, command)
+    return EXIT_OK
+
+
+def _export_jobs(
+    store: Store, watchlist: Watchlist, selection: export.Selection, args: argparse.Namespace
+) -> list[tuple[export.Plan, Path]]:
+    """What to write where, all checked before anything is written. With --all, a watch
+    with nothing stored (or nothing since --since) is skipped, and said so."""
+    if args.all:
+        jobs = []
+        for state in sorted(store.states(), key=lambda s: s.watch_id):
+            try:
+                chosen = export.plan(store, state.watch_id, selection)
+            except export.NotStored as exc:
+                print(f"monitor: skipped: {exc}", file=sys.stderr)
+                continue
+            jobs.append((chosen, Path(args.out) / f"{state.watch_id}.warc.gz"))
+    else:
+        try:
+            jobs = [(export.plan(store, args.watch_id, selection), Path(args.out))]
+        except export.NotStored as exc:
+            raise UsageError(str(exc)) from None
+    for _, out in jobs:
+        if out.exists() or export.manifest_path(out).exists():
+            raise UsageError(f"{out} or its manifest exists already: evidence is never overwritten")
+    if jobs and args.all:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    return jobs
+
+
+def _export_one(
+    store: Store, watch: Watch | None, chosen: export.Plan, out: Path, command: str
+) -> None:
+    if watch is None:
+        print(
+            f"monitor: {chosen.watch_id} is not in the watchlist: no request records, and its "
+            "versions' rules are not known",
+            file=sys.stderr,
+        )
+    try:
+        done = export.export(store, chosen, watch, out, command=command)
+    except OSError as exc:
+        raise MonitorError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    print(
+        f"{done.path}: {done.records} records ({done.snapshots} snapshots, {done.versions} "
+        f"versions), {done.size} bytes, SHA-256 {done.sha256}; manifest {done.manifest}"
+    )
+
+
+def _export_selection(args: argparse.Namespace) -> export.Selection:
+    if args.last is not None and args.first is None:
+        raise UsageError("--to B needs --from A")
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise UsageError(f"--since: not an ISO 8601 date: {args.since!r}") from None
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return export.Selection(args.version, args.first, args.last, since, args.alert)
+
+
+def _export_command(args: argparse.Namespace) -> str:
+    """The command that produced an export, as it could be run again (no secret in it)."""
+    words = ["monitor", "export", *([args.watch_id] if args.watch_id else [])]
+    options = {
+        "--watchlist": args.watchlist,
+        "--db": redact_db(args.db) if args.db else None,
+        "--version": args.version,
+        "--from": args.first,
+        "--to": args.last,
+        "--alert": args.alert,
+        "--since": args.since,
+        "--out": args.out,
+    }
+    words += [w for k, v in options.items() if v is not None for w in (k, str(v))]
+    return shlex.join([*words, *(["--all"] if args.all else [])])
+
+
+def cmd_verify_export(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no file {path}")
+    verdict = export.verify(path)
+    for note in verdict.notes:
+        print(f"note: {note}")
+    for problem in verdict.problems:
+        print(problem, file=sys.stderr)
+    if verdict.problems:
+        print(f"{path}: {len(verdict.problems)} problem(s)", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"{path}: sound: {verdict.records} records, every digest checked; "
+        f"{verdict.reextracted} of {verdict.versions} versions re-extracted from their raw body"
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "list": cmd_list,
     "preview": cmd_preview,
@@ -892,4 +1039,6 @@ COMMANDS = {
     "diff": cmd_diff,
     "history": cmd_history,
     "verify": cmd_verify,
+    "export": cmd_export,
+    "verify-export": cmd_verify_export,
 }

@@ -508,6 +508,10 @@ def _proof_part(subject: Subject, proof: Proof) -> Part:
         lines.append(Line("field", (("=", f"{proof.version_before}{ARROW}"), after), "Versions"))
         command = f"monitor diff {subject.watch_id} --from {proof.version_before} --to "
         lines.append(Line("code", (("=", command), after), "Compare"))
+        export = f"monitor export {subject.watch_id} --from {proof.version_before} --to "
+        out = f" --out {subject.watch_id}-{proof.version_before}-"
+        spans = (("=", export), after, ("=", out), after, ("=", ".warc.gz"))
+        lines.append(Line("code", spans, "Evidence"))
     if proof.before_seen is not None:
         first, last = proof.before_seen
         lines.append(_field("Before text seen", f"{_when(first)} to {_when(last)}"))

@@ -114,7 +114,7 @@ def test_every_command_explains_its_options(
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: monitor {command}")
-    if command not in ("health", "history", "alerts", "verify", "show"):
+    if command not in ("health", "history", "alerts", "verify", "show", "verify-export"):
         assert "--watchlist" in out
 
 

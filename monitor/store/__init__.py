@@ -15,6 +15,7 @@ transactions, and each method runs one function of the module that owns the conc
     ledger.py      alerts and their deliveries (pending → sent | failed)
     heartbeat.py   the daemon's heartbeat
     verify.py      `monitor verify`: is anything damaged?
+    evidence.py    what `monitor export` reads, one body at a time
 
 Those functions take an open `Connection`, so a method that needs several reads
 (or a read and a write) can run them in one transaction.
@@ -42,8 +43,9 @@ from monitor.model import (
     StoredVersion,
     WatchState,
 )
-from monitor.store import bodies, heartbeat, ledger, schema, verify, versions
+from monitor.store import bodies, evidence, heartbeat, ledger, schema, verify, versions
 from monitor.store.connection import MissingStore, connect, database_url, reason, redact_db
+from monitor.store.evidence import SnapshotRef, VersionRef
 from monitor.store.ledger import AlertRow, DeliveryRow, insert_alert
 from monitor.store.schema import SCHEMA_VERSION
 from monitor.store.versions import CheckLogEntry
@@ -54,7 +56,9 @@ __all__ = [
     "CheckLogEntry",
     "DeliveryRow",
     "MissingStore",
+    "SnapshotRef",
     "Store",
+    "VersionRef",
     "database_url",
     "insert_alert",
     "redact_db",
@@ -297,3 +301,23 @@ class Store:
         """Every problem found in the store, or none (see verify.py for what is checked)."""
         with self._tx() as conn:
             return verify.verify(conn)
+
+    # --- evidence export (evidence.py) ----------------------------------------------
+
+    def snapshot_refs(self, watch_id: str) -> list[SnapshotRef]:
+        """A watch's snapshots without their bodies, oldest first (`snapshot` reads one)."""
+        with self._tx() as conn:
+            return evidence.snapshot_refs(conn, watch_id)
+
+    def version_refs(self, watch_id: str) -> list[VersionRef]:
+        """A watch's versions without their documents, oldest first (`version` reads one)."""
+        with self._tx() as conn:
+            return evidence.version_refs(conn, watch_id)
+
+    def alert(self, alert_id: int) -> AlertRow:
+        with self._tx() as conn:
+            return evidence.alert(conn, alert_id)
+
+    def version_alerts(self, version_id: int) -> list[AlertRow]:
+        with self._tx() as conn:
+            return evidence.version_alerts(conn, version_id)
