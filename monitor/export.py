@@ -45,7 +45,7 @@ from monitor.config import Watch
 from monitor.errors import ExtractError, StoreError
 from monitor.fetch import make_client
 from monitor.messages import Message
-from monitor.model import Block, ExtractRules, Snapshot, document_hash, finding_data
+from monitor.model import Block, ExtractRules, Format, Snapshot, document_hash, finding_data
 from monitor.pipeline import read
 from monitor.store import SnapshotRef, Store, VersionRef
 
@@ -612,7 +612,8 @@ def _reproduce(data: dict[str, Any], body: bytes, verdict: Verdict) -> Iterator[
             f"{data['rules_hash']}) are not in the export (the watch's rules changed since)"
         )
         return
-    rules = ExtractRules(**{k: _frozen(v) for k, v in data["rules"].items()})
+    fields = {k: _frozen(v) for k, v in data["rules"].items()}
+    rules = ExtractRules(**(fields | {"format": Format(fields.get("format", Format.AUTO))}))
     if rules.digest() != data["rules_hash"]:
         yield "its recorded rules do not match their recorded digest"
         return

@@ -182,7 +182,7 @@ class ExtractRules:
     def _data_rules(self) -> dict[str, object]:
         """The data rules that differ from their defaults."""
         data: dict[str, object] = {
-            "format": self.format if self.format is not Format.AUTO else None,
+            "format": str(self.format) if self.format != Format.AUTO else None,
             "member": self.member,
             "query": self.query,
             "key": list(self.key),
