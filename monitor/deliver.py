@@ -5,10 +5,13 @@ succeeds (then `sent`), retried with exponential back-off and jitter while it fa
 and `failed` once it has failed for longer than the give-up time — said loudly in the
 log and, for the watch's other health destinations, as an alert of its own.
 
-A delivery is marked sent only after the service accepted it. If the process dies
-between the two, that one delivery is sent again on restart: a rare duplicate, never
-a loss. Destinations are stored as the SHA-256 of their URL, so the store holds no
-secret; the URL is looked up in the running watchlist when it is time to send.
+A delivery is marked sent only after the service accepted it. Before sending, a
+process claims the delivery (`sending`, for `CLAIM_LEASE`): of two processes that find
+it due (a daemon and a `monitor check` beside it), one sends it and the other leaves
+it alone. If the sender dies between sending and recording, the claim runs out and the
+delivery is sent again: a rare duplicate, never a loss. Destinations are stored as
+the SHA-256 of their URL, so the store holds no secret; the URL is looked up in the
+running watchlist when it is time to send.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ log = logging.getLogger("monitor.deliver")
 
 BACKOFF_BASE = 30.0  # seconds before the first retry
 BACKOFF_CAP = 3600.0  # never wait longer than this between attempts
+CLAIM_LEASE = 900.0  # seconds a claimed delivery is left to its sender before others retry it
 Sender = Callable[[str, Message], Awaitable[None]]
 
 
@@ -80,6 +84,9 @@ class Deliverer:
         return report
 
     async def _deliver(self, delivery: Delivery, report: Report) -> None:
+        now = self.now()
+        if not self.store.claim(delivery.id, now, now + timedelta(seconds=CLAIM_LEASE)):
+            return  # another process (a daemon beside `monitor check`) is sending it
         url = self._url(delivery)
         try:
             if url is None:

@@ -10,6 +10,7 @@ SQLAlchemy exception.
     ├── ExtractError       the page was fetched but yields no usable text
     │   └── Incomplete     it lacks what the watch `expect`s: a partial read
     ├── StoreError         the store could not be read or written
+    │   └── Conflict       another writer recorded the watch since the check read it
     └── NotifyError        an alert could not be delivered
 """
 
@@ -108,6 +109,11 @@ class Incomplete(ExtractError):
 
 class StoreError(MonitorError):
     """The store could not be opened, migrated, read or written."""
+
+
+class Conflict(StoreError):
+    """Another process recorded this watch after the check read its history: nothing
+    was written, and the check is evaluated again against the history as it is now."""
 
 
 class NotifyError(MonitorError):

@@ -30,7 +30,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.errors import StoreError
+from monitor.errors import Conflict, StoreError
 from monitor.model import (
     AlertRecord,
     CheckRecord,
@@ -138,10 +138,23 @@ class Store:
 
     # --- checks: versions, snapshots, findings, state, log (versions.py) ------------
 
-    def record(self, rec: CheckRecord) -> int | None:
-        """Write one check (snapshot, version, state, log) atomically; return the version id."""
-        with self._tx() as conn:
-            return versions.record(conn, rec)
+    def record(self, rec: CheckRecord, seen: History | None = None) -> int | None:
+        """Write one check (snapshot, version, state, log) atomically; return the version id.
+
+        One writer per watch: the write holds the watch's lock (SQLite `BEGIN
+        IMMEDIATE`, a PostgreSQL advisory lock per watch) and, given the `History` the
+        check was evaluated against, first reads the watch again under it. When
+        another process recorded the watch since (`monitor check` beside `monitor
+        run`), nothing is written and `Conflict` is raised: the caller evaluates the
+        response again against the history as it is now.
+        """
+        try:
+            with schema.watch_lock(self.engine, rec.watch_id) as conn:
+                if seen is not None and versions.written_since(conn, rec.watch_id, seen):
+                    raise Conflict(f"{rec.watch_id} was recorded by another process meanwhile")
+                return versions.record(conn, rec)
+        except SQLAlchemyError as exc:
+            raise StoreError(reason(exc)) from exc
 
     def load(
         self,
@@ -227,6 +240,11 @@ class Store:
     def next_due(self) -> datetime | None:
         with self._tx() as conn:
             return ledger.next_due(conn)
+
+    def claim(self, delivery_id: int, now: datetime, until: datetime) -> bool:
+        """Take a delivery for sending until `until`; False: another process has it."""
+        with self._tx() as conn:
+            return ledger.claim(conn, delivery_id, now, until)
 
     def delivered(self, delivery_id: int, now: datetime) -> None:
         with self._tx() as conn:

@@ -95,6 +95,15 @@ def record(conn: Connection, rec: CheckRecord) -> int | None:
     return version_id
 
 
+def written_since(conn: Connection, watch_id: str, seen: History) -> bool:
+    """Whether another writer recorded the watch since `seen` was read: a new
+    version, a failure counted or a health alert sent (see `History.mark`)."""
+    query = select(func.max(versions.c.id)).where(versions.c.watch_id == watch_id)
+    now = state(conn, watch_id)
+    mark = (conn.execute(query).scalar(), now.consecutive_failures, now.health_alerted)
+    return mark != seen.mark
+
+
 def _state_row(conn: Connection, watch_id: str) -> dict[str, Any]:
     row = conn.execute(select(watch_state).where(watch_state.c.watch_id == watch_id)).first()
     if row is None:

@@ -1,0 +1,185 @@
+"""One writer per watch: two processes checking the same watch on one store at once
+(`monitor check` beside `monitor run`) record a change once and send it once.
+
+The race is made certain, not likely: two `Store` objects on one database (as two
+processes have), each in its own thread, meet at a barrier after reading what they
+need, so both have read the same history (or the same pending delivery) before
+either writes. SQLite always; PostgreSQL when MONITOR_TEST_POSTGRES is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor import config
+from monitor.check import Context, check
+from monitor.deliver import Deliverer
+from monitor.fetch import make_client
+from monitor.model import CheckResult, Delivery, History, Outcome
+from monitor.store import Store
+from tests.conftest import LocalSite, Receiver
+from tests.test_postgres import URL as POSTGRES
+from tests.test_postgres import empty_database
+
+PAGE = """<html><body><main><h1>Government requests</h1>
+<p>We review every request for user data carefully.</p>
+<p>{hk}</p></main><footer>Generated {stamp}</footer></body></html>"""
+BEFORE = "We do not respond to requests from the Hong Kong government."
+AFTER = "We respond to requests from the Hong Kong government as the law requires."
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+class Racing(Store):
+    """A store whose next read waits at `gate` once the data is read, before it is
+    used: two of them on one database both read before either writes."""
+
+    gate: threading.Barrier | None = None
+
+    def _meet(self) -> None:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            gate.wait(timeout=30)
+
+    def load(self, *args: Any, **kwargs: Any) -> History:
+        history = super().load(*args, **kwargs)
+        self._meet()
+        return history
+
+    def due_deliveries(self, now: datetime | None, limit: int = 100) -> list[Delivery]:
+        due = super().due_deliveries(now, limit)
+        self._meet()
+        return due
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "monitor.db")
+    if not POSTGRES:
+        pytest.skip("MONITOR_TEST_POSTGRES is not set")
+    empty_database()
+    return POSTGRES
+
+
+def watchlist(site: LocalSite, receiver: Receiver) -> config.Watchlist:
+    text = (
+        f"defaults: {{routes: [desk]}}\n"
+        f"routes: {{desk: ['json://127.0.0.1:{receiver.port}/desk']}}\n"
+        f"watches:\n  - {{id: meta-hk, platform: Meta, name: Requests, url: '{site.url('/p')}'}}\n"
+    )
+    return config.loads(text, "test.yaml", env={}, known_jurisdictions={"HK", "MO", "CN"})
+
+
+def at_once(db: str, work: Callable[[Racing], Any]) -> list[Any]:
+    """Run `work` in two threads, each with its own store on `db`, meeting once."""
+    gate = threading.Barrier(2)
+    results: list[Any] = [None, None]
+
+    def one(i: int) -> None:
+        with Racing.open(db) as store:
+            store.gate = gate
+            results[i] = work(store)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def run_check(wl: config.Watchlist, now: datetime) -> Callable[[Store], CheckResult]:
+    def work(store: Store) -> CheckResult:
+        async def go() -> CheckResult:
+            async with make_client() as client:
+                return await check(
+                    wl.watches[0], Context(client, store, now=lambda: now, routes=wl.routes)
+                )
+
+        return asyncio.run(go())
+
+    return work
+
+
+def deliver(wl: config.Watchlist, now: datetime) -> Callable[[Store], int]:
+    def work(store: Store) -> int:
+        return asyncio.run(Deliverer(store, wl.routes, now=lambda: now).run(everything=True)).sent
+
+    return work
+
+
+@pytest.fixture
+def checked(db: str, site: LocalSite, receiver: Receiver) -> Iterator[config.Watchlist]:
+    """A watch with its baseline, whose page has just changed."""
+    wl = watchlist(site, receiver)
+    site["/p"] = PAGE.format(hk=BEFORE, stamp="1")
+    with Store.open(db) as store:
+        asyncio.run(_check_once(wl, store))
+    site["/p"] = PAGE.format(hk=AFTER, stamp="2")
+    yield wl
+
+
+async def _check_once(wl: config.Watchlist, store: Store) -> None:
+    async with make_client() as client:
+        await check(wl.watches[0], Context(client, store, now=lambda: T0, routes=wl.routes))
+
+
+def test_two_checks_of_one_change_at_once_record_it_once(
+    db: str, checked: config.Watchlist
+) -> None:
+    results = at_once(db, run_check(checked, T0 + timedelta(hours=1)))
+    assert sorted(r.outcome for r in results) == [Outcome.CHANGED, Outcome.UNCHANGED]
+    with Store.open(db) as store:
+        assert [v.kind for v in store.versions("meta-hk")] == ["baseline", "change"]
+        [alert] = store.alerts()
+        assert len(alert.deliveries) == 1
+        assert store.count("findings") == len(results[0].findings or results[1].findings)
+        assert store.verify() == []
+
+
+def test_a_check_that_lost_the_race_compares_with_the_newer_version(
+    db: str, checked: config.Watchlist, site: LocalSite
+) -> None:
+    """The page changed again between the two fetches (here: the second process
+    reads it at another address): the second check is a change from the first one's
+    version, not a second alert about the sentence the first one reported."""
+    site["/q"] = PAGE.format(hk=AFTER + " Hong Kong requests are answered in 30 days.", stamp="3")
+    other = replace(checked.watches[0], url=site.url("/q"))
+    staged = iter([checked, replace(checked, watches=(other,))])
+    lock = threading.Lock()
+
+    def work(store: Store) -> CheckResult:
+        with lock:
+            wl = next(staged)
+        return run_check(wl, T0 + timedelta(hours=1))(store)
+
+    at_once(db, work)
+    with Store.open(db) as store:
+        versions = store.versions("meta-hk")
+        assert [v.kind for v in versions] == ["baseline", "change", "change"]
+        found = store.findings(version_id=versions[2].id)
+        assert found and all(f.finding.change is not None for f in found)
+        assert not any("do not respond" in str(f.finding.change) for f in found)
+        assert [a.version_id for a in store.alerts()] == [versions[2].id, versions[1].id]
+        assert store.verify() == []
+
+
+def test_two_senders_of_one_pending_delivery_send_it_once(
+    db: str, checked: config.Watchlist, receiver: Receiver
+) -> None:
+    with Store.open(db) as store:
+        asyncio.run(_check_once(checked, store))  # the change: one alert, one delivery
+    sent = at_once(db, deliver(checked, T0 + timedelta(hours=1)))
+    assert sorted(sent) == [0, 1]
+    assert [p.path for p in receiver.posts] == ["/desk"]
+    with Store.open(db) as store:
+        [alert] = store.alerts()
+        assert [d.status for d in alert.deliveries] == ["sent"]
