@@ -35,7 +35,14 @@ from monitor.check import check_all
 from monitor.config import Schedule, Watch, Watchlist
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
-from monitor.errors import ConfigError, ExtractError, FetchError, MonitorError, StoreError
+from monitor.errors import (
+    ConfigError,
+    ExtractError,
+    FetchError,
+    MonitorError,
+    NotKept,
+    StoreError,
+)
 from monitor.fetch import make_client
 from monitor.jurisdictions import Watching
 from monitor.limits import HostLimiter
@@ -761,6 +768,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _raw_body(store: Store, sha: str) -> bytes:
     try:
         return store.body(sha.lower())
+    except NotKept as exc:
+        raise UsageError(str(exc)) from None
     except StoreError:
         raise UsageError(f"no raw body with SHA-256 {sha} in the store") from None
 

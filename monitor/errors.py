@@ -10,7 +10,8 @@ SQLAlchemy exception.
     ├── ExtractError       the page was fetched but yields no usable text
     │   └── Incomplete     it lacks what the watch `expect`s: a partial read
     ├── StoreError         the store could not be read or written
-    │   └── Conflict       another writer recorded the watch since the check read it
+    │   ├── Conflict       another writer recorded the watch since the check read it
+    │   └── NotKept        a raw body the store knows by its hash but keeps no bytes of
     └── NotifyError        an alert could not be delivered
 """
 
@@ -114,6 +115,11 @@ class StoreError(MonitorError):
 class Conflict(StoreError):
     """Another process recorded this watch after the check read its history: nothing
     was written, and the check is evaluated again against the history as it is now."""
+
+
+class NotKept(StoreError):
+    """A raw body whose bytes the store did not keep (an unchanged check's, far from
+    its keyframe) or no longer keeps (pruned by retention): only its hash and size."""
 
 
 class NotifyError(MonitorError):

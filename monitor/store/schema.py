@@ -55,7 +55,7 @@ bodies = Table(
     metadata,
     Column("sha256", String(64), primary_key=True),
     Column("size", Integer, nullable=False),
-    Column("codec", String(16), nullable=False),  # "zstd" or "zstd-dict"
+    Column("codec", String(16), nullable=False),  # "zstd", "zstd-dict"; not kept: see bodies
     Column("base", String(64), ForeignKey("bodies.sha256"), nullable=True),
     Column("data", LargeBinary, nullable=False),
 )
