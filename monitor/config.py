@@ -63,6 +63,19 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def parse_retention(value: object) -> float | None:
+    """How long to keep something: `all` (None: forever) or a duration of a day or more."""
+    if value == "all":
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither `all` nor a duration such as 90d or 52w") from None
+    if seconds < 86400:
+        raise ValueError(f"{value!r} is less than a day: write `all` or a duration such as 90d")
+    return seconds
+
+
 def parse_size(value: object) -> int:
     """Bytes from `1048576`, `500KB`, `10MB` or `1GiB`."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -118,6 +131,7 @@ Listed = Annotated[list[_T], BeforeValidator(_one_or_many)]
 """A list key, which also takes a lone value: `jurisdictions: HK` is `[HK]`."""
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Retention = Annotated[float | None, BeforeValidator(parse_retention)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Cron = Annotated[str, BeforeValidator(_check_cron)]
 Selector = Annotated[str, BeforeValidator(_check_selector)]
@@ -166,6 +180,14 @@ def _expectation(value: object) -> str | ExpectElement:
 Expectation = Annotated[str | ExpectElement, PlainValidator(_expectation)]
 
 
+class KeepSpec(_Strict):
+    """`defaults.keep`: how long `monitor prune` keeps versions and raw bodies. Never
+    pruned: a watch's latest version, the versions alerts refer to, and their bodies."""
+
+    versions: Retention = None  # None: all
+    raw: Retention = None
+
+
 class DefaultsSpec(_Schedule):
     """The `defaults:` section: values every watch inherits unless it says otherwise."""
 
@@ -180,6 +202,7 @@ class DefaultsSpec(_Schedule):
     max_size: Size = 10 * 1000**2
     failures_before_alert: int = Field(default=3, ge=1)
     give_up_after: Duration = 2 * 86400.0
+    keep: KeepSpec = Field(default_factory=KeepSpec)
 
 
 AlertKind = Literal["change", "health"]

@@ -15,6 +15,7 @@ transactions, and each method runs one function of the module that owns the conc
     ledger.py      alerts and their deliveries (pending → sent | failed)
     heartbeat.py   the daemon's heartbeat
     verify.py      `monitor verify`: is anything damaged?
+    retention.py   `monitor prune`: what is past `defaults.keep`, never what alerts cite
 
 Those functions take an open `Connection`, so a method that needs several reads
 (or a read and a write) can run them in one transaction.
@@ -42,9 +43,10 @@ from monitor.model import (
     StoredVersion,
     WatchState,
 )
-from monitor.store import bodies, heartbeat, ledger, schema, verify, versions
+from monitor.store import bodies, heartbeat, ledger, retention, schema, verify, versions
 from monitor.store.connection import MissingStore, connect, database_url, reason, redact_db
 from monitor.store.ledger import AlertRow, DeliveryRow, insert_alert
+from monitor.store.retention import Pruned
 from monitor.store.schema import SCHEMA_VERSION
 from monitor.store.versions import CheckLogEntry
 
@@ -54,6 +56,7 @@ __all__ = [
     "CheckLogEntry",
     "DeliveryRow",
     "MissingStore",
+    "Pruned",
     "Store",
     "database_url",
     "insert_alert",
@@ -282,6 +285,24 @@ class Store:
         with self._tx() as conn:
             return heartbeat.last(conn)
 
+    # --- retention (retention.py) -----------------------------------------------------
+
+    def prune(
+        self, versions_before: datetime | None, raw_before: datetime | None, *, dry_run: bool
+    ) -> Pruned:
+        """Remove versions and raw bodies past retention, in one transaction under the
+        store's write lock; a dry run rolls it back and says what it would remove."""
+        try:
+            with schema.migration_lock(self.engine) as conn:
+                pruned = retention.prune(conn, versions_before, raw_before)
+                if dry_run:
+                    raise _DryRun(pruned)
+        except _DryRun as done:
+            return done.pruned
+        except SQLAlchemyError as exc:
+            raise StoreError(reason(exc)) from exc
+        return pruned
+
     # --- verify (verify.py) ---------------------------------------------------------
 
     def count(self, table: str) -> int:
@@ -292,3 +313,11 @@ class Store:
         """Every problem found in the store, or none (see verify.py for what is checked)."""
         with self._tx() as conn:
             return verify.verify(conn)
+
+
+class _DryRun(Exception):
+    """Rolls back a prune that was only asked what it would remove."""
+
+    def __init__(self, pruned: Pruned) -> None:
+        super().__init__("dry run")
+        self.pruned = pruned

@@ -236,7 +236,7 @@ def pending_migrations(current: int) -> range:
 @contextmanager
 def migration_lock(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the database's write lock from its first statement:
-    one process migrates, the others wait and find the work done."""
+    one process migrates (or prunes), the others wait and find the work done."""
     with _write_lock(engine, "SELECT pg_advisory_xact_lock(:a)", {"a": _LOCK_KEY}) as conn:
         yield conn
 
