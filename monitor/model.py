@@ -61,7 +61,6 @@ class AlertKind(enum.StrEnum):
 
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
-    SENDING = "sending"  # claimed by one process until it is sent or its lease runs out
     SENT = "sent"
     FAILED = "failed"  # given up
 

@@ -2,9 +2,10 @@
 (`monitor check` beside `monitor run`) record a change once and send it once.
 
 The race is made certain, not likely: two `Store` objects on one database (as two
-processes have), each in its own thread, meet at a barrier after reading what they
-need, so both have read the same history (or the same pending delivery) before
-either writes. SQLite always; PostgreSQL when MONITOR_TEST_POSTGRES is set.
+processes have), each in its own thread, meet after reading what they need, so both
+have read the same history before either writes; two deliverers are started so that
+the second comes while the first is sending. SQLite always; PostgreSQL when
+MONITOR_TEST_POSTGRES is set.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from monitor.check import Context, check
 from monitor.deliver import Deliverer
 from monitor.fetch import make_client
 from monitor.model import CheckResult, Delivery, History, Outcome
-from monitor.store import Store
+from monitor.store import Store, Turn
 from tests.conftest import LocalSite, Receiver
 from tests.test_postgres import URL as POSTGRES
 from tests.test_postgres import empty_database
@@ -38,25 +39,17 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 class Racing(Store):
-    """A store whose next read waits at `gate` once the data is read, before it is
-    used: two of them on one database both read before either writes."""
+    """A store whose first `load` waits at `gate` once the history is read, before it
+    is used: two of them on one database both read before either writes."""
 
     gate: threading.Barrier | None = None
 
-    def _meet(self) -> None:
+    def load(self, *args: Any, **kwargs: Any) -> History:
+        history = super().load(*args, **kwargs)
         gate, self.gate = self.gate, None
         if gate is not None:
             gate.wait(timeout=30)
-
-    def load(self, *args: Any, **kwargs: Any) -> History:
-        history = super().load(*args, **kwargs)
-        self._meet()
         return history
-
-    def due_deliveries(self, now: datetime | None, limit: int = 100) -> list[Delivery]:
-        due = super().due_deliveries(now, limit)
-        self._meet()
-        return due
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -172,13 +165,66 @@ def test_a_check_that_lost_the_race_compares_with_the_newer_version(
         assert store.verify() == []
 
 
+class Senders:
+    """Two deliverers of one store, each in its own thread: the second starts once the
+    first has read what is due, and the first sends only once the second has read it
+    too, or has been told to wait for its turn."""
+
+    def __init__(self) -> None:
+        self.first_read, self.second_there = threading.Event(), threading.Event()
+
+    def store(self, db: str, first: bool) -> Store:
+        senders = self
+
+        class Racing(Store):
+            def due_deliveries(self, now: datetime | None, limit: int = 100) -> list[Delivery]:
+                due = super().due_deliveries(now, limit)
+                if first:
+                    senders.first_read.set()
+                    senders.second_there.wait(timeout=30)
+                else:
+                    senders.second_there.set()
+                return due
+
+            def turn(self, name: str) -> Turn:
+                return Waiting(self.engine, name, senders.second_there)
+
+        return Racing.open(db)
+
+
+class Waiting(Turn):
+    """A turn that says when it was refused."""
+
+    def __init__(self, engine: Any, name: str, refused: threading.Event) -> None:
+        super().__init__(engine, name)
+        self.refused = refused
+
+    def take(self) -> bool:
+        taken = super().take()
+        if not taken:
+            self.refused.set()
+        return taken
+
+
 def test_two_senders_of_one_pending_delivery_send_it_once(
     db: str, checked: config.Watchlist, receiver: Receiver
 ) -> None:
     with Store.open(db) as store:
         asyncio.run(_check_once(checked, store))  # the change: one alert, one delivery
-    sent = at_once(db, deliver(checked, T0 + timedelta(hours=1)))
-    assert sorted(sent) == [0, 1]
+    senders, sent = Senders(), [0, 0]
+
+    def one(i: int) -> None:
+        if i == 1:
+            senders.first_read.wait(timeout=30)
+        with senders.store(db, first=i == 0) as store:
+            sent[i] = deliver(checked, T0 + timedelta(hours=1))(store)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sent == [1, 0]
     assert [p.path for p in receiver.posts] == ["/desk"]
     with Store.open(db) as store:
         [alert] = store.alerts()

@@ -16,6 +16,7 @@ transactions, and each method runs one function of the module that owns the conc
     heartbeat.py   the daemon's heartbeat
     verify.py      `monitor verify`: is anything damaged?
     retention.py   `monitor prune`: what is past `defaults.keep`, never what alerts cite
+    turns.py       what one process at a time may do (deliver), released if it dies
 
 Those functions take an open `Connection`, so a method that needs several reads
 (or a read and a write) can run them in one transaction.
@@ -48,6 +49,7 @@ from monitor.store.connection import MissingStore, connect, database_url, reason
 from monitor.store.ledger import AlertRow, DeliveryRow, insert_alert
 from monitor.store.retention import Pruned
 from monitor.store.schema import SCHEMA_VERSION
+from monitor.store.turns import Turn
 from monitor.store.versions import CheckLogEntry
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "MissingStore",
     "Pruned",
     "Store",
+    "Turn",
     "database_url",
     "insert_alert",
     "redact_db",
@@ -244,10 +247,10 @@ class Store:
         with self._tx() as conn:
             return ledger.next_due(conn)
 
-    def claim(self, delivery_id: int, now: datetime, until: datetime) -> bool:
-        """Take a delivery for sending until `until`; False: another process has it."""
-        with self._tx() as conn:
-            return ledger.claim(conn, delivery_id, now, until)
+    def turn(self, name: str) -> Turn:
+        """One process at a time: of a daemon and a `monitor check` beside it, one
+        delivers the ledger while the other waits its turn (see turns.py)."""
+        return Turn(self.engine, name)
 
     def delivered(self, delivery_id: int, now: datetime) -> None:
         with self._tx() as conn:

@@ -92,36 +92,24 @@ def insert_alert(
 
 
 def due_deliveries(conn: Connection, now: datetime | None, limit: int = 100) -> list[Delivery]:
-    """Pending deliveries due by `now`, oldest due first, with those whose sender's
-    claim ran out (it died mid-send); with None, every pending one."""
+    """Pending deliveries due by `now`, oldest due first; with None, every pending one."""
     query = (
         select(deliveries, alerts.c.watch_id, alerts.c.title, alerts.c.message)
         .join(alerts, alerts.c.id == deliveries.c.alert_id)
+        .where(deliveries.c.status == DeliveryStatus.PENDING)
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         .limit(limit)
     )
-    if now is None:
-        return [_delivery(r._mapping) for r in conn.execute(query.where(_PENDING))]
-    query = query.where(_PENDING | _SENDING, deliveries.c.next_attempt_at <= now)
+    if now is not None:
+        query = query.where(deliveries.c.next_attempt_at <= now)
     return [_delivery(r._mapping) for r in conn.execute(query)]
-
-
-def claim(conn: Connection, delivery_id: int, now: datetime, until: datetime) -> bool:
-    """Take a delivery for sending until `until`; False when another process has it
-    (or it was sent meanwhile). The one place two senders meet: the update is atomic,
-    so of two processes that read the same pending delivery, one sends it."""
-    lapsed = _SENDING & (deliveries.c.next_attempt_at <= now)
-    done = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id, _PENDING | lapsed)
-        .values(status=DeliveryStatus.SENDING, next_attempt_at=until)
-    )
-    return done.rowcount == 1
 
 
 def next_due(conn: Connection) -> datetime | None:
     """When the next pending delivery is due: the daemon sleeps until then."""
-    query = select(func.min(deliveries.c.next_attempt_at)).where(_PENDING | _SENDING)
+    query = select(func.min(deliveries.c.next_attempt_at)).where(
+        deliveries.c.status == DeliveryStatus.PENDING
+    )
     return utc(conn.execute(query).scalar())
 
 
@@ -138,12 +126,7 @@ def delivered(conn: Connection, delivery_id: int, now: datetime) -> None:
 
 def retry_later(conn: Connection, delivery_id: int, error: str, at: datetime) -> None:
     _set_delivery(
-        conn,
-        delivery_id,
-        status=DeliveryStatus.PENDING,
-        next_attempt_at=at,
-        last_error=error,
-        attempts=deliveries.c.attempts + 1,
+        conn, delivery_id, next_attempt_at=at, last_error=error, attempts=deliveries.c.attempts + 1
     )
 
 
@@ -186,10 +169,6 @@ def _deliveries_of(conn: Connection, alert_ids: list[int]) -> dict[int, tuple[De
         row = _delivery_row(r._mapping)
         grouped.setdefault(row.alert_id, []).append(row)
     return {alert_id: tuple(rows) for alert_id, rows in grouped.items()}
-
-
-_PENDING = deliveries.c.status == DeliveryStatus.PENDING
-_SENDING = deliveries.c.status == DeliveryStatus.SENDING
 
 
 def _set_delivery(conn: Connection, delivery_id: int, **values: Any) -> None:

@@ -270,7 +270,8 @@ def _write_lock(engine: Engine, lock: str, key: dict[str, int]) -> Iterator[Conn
         try:
             yield conn
         except BaseException:
-            conn.exec_driver_sql("ROLLBACK")
+            if getattr(conn.connection.dbapi_connection, "in_transaction", True):
+                conn.exec_driver_sql("ROLLBACK")  # unless SQLite rolled back itself (disk full)
             raise
         conn.exec_driver_sql("COMMIT")
 
