@@ -74,7 +74,7 @@ class Turn:
         database = make_url(str(self.engine.url)).database
         if not database or database == ":memory:" or database.startswith("file:"):
             return True  # a store only this process sees
-        fd = os.open(Path(f"{database}-{self.name}.lock"), os.O_RDWR | os.O_CREAT, PRIVATE)
+        fd = os.open(Path(f"{database}-{self.name}.lock"), os.O_RDONLY | os.O_CREAT, PRIVATE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
