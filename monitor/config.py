@@ -180,6 +180,9 @@ def _expectation(value: object) -> str | ExpectElement:
 Expectation = Annotated[str | ExpectElement, PlainValidator(_expectation)]
 
 
+MAX_CHANGES = 25  # changes quoted in one alert; the rest are counted, with the diff command
+
+
 class KeepSpec(_Strict):
     """`defaults.keep`: how long `monitor prune` keeps versions and raw bodies. Never
     pruned: a watch's latest version, the versions alerts refer to, and their bodies."""
@@ -202,6 +205,8 @@ class DefaultsSpec(_Schedule):
     max_size: Size = 10 * 1000**2
     failures_before_alert: int = Field(default=3, ge=1)
     give_up_after: Duration = 2 * 86400.0
+    max_changes: int = Field(default=MAX_CHANGES, ge=1, le=1000)
+
     keep: KeepSpec = Field(default_factory=KeepSpec)
 
 
@@ -276,6 +281,7 @@ class Watch:
     max_size: int
     failures_before_alert: int
     about: str | None = None
+    max_changes: int = MAX_CHANGES
     tags: tuple[str, ...] = ()
     enabled: bool = True  # false: the daemon schedules no job, `check` skips it unless named
     browser: str = "auto"  # never | auto | always
@@ -712,6 +718,7 @@ class _Builder:
             timeout=spec.timeout if spec.timeout is not None else defaults.timeout,
             max_size=spec.max_size if spec.max_size is not None else defaults.max_size,
             failures_before_alert=defaults.failures_before_alert,
+            max_changes=defaults.max_changes,
             about=self.canon(spec.about) if spec.about else None,
             tags=tuple(spec.tags),
             enabled=spec.enabled,

@@ -257,6 +257,10 @@ def _compare(
         return replace(base, document=document, version_kind=VersionKind.TECHNICAL, technical=True)
     if document_hash(document) == previous.doc_hash:
         return base
+    if same_wording(previous.document, document):
+        # Only how the page shows its words changed (full-width or typographic
+        # punctuation): kept as evidence, never a change.
+        return replace(base, document=document, version_kind=VersionKind.TECHNICAL, technical=True)
     if content_lost(previous.document, document, snapshot):
         message = (
             f"the page lost most of its text ({_size(document)} of {_size(previous.document)} "
@@ -303,7 +307,7 @@ def _relevant(
     matcher = setting.matchers.for_watch(watch)
     found = detect(previous.document, record.document, matcher, watch.about).findings
     new_hash = document_hash(record.document)
-    earlier = [v.id for v in recent[1:] if v.doc_hash == new_hash]
+    earlier = [v.number for v in recent[1:] if v.doc_hash == new_hash]
     if not earlier:
         return replace(record, findings=found)
     if any(v.kind == VersionKind.REVERT for v in recent):
@@ -330,6 +334,14 @@ def content_lost(before: Document, after: Document, snapshot: Snapshot) -> bool:
         return True
     text = " ".join(b.text for b in after[:20])
     return len(text) < 2000 and _ERROR_WORDS.search(text) is not None
+
+
+def same_wording(before: Document, after: Document) -> bool:
+    """Whether two versions say the same words, however they show them."""
+    return len(before) == len(after) and all(
+        a.text == b.text and a.kind == b.kind and a.path == b.path and a.cells == b.cells
+        for a, b in zip(before, after, strict=True)
+    )
 
 
 def _size(document: Document) -> int:

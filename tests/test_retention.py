@@ -74,12 +74,12 @@ NOW = T0 + 300 * DAY
 HK_FINDING = Finding("HK", FindingKind.SENTENCE_ADDED, "sentence", ("Hong Kong",), note="n")
 
 
-def history(store: Store, now: datetime = NOW) -> dict[str, int | None]:
+def history(store: Store, now: datetime = NOW) -> dict[str, int]:
     """A watch's past, oldest first: a baseline and a change that was alerted long
-    ago, unchanged checks, an unalerted change, and the latest version."""
+    ago, unchanged checks, an unalerted change, and the latest version; the ids of
+    the versions by name."""
     at = {"baseline": now - 200 * DAY, "alerted": now - 150 * DAY, "unchanged": now - 140 * DAY}
     at |= {"unalerted": now - 100 * DAY, "latest": now - 10 * DAY}
-    ids: dict[str, int | None] = {}
     for name, when in at.items():
         body = PAGE.format(POLICY, name)
         rec = CheckRecord("w", when, 0.1, Outcome.CHANGED, snapshot=snap(body, when))
@@ -90,8 +90,9 @@ def history(store: Store, now: datetime = NOW) -> dict[str, int | None]:
             rec = replace(rec, findings=(HK_FINDING,), alerts=(alert,))
         if name == "unchanged":
             rec = replace(rec, outcome=Outcome.UNCHANGED, document=None, version_kind=None)
-        ids[name] = store.record(rec)
-    return ids
+        store.record(rec)
+    made = ("baseline", "alerted", "unalerted", "latest")
+    return {name: v.id for name, v in zip(made, store.versions("w"), strict=True)}
 
 
 def sha(name: str) -> str:
@@ -121,7 +122,7 @@ def test_raw_retention_keeps_versions_and_what_alerts_and_next_checks_need(store
         assert store.body(sha(kept)) == PAGE.format(POLICY, kept).encode()
     with pytest.raises(NotKept, match="removed by retention"):
         store.body(sha("unalerted"))
-    unalerted = store.version(ids["unalerted"] or 0)
+    unalerted = store.version(ids["unalerted"])
     assert store.snapshot_sha(unalerted.snapshot_id) == sha("unalerted")  # the hash stays
     assert store.verify() == []
     assert store.prune(None, NOW - 90 * DAY, dry_run=False) == Pruned()  # nothing twice
