@@ -11,6 +11,8 @@ MONITOR_TEST_POSTGRES is set.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -27,6 +29,7 @@ from monitor.fetch import make_client
 from monitor.model import CheckResult, Delivery, History, Outcome
 from monitor.store import Store, Turn
 from tests.conftest import LocalSite, Receiver
+from tests.harness import ENV, monitor, query
 from tests.test_postgres import URL as POSTGRES
 from tests.test_postgres import empty_database
 
@@ -229,3 +232,38 @@ def test_two_senders_of_one_pending_delivery_send_it_once(
     with Store.open(db) as store:
         [alert] = store.alerts()
         assert [d.status for d in alert.deliveries] == ["sent"]
+
+
+@pytest.mark.slow
+def test_two_monitor_check_processes_record_and_send_a_change_once(
+    tmp_path: Path, site: LocalSite, receiver: Receiver
+) -> None:
+    """The race as users meet it: two `monitor check` processes started together, five
+    times over. How they interleave is up to the machine; whichever way, one version,
+    one alert and one message (before one writer per watch, 10 such rounds recorded
+    18 versions and 18 alerts and sent 20 messages)."""
+    wl = tmp_path / "w.yaml"
+    wl.write_text(
+        f"defaults: {{routes: [desk]}}\nroutes: {{desk: ['json://127.0.0.1:{receiver.port}/d']}}\n"
+        f"watches:\n  - {{id: w, platform: P, name: N, url: '{site.url('/p')}'}}\n"
+    )
+    for n in range(5):
+        db = tmp_path / f"m{n}.db"
+        command = [
+            sys.executable,
+            "-m",
+            "monitor",
+            "check",
+            "--watchlist",
+            str(wl),
+            "--db",
+            str(db),
+        ]
+        site["/p"] = PAGE.format(hk=BEFORE, stamp="1")
+        assert monitor(tmp_path, "check", "--watchlist", str(wl), "--db", str(db)).returncode == 0
+        site["/p"], sent = PAGE.format(hk=AFTER, stamp="2"), len(receiver.posts)
+        both = [subprocess.Popen(command, env=ENV, cwd=tmp_path) for _ in range(2)]
+        assert [p.wait(60) for p in both] == [0, 0]
+        assert query(db, "SELECT kind FROM versions ORDER BY id") == [("baseline",), ("change",)]
+        assert query(db, "SELECT count(*) FROM alerts") == [(1,)]
+        assert len(receiver.posts) - sent == 1
