@@ -249,20 +249,14 @@ def test_two_monitor_check_processes_record_and_send_a_change_once(
     )
     for n in range(5):
         db = tmp_path / f"m{n}.db"
-        command = [
-            sys.executable,
-            "-m",
-            "monitor",
-            "check",
-            "--watchlist",
-            str(wl),
-            "--db",
-            str(db),
-        ]
+        args = ("check", "--watchlist", str(wl), "--db", str(db))
         site["/p"] = PAGE.format(hk=BEFORE, stamp="1")
-        assert monitor(tmp_path, "check", "--watchlist", str(wl), "--db", str(db)).returncode == 0
+        assert monitor(tmp_path, *args).returncode == 0
         site["/p"], sent = PAGE.format(hk=AFTER, stamp="2"), len(receiver.posts)
-        both = [subprocess.Popen(command, env=ENV, cwd=tmp_path) for _ in range(2)]
+        both = [
+            subprocess.Popen([sys.executable, "-m", "monitor", *args], env=ENV, cwd=tmp_path)
+            for _ in range(2)
+        ]
         assert [p.wait(60) for p in both] == [0, 0]
         assert query(db, "SELECT kind FROM versions ORDER BY id") == [("baseline",), ("change",)]
         assert query(db, "SELECT count(*) FROM alerts") == [(1,)]
