@@ -28,7 +28,7 @@ import httpx
 from monitor import formats
 from monitor.browser import NEEDS_BROWSER
 from monitor.config import Route, Watch
-from monitor.errors import FailureKind, FetchError, StoreError
+from monitor.errors import Conflict, FailureKind, FetchError, StoreError
 from monitor.fetch import CookieJar, fetch
 from monitor.limits import HostLimiter
 from monitor.model import (
@@ -177,18 +177,18 @@ async def _check(watch: Watch, ctx: Context) -> CheckResult:
     try:
         state = ctx.store.state(watch.id)
         full = _full_fetch_due(state, started) or watch.browser == "always"
-        validators = Validators() if full else state.validators
-        if watch.browser == "always":
-            fetched = await _render(watch, ctx)
-        else:
-            fetched = await _fetch(watch, ctx, validators)
-        history, record = await _evaluated(watch, ctx, fetched, started)
-        if watch.browser == "auto" and _browser_could_read(watch, record):
-            history, record = await _read_rendered(watch, ctx, started, (history, record))
-        record = _shown(watch, replace(record, elapsed=time.monotonic() - clock, full_fetch=full))
-        if record.outcome is Outcome.FAILED:
-            ctx.cookies.reset(watch.id)
-        return _result(record, ctx.store.record(record), history)
+        (fetched, hint), evaluated = await _read(watch, ctx, started, full, state)
+        for _ in range(WRITE_TRIES):
+            history, record = evaluated
+            record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
+            record = _shown(watch, record)
+            if record.outcome is Outcome.FAILED:
+                ctx.cookies.reset(watch.id)
+            try:
+                return _result(record, ctx.store.record(record, seen=history), history)
+            except Conflict:  # another process recorded the watch: decide again
+                evaluated = await _evaluated(watch, ctx, fetched, started, hint)
+        raise StoreError(f"other processes kept recording {watch.id} ({WRITE_TRIES} tries)")
     except StoreError as exc:
         return CheckResult(
             watch.id,
@@ -200,22 +200,50 @@ async def _check(watch: Watch, ctx: Context) -> CheckResult:
         )
 
 
+WRITE_TRIES = 3  # a check evaluated again this often when other writers record its watch
+
+
+Read = tuple[tuple[Fetched, str | None], tuple[History, CheckRecord]]
+
+
+async def _read(
+    watch: Watch, ctx: Context, started: datetime, full: bool, state: WatchState
+) -> Read:
+    """The response (plain, or rendered when the watch needs it) with a hint for a
+    failure, and what they mean."""
+    if watch.browser == "always":
+        fetched = await _render(watch, ctx)
+    else:
+        fetched = await _fetch(watch, ctx, Validators() if full else state.validators)
+    evaluated = await _evaluated(watch, ctx, fetched, started)
+    if watch.browser == "auto" and _browser_could_read(watch, evaluated[1]):
+        return await _read_rendered(watch, ctx, started, (fetched, evaluated))
+    return (fetched, None), evaluated
+
+
 async def _evaluated(
-    watch: Watch, ctx: Context, fetched: Fetched, started: datetime
+    watch: Watch, ctx: Context, fetched: Fetched, started: datetime, hint: str | None = None
 ) -> tuple[History, CheckRecord]:
-    """The store's one read for this response, and what the pipeline makes of it."""
+    """The store's one read for this response, and what the pipeline makes of it.
+
+    Run again when the store refuses the write because another process recorded the
+    watch meanwhile: against the fresh history, a page that process already stored
+    is unchanged, and one that changed again is compared with its newest version."""
     wants_raw = partial(needs_raw, fetched, watch.rules.digest())
     history = ctx.store.load(watch.id, wants_raw, recent=REVERT_WINDOW)
     judge = partial(evaluate, watch, history, started=started, setting=ctx.setting)
     try:
         async with asyncio.timeout(ctx.evaluation_deadline):
-            return history, await asyncio.to_thread(judge, fetched)
+            record = await asyncio.to_thread(judge, fetched)
     except TimeoutError:
         message = (
             f"the page took longer than {ctx.evaluation_deadline:g}s to extract and compare "
             "(too large or too complex to evaluate)"
         )
-        return history, judge(Failure(FailureKind.TOO_LARGE, message))
+        record = judge(Failure(FailureKind.TOO_LARGE, message))
+    if hint is not None and record.outcome is Outcome.FAILED:
+        record = replace(record, message=f"{record.message} ({hint})")
+    return history, record
 
 
 def _shown(watch: Watch, record: CheckRecord) -> CheckRecord:
@@ -248,15 +276,19 @@ def _browser_could_read(watch: Watch, record: CheckRecord) -> bool:
 
 
 async def _read_rendered(
-    watch: Watch, ctx: Context, started: datetime, plain: tuple[History, CheckRecord]
-) -> tuple[History, CheckRecord]:
+    watch: Watch,
+    ctx: Context,
+    started: datetime,
+    plain: tuple[Fetched, tuple[History, CheckRecord]],
+) -> Read:
     """`browser: auto` on a page a plain fetch could not read. With no browser on this
     machine the failure stays the page's own, with a hint of what would help."""
     rendered = await _render(watch, ctx)
     if isinstance(rendered, Failure) and rendered.kind is FailureKind.NEEDS_BROWSER:
-        history, record = plain
-        return history, replace(record, message=f"{record.message} ({MIGHT_READ})")
-    return await _evaluated(watch, ctx, rendered, started)
+        fetched, (history, record) = plain
+        hinted = replace(record, message=f"{record.message} ({MIGHT_READ})")
+        return (fetched, MIGHT_READ), (history, hinted)
+    return (rendered, None), await _evaluated(watch, ctx, rendered, started)
 
 
 async def _render(watch: Watch, ctx: Context) -> Fetched:

@@ -1,5 +1,5 @@
 """The command line: `monitor run | check | list | validate | preview | health | diff |
-history | show | alerts | test-notify | verify | export | verify-export`.
+history | show | alerts | test-notify | verify | export | verify-export | prune`.
 
 Exit codes (documented in the README):
     0  success (for `check`: it ran, and at least one check did not fail)
@@ -36,7 +36,14 @@ from monitor.check import check_all
 from monitor.config import Schedule, Watch, Watchlist, hide_secrets
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
-from monitor.errors import ConfigError, ExtractError, FetchError, MonitorError, StoreError
+from monitor.errors import (
+    ConfigError,
+    ExtractError,
+    FetchError,
+    MonitorError,
+    NotKept,
+    StoreError,
+)
 from monitor.fetch import make_client
 from monitor.jurisdictions import Watching
 from monitor.limits import HostLimiter
@@ -183,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check the store for damage; exit 0 if sound")
     _db_arg(verify)
     _add_export(sub)
+    prune = sub.add_parser("prune", help="remove versions and raw bodies past defaults.keep")
+    _watchlist_arg(prune)
+    _db_arg(prune)
+    prune.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
     return parser
 
 
@@ -508,6 +519,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Remove what is past the watchlist's `defaults.keep`; never what an alert cites."""
+    keep = _load(args, sending=False).defaults.keep
+    if keep.versions is None and keep.raw is None:
+        print("defaults.keep keeps all versions and raw bodies: nothing to prune")
+        return EXIT_OK
+    now = datetime.now(UTC)
+    with Store.open(args.db or default_db(), create=False) as store:
+        pruned = store.prune(_ago(now, keep.versions), _ago(now, keep.raw), dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {_count(pruned.versions, 'version')} ({_bytes(pruned.version_bytes)})")
+    print(
+        f"{verb} {_count(pruned.snapshots, 'snapshot')} and {_count(pruned.bodies, 'raw body')} "
+        f"({_bytes(pruned.body_bytes)} stored, {_bytes(pruned.raw_bytes)} as served)"
+    )
+    return EXIT_OK
+
+
+def _ago(now: datetime, seconds: float | None) -> datetime | None:
+    return None if seconds is None else now - timedelta(seconds=seconds)
+
+
+def _count(n: int, word: str) -> str:
+    plural = word[:-1] + "ies" if word.endswith("y") else word + "s"
+    return f"{n} {word if n == 1 else plural}"
+
+
+def _bytes(n: int) -> str:
+    """A size for people: 812 B, 4.5 KB, 17.3 MB, 2.1 GB."""
+    size, unit = float(n), "B"
+    for bigger in ("KB", "MB", "GB"):
+        if size < 1000:
+            break
+        size, unit = size / 1000, bigger
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     with _read_store(args) as store:
         versions = _versions_of(store, args.watch_id)
@@ -754,6 +802,8 @@ def _numbered(versions: list[StoredVersion], watch_id: str, number: int | None) 
 def _raw_body(store: Store, sha: str) -> bytes:
     try:
         return store.body(sha.lower())
+    except NotKept as exc:
+        raise UsageError(str(exc)) from None
     except StoreError:
         raise UsageError(f"no raw body with SHA-256 {sha} in the store") from None
 
@@ -1041,4 +1091,5 @@ COMMANDS = {
     "verify": cmd_verify,
     "export": cmd_export,
     "verify-export": cmd_verify_export,
+    "prune": cmd_prune,
 }

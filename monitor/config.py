@@ -68,6 +68,19 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def parse_retention(value: object) -> float | None:
+    """How long to keep something: `all` (None: forever) or a duration of a day or more."""
+    if value == "all":
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither `all` nor a duration such as 90d or 52w") from None
+    if seconds < 86400:
+        raise ValueError(f"{value!r} is less than a day: write `all` or a duration such as 90d")
+    return seconds
+
+
 def parse_size(value: object) -> int:
     """Bytes from `1048576`, `500KB`, `10MB` or `1GiB`."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -146,6 +159,7 @@ Listed = Annotated[list[_T], BeforeValidator(_one_or_many)]
 """A list key, which also takes a lone value: `jurisdictions: HK` is `[HK]`."""
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Retention = Annotated[float | None, BeforeValidator(parse_retention)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Cron = Annotated[str, BeforeValidator(_check_cron)]
 Selector = Annotated[str, BeforeValidator(_check_selector)]
@@ -213,6 +227,14 @@ class NetworkSpec(_Strict):
 MAX_CHANGES = 25  # changes quoted in one alert; the rest are counted, with the diff command
 
 
+class KeepSpec(_Strict):
+    """`defaults.keep`: how long `monitor prune` keeps versions and raw bodies. Never
+    pruned: a watch's latest version, the versions alerts refer to, and their bodies."""
+
+    versions: Retention = None  # None: all
+    raw: Retention = None
+
+
 class DefaultsSpec(_Schedule):
     """The `defaults:` section: values every watch inherits unless it says otherwise."""
 
@@ -229,6 +251,8 @@ class DefaultsSpec(_Schedule):
     give_up_after: Duration = 2 * 86400.0
     max_changes: int = Field(default=MAX_CHANGES, ge=1, le=1000)
     network: NetworkSpec = Field(default_factory=NetworkSpec)
+
+    keep: KeepSpec = Field(default_factory=KeepSpec)
 
 
 AlertKind = Literal["change", "health"]

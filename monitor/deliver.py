@@ -7,8 +7,10 @@ log and, for the watch's other health destinations, as an alert of its own.
 
 A delivery is marked sent only after the service accepted it. If the process dies
 between the two, that one delivery is sent again on restart: a rare duplicate, never
-a loss. Destinations are stored as the SHA-256 of their URL, so the store holds no
-secret; the URL is looked up in the running watchlist when it is time to send.
+a loss. One process delivers a store at a time (`Store.turn`), so a daemon and a
+`monitor check` beside it never send the same delivery twice. Destinations are
+stored as the SHA-256 of their URL, so the store holds no secret; the URL is looked
+up in the running watchlist when it is time to send.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger("monitor.deliver")
 
 BACKOFF_BASE = 30.0  # seconds before the first retry
 BACKOFF_CAP = 3600.0  # never wait longer than this between attempts
+TURN_POLL = 0.1  # seconds between tries for the delivery turn another process holds
 
 
 class Sender(Protocol):
@@ -73,7 +76,20 @@ class Deliverer:
 
     async def run(self, *, everything: bool = False) -> Report:
         """Deliver every due delivery once (with `everything`, every pending one, as a
-        one-off `monitor check` does); never raises for a failing destination."""
+        one-off `monitor check` does); never raises for a failing destination.
+
+        One process delivers a store at a time: a pass waits for its turn (a daemon's
+        pass beside a `monitor check`'s), then reads what is due, so of two processes
+        that saw one alert, one sends it and the other finds it sent."""
+        turn = self.store.turn("deliver")
+        while not turn.take():
+            await asyncio.sleep(TURN_POLL)
+        try:
+            return await self._pass(everything=everything)
+        finally:
+            turn.release()
+
+    async def _pass(self, *, everything: bool) -> Report:
         report = Report()
         due = self.store.due_deliveries(None if everything else self.now())
         gate = asyncio.Semaphore(self.concurrency)

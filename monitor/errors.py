@@ -12,6 +12,8 @@ SQLAlchemy exception.
     │   ├── UnreadableDocument  a damaged, encrypted or scanned (text-less) PDF
     │   └── DocumentTooLarge    too many pages, or a stream or ZIP member past its cap
     ├── StoreError         the store could not be read or written
+    │   ├── Conflict       another writer recorded the watch since the check read it
+    │   └── NotKept        a raw body the store knows by its hash but keeps no bytes of
     └── NotifyError        an alert could not be delivered
 """
 
@@ -124,6 +126,16 @@ class DocumentTooLarge(ExtractError):
 
 class StoreError(MonitorError):
     """The store could not be opened, migrated, read or written."""
+
+
+class Conflict(StoreError):
+    """Another process recorded this watch after the check read its history: nothing
+    was written, and the check is evaluated again against the history as it is now."""
+
+
+class NotKept(StoreError):
+    """A raw body whose bytes the store did not keep (an unchanged check's, far from
+    its keyframe) or no longer keeps (pruned by retention): only its hash and size."""
 
 
 class NotifyError(MonitorError):

@@ -391,6 +391,14 @@ class History:
     recent: tuple[RecentVersion, ...] = ()  # newest first, the latest included
     raw: Snapshot | None = None  # that body itself, when `needs_raw` asked for it
 
+    @property
+    def mark(self) -> tuple[int | None, int, bool]:
+        """What another writer of the watch would have changed since this was read:
+        its latest version, its failure count and whether a health alert is out. The
+        store refuses a check whose history no longer has this mark (`Conflict`)."""
+        latest = self.latest.id if self.latest is not None else None
+        return latest, self.state.consecutive_failures, self.state.health_alerted
+
 
 @dataclass(frozen=True)
 class AlertRecord:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import zlib
@@ -500,3 +502,39 @@ def test_versions_are_numbered_per_watch_and_old_stores_are_numbered_on_upgrade(
     with Store.open(url) as store:
         assert [v.number for v in store.versions("a")] == [1, 2, 3]
         assert [v.number for v in store.versions("b")] == [1, 2]
+
+
+# --- file modes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o277], ids=["000", "022", "277"])
+def test_a_new_store_and_its_wal_files_are_private_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    db = tmp_path / "monitor.db"
+    previous = os.umask(umask)
+    try:
+        with Store.open(str(db)) as store:
+            store.record(CheckRecord("w", T0, 0.1, Outcome.NEW, snapshot=snap("<p>x</p>")))
+            files = [db, tmp_path / "monitor.db-wal", tmp_path / "monitor.db-shm"]
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
+    finally:
+        os.umask(previous)
+    assert modes == {p.name: 0o600 for p in files}
+
+
+def test_an_existing_store_others_can_read_is_warned_about_and_left_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "monitor.db"
+    Store.open(str(db)).close()
+    db.chmod(0o644)  # as monitor created stores before, with the usual umask
+    with caplog.at_level("WARNING", logger="monitor.store"), Store.open(str(db), create=False):
+        pass
+    assert f"{db} can be read by other users (mode 0644): chmod 600 {db}" in caplog.text
+    assert stat.S_IMODE(db.stat().st_mode) == 0o644
+    db.chmod(0o600)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="monitor.store"), Store.open(str(db)):
+        pass
+    assert "can be read by other users" not in caplog.text

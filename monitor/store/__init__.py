@@ -16,6 +16,8 @@ transactions, and each method runs one function of the module that owns the conc
     heartbeat.py   the daemon's heartbeat
     verify.py      `monitor verify`: is anything damaged?
     evidence.py    what `monitor export` reads, one body at a time
+    retention.py   `monitor prune`: what is past `defaults.keep`, never what alerts cite
+    turns.py       what one process at a time may do (deliver), released if it dies
 
 Those functions take an open `Connection`, so a method that needs several reads
 (or a read and a write) can run them in one transaction.
@@ -31,7 +33,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.errors import StoreError
+from monitor.errors import Conflict, StoreError
 from monitor.model import (
     AlertRecord,
     CheckRecord,
@@ -43,11 +45,13 @@ from monitor.model import (
     StoredVersion,
     WatchState,
 )
-from monitor.store import bodies, evidence, heartbeat, ledger, schema, verify, versions
+from monitor.store import bodies, evidence, heartbeat, ledger, retention, schema, verify, versions
 from monitor.store.connection import MissingStore, connect, database_url, reason, redact_db
 from monitor.store.evidence import SnapshotRef, VersionRef
 from monitor.store.ledger import AlertRow, DeliveryRow, insert_alert
+from monitor.store.retention import Pruned
 from monitor.store.schema import SCHEMA_VERSION
+from monitor.store.turns import Turn
 from monitor.store.versions import CheckLogEntry
 
 __all__ = [
@@ -56,8 +60,10 @@ __all__ = [
     "CheckLogEntry",
     "DeliveryRow",
     "MissingStore",
+    "Pruned",
     "SnapshotRef",
     "Store",
+    "Turn",
     "VersionRef",
     "database_url",
     "insert_alert",
@@ -154,10 +160,23 @@ class Store:
 
     # --- checks: versions, snapshots, findings, state, log (versions.py) ------------
 
-    def record(self, rec: CheckRecord) -> int | None:
-        """Write one check (snapshot, version, state, log) atomically; return the version id."""
-        with self._tx() as conn:
-            return versions.record(conn, rec)
+    def record(self, rec: CheckRecord, seen: History | None = None) -> int | None:
+        """Write one check (snapshot, version, state, log) atomically; return the version id.
+
+        One writer per watch: the write holds the watch's lock (SQLite `BEGIN
+        IMMEDIATE`, a PostgreSQL advisory lock per watch) and, given the `History` the
+        check was evaluated against, first reads the watch again under it. When
+        another process recorded the watch since (`monitor check` beside `monitor
+        run`), nothing is written and `Conflict` is raised: the caller evaluates the
+        response again against the history as it is now.
+        """
+        try:
+            with schema.watch_lock(self.engine, rec.watch_id) as conn:
+                if seen is not None and versions.written_since(conn, rec.watch_id, seen):
+                    raise Conflict(f"{rec.watch_id} was recorded by another process meanwhile")
+                return versions.record(conn, rec)
+        except SQLAlchemyError as exc:
+            raise StoreError(reason(exc)) from exc
 
     def load(
         self,
@@ -244,6 +263,11 @@ class Store:
         with self._tx() as conn:
             return ledger.next_due(conn)
 
+    def turn(self, name: str) -> Turn:
+        """One process at a time: of a daemon and a `monitor check` beside it, one
+        delivers the ledger while the other waits its turn (see turns.py)."""
+        return Turn(self.engine, name)
+
     def delivered(self, delivery_id: int, now: datetime) -> None:
         with self._tx() as conn:
             ledger.delivered(conn, delivery_id, now)
@@ -291,6 +315,24 @@ class Store:
         with self._tx() as conn:
             return heartbeat.last(conn)
 
+    # --- retention (retention.py) -----------------------------------------------------
+
+    def prune(
+        self, versions_before: datetime | None, raw_before: datetime | None, *, dry_run: bool
+    ) -> Pruned:
+        """Remove versions and raw bodies past retention, in one transaction under the
+        store's write lock; a dry run rolls it back and says what it would remove."""
+        try:
+            with schema.migration_lock(self.engine) as conn:
+                pruned = retention.prune(conn, versions_before, raw_before)
+                if dry_run:
+                    raise _DryRun(pruned)
+        except _DryRun as done:
+            return done.pruned
+        except SQLAlchemyError as exc:
+            raise StoreError(reason(exc)) from exc
+        return pruned
+
     # --- verify (verify.py) ---------------------------------------------------------
 
     def count(self, table: str) -> int:
@@ -321,3 +363,11 @@ class Store:
     def version_alerts(self, version_id: int) -> list[AlertRow]:
         with self._tx() as conn:
             return evidence.version_alerts(conn, version_id)
+
+
+class _DryRun(Exception):
+    """Rolls back a prune that was only asked what it would remove."""
+
+    def __init__(self, pruned: Pruned) -> None:
+        super().__init__("dry run")
+        self.pruned = pruned

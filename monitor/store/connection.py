@@ -3,10 +3,18 @@
 A plain path means a SQLite file. SQLite creates a file on first connect, so a
 command that only reads asks `connect(url, create=False)` and gets a StoreError
 for a store that does not exist, instead of an empty `monitor.db` left behind.
+
+A new SQLite store is created readable by its owner only (0600, whatever the umask;
+SQLite gives its -wal and -shm files the mode of the database file). An existing
+store that others may read is left as it is, since an operator may share it on
+purpose, and said so in a warning each time it is opened.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +22,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from monitor.errors import StoreError
+
+log = logging.getLogger("monitor.store")
+PRIVATE = 0o600  # a store's mode: its owner reads and writes, no one else
 
 
 def database_url(value: str) -> str:
@@ -44,6 +55,7 @@ def connect(url: str, *, create: bool) -> Engine:
     full = database_url(url)
     if not create:
         _require_file(full, url)
+    _private_file(full, create=create)
     engine = _engine(full)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas if create else _sqlite_read_pragmas)
@@ -73,12 +85,52 @@ class MissingStore(StoreError):
 
 
 def _require_file(full: str, url: str) -> None:
-    parsed = make_url(full)
-    if parsed.get_backend_name() != "sqlite":
-        return
-    path = parsed.database
-    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+    path = _sqlite_path(full)
+    if path is not None and not Path(path).exists():
         raise MissingStore(url)
+
+
+def _private_file(full: str, *, create: bool) -> None:
+    """Create a new SQLite store 0600 before SQLite does (it would honour the umask),
+    and warn about an existing one, or its -wal/-shm files, that others may read."""
+    path = _sqlite_path(full)
+    if path is None:
+        return
+    if create:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(exc.strerror or str(exc)) from exc
+        else:
+            os.fchmod(fd, PRIVATE)  # the umask may have taken the owner's bits too
+            os.close(fd)
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        _warn_if_shared(Path(name))
+
+
+def _warn_if_shared(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "the store file %s can be read by other users (mode %04o): chmod 600 %s",
+            path,
+            mode,
+            path,
+        )
+
+
+def _sqlite_path(full: str) -> str | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    parsed = make_url(full)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    return None if path.startswith("file:") else path
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

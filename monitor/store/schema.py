@@ -11,6 +11,7 @@ read back is damage, reported with the row it was found in, never taken for "now
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -57,7 +58,7 @@ bodies = Table(
     metadata,
     Column("sha256", String(64), primary_key=True),
     Column("size", Integer, nullable=False),
-    Column("codec", String(16), nullable=False),  # "zstd" or "zstd-dict"
+    Column("codec", String(16), nullable=False),  # "zstd", "zstd-dict"; not kept: see bodies
     Column("base", String(64), ForeignKey("bodies.sha256"), nullable=True),
     Column("data", LargeBinary, nullable=False),
 )
@@ -303,15 +304,34 @@ def pending_migrations(current: int) -> range:
 
 @contextmanager
 def migration_lock(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the database's write lock from its first statement.
+    """A transaction that holds the database's write lock from its first statement:
+    one process migrates (or prunes), the others wait and find the work done."""
+    with _write_lock(engine, "SELECT pg_advisory_xact_lock(:a)", {"a": _LOCK_KEY}) as conn:
+        yield conn
 
-    SQLite: `BEGIN IMMEDIATE` on a connection whose driver does not begin on its own
-    (so the DDL of a migration is inside the transaction too). PostgreSQL: a
-    transaction-scoped advisory lock.
+
+@contextmanager
+def watch_lock(engine: Engine, watch_id: str) -> Iterator[Connection]:
+    """A transaction that holds the write lock of one watch from its first statement,
+    so what it reads of the watch no other writer can change before it commits."""
+    digest = hashlib.sha256(watch_id.encode()).digest()
+    key = {"a": _WATCH_LOCKS, "b": int.from_bytes(digest[:4], "big", signed=True)}
+    with _write_lock(engine, "SELECT pg_advisory_xact_lock(:a, :b)", key) as conn:
+        yield conn
+
+
+@contextmanager
+def _write_lock(engine: Engine, lock: str, key: dict[str, int]) -> Iterator[Connection]:
+    """A transaction that holds a write lock from its first statement.
+
+    SQLite: `BEGIN IMMEDIATE` (the database's one write lock) on a connection whose
+    driver does not begin on its own, so the reads and DDL are inside the transaction
+    too. PostgreSQL: the transaction-scoped advisory lock `lock` on `key`, so writers
+    of other watches go on.
     """
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            conn.execute(text(lock), key)
             yield conn
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -319,12 +339,15 @@ def migration_lock(engine: Engine) -> Iterator[Connection]:
         try:
             yield conn
         except BaseException:
-            conn.exec_driver_sql("ROLLBACK")
+            if getattr(conn.connection.dbapi_connection, "in_transaction", True):
+                conn.exec_driver_sql("ROLLBACK")  # unless SQLite rolled back itself (disk full)
             raise
         conn.exec_driver_sql("COMMIT")
 
 
 _LOCK_KEY = 0x6D6F6E69  # "moni": the advisory lock migrations take on PostgreSQL
+_WATCH_LOCKS = 0x77617463  # "watc": a watch's lock is (this, a hash of its id); the
+# two-key locks are a space of their own, apart from the migrations' one-key lock
 
 
 def apply_migration(conn: Connection, number: int) -> None:

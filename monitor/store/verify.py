@@ -1,6 +1,7 @@
 """Is the store sound? After a crash, a restore or a full disk, say what is damaged.
 
-It runs the database's own check (SQLite), reads every body back and hashes it,
+It runs the database's own check (SQLite), reads every kept body back and hashes it
+(a body not kept, or pruned by retention, has only its hash and size),
 decodes every version, and checks that every version with findings has the alert
 that was written with it (they are written in one transaction, so one without the
 other means damage, not a race).
@@ -14,7 +15,7 @@ import zstandard
 from sqlalchemy import Connection, func, select
 
 from monitor.errors import StoreError
-from monitor.store.bodies import read_body
+from monitor.store.bodies import NOT_KEPT, read_body
 from monitor.store.schema import alerts, bodies, findings, metadata, versions
 from monitor.store.versions import decode_version
 
@@ -22,7 +23,8 @@ from monitor.store.versions import decode_version
 def verify(conn: Connection) -> list[str]:
     """Every problem found in the store, or none."""
     problems = _database_problems(conn)
-    for (sha,) in conn.execute(select(bodies.c.sha256)):
+    kept = select(bodies.c.sha256).where(bodies.c.codec.not_in(list(NOT_KEPT)))
+    for (sha,) in conn.execute(kept):
         problems += _body_problems(conn, sha)
     problems += _version_problems(conn)
     alerted = select(alerts.c.version_id).where(alerts.c.version_id.is_not(None))

@@ -70,7 +70,8 @@ def record(conn: Connection, rec: CheckRecord) -> int | None:
     prior = _state_row(conn, rec.watch_id)
     snapshot_id, keyframe = None, prior.get("keyframe_sha256")
     if rec.snapshot is not None:
-        snapshot_id, keyframe = _insert_snapshot(conn, rec.watch_id, rec.snapshot, keyframe)
+        optional = rec.outcome == Outcome.UNCHANGED and rec.document is None
+        snapshot_id, keyframe = _insert_snapshot(conn, rec, keyframe, optional=optional)
     version_id = number = None
     if rec.document is not None and rec.version_kind is not None:
         if snapshot_id is None:
@@ -94,6 +95,15 @@ def record(conn: Connection, rec: CheckRecord) -> int | None:
     )
     _update_state(conn, rec, prior, keyframe)
     return number
+
+
+def written_since(conn: Connection, watch_id: str, seen: History) -> bool:
+    """Whether another writer recorded the watch since `seen` was read: a new
+    version, a failure counted or a health alert sent (see `History.mark`)."""
+    query = select(func.max(versions.c.id)).where(versions.c.watch_id == watch_id)
+    now = state(conn, watch_id)
+    mark = (conn.execute(query).scalar(), now.consecutive_failures, now.health_alerted)
+    return mark != seen.mark
 
 
 def _state_row(conn: Connection, watch_id: str) -> dict[str, Any]:
@@ -132,12 +142,14 @@ def _update_state(
 
 
 def _insert_snapshot(
-    conn: Connection, watch_id: str, snap: Snapshot, keyframe: str | None
+    conn: Connection, rec: CheckRecord, keyframe: str | None, *, optional: bool
 ) -> tuple[int, str | None]:
-    keyframe = store_body(conn, snap, keyframe)
+    snap = rec.snapshot
+    assert snap is not None
+    keyframe = store_body(conn, snap, keyframe, optional=optional)
     result = conn.execute(
         insert(snapshots).values(
-            watch_id=watch_id,
+            watch_id=rec.watch_id,
             url=snap.url,
             final_url=snap.final_url,
             status=snap.status,
