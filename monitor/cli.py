@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,7 +32,7 @@ from monitor import __version__
 from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
-from monitor.config import Schedule, Watch, Watchlist
+from monitor.config import Watch, Watchlist
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
 from monitor.errors import ConfigError, ExtractError, FetchError, MonitorError, StoreError
@@ -55,9 +55,9 @@ from monitor.model import (
     WatchState,
 )
 from monitor.notify import redact, send
-from monitor.pipeline import Detection, Matchers, detect
+from monitor.pipeline import Detection, Matchers, compare_versions
 from monitor.render import Style, render_diff
-from monitor.schedule import DEFAULT_INTERVAL, HEALTH_MAX_AGE, heartbeat_age, trigger
+from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age, next_due
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
@@ -520,11 +520,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     watchlist = _load(args, sending=False)
     with _read_store(args) as store:
         old, new = _version_pair(store, args)
-    watch = next((w for w in watchlist.watches if w.id == args.watch_id), None)
-    matchers = Matchers(watchlist)  # a watch no longer listed: the default jurisdictions
-    default = watchlist.defaults.jurisdictions
-    matcher = matchers.for_watch(watch) if watch else matchers.for_ids(default)
-    found = detect(old.document, new.document, matcher, watch.about if watch else None)
+    found = compare_versions(watchlist, args.watch_id, old.document, new.document)
     if args.json:
         _print_diff_json(args.watch_id, old, new, found)
         return EXIT_OK
@@ -842,20 +838,6 @@ def _watch_text(
         last += f", next due {due:%Y-%m-%d %H:%M}" if due else ", due now"
     places = ",".join(watch.jurisdictions)
     return f"{watch.id:<40} {watch.platform:<12} {watch.kind:<20} {places:<10} {last}"
-
-
-def next_due(watch: Watch, state: WatchState) -> datetime | None:
-    """When the watch's schedule next asks for a check after its last one: one interval
-    later, or the next cron time after it; None when never checked (due now) or disabled.
-    Jitter and the daemon's retries of failed checks are not counted."""
-    last = state.last_check_at
-    if last is None or not watch.enabled:
-        return None
-    if watch.schedule.cron is None:
-        return last + timedelta(seconds=watch.schedule.interval or DEFAULT_INTERVAL)
-    cron = trigger(Schedule(None, watch.schedule.cron))  # no jitter: the slot itself
-    fire: datetime | None = cron.get_next_fire_time(None, last + timedelta(seconds=1))
-    return fire
 
 
 def _watch_line(

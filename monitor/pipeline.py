@@ -128,6 +128,19 @@ def detect(before: Document, after: Document, matcher: Watching, about: str | No
     return Detection(tuple(changes), tuple(findings))
 
 
+def compare_versions(
+    watchlist: Watchlist, watch_id: str, before: Document, after: Document
+) -> Detection:
+    """`detect` between two stored versions of a watch, with its jurisdictions (the
+    watchlist's defaults for a watch no longer listed): `monitor diff` and the dashboard."""
+    watch = next((w for w in watchlist.watches if w.id == watch_id), None)
+    matchers = Matchers(watchlist)
+    matcher = (
+        matchers.for_watch(watch) if watch else matchers.for_ids(watchlist.defaults.jurisdictions)
+    )
+    return detect(before, after, matcher, watch.about if watch else None)
+
+
 def needs_raw(fetched: Fetched, rules_hash: str, version: StoredVersion, state: WatchState) -> bool:
     """Whether evaluating `fetched` may need the body the latest version came from.
 
