@@ -55,7 +55,7 @@ from monitor.model import (
     WatchState,
 )
 from monitor.notify import redact, send
-from monitor.pipeline import Detection, Matchers, compare_versions
+from monitor.pipeline import Detection, Matchers, compare_versions, version_pair
 from monitor.render import Style, render_diff
 from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age, next_due
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
@@ -572,17 +572,10 @@ def _versions_of(store: Store, watch_id: str) -> list[StoredVersion]:
 def _version_pair(store: Store, args: argparse.Namespace) -> tuple[StoredVersion, StoredVersion]:
     """The (older, newer) versions `diff` compares: --from/--to, or the last two."""
     versions = _versions_of(store, args.watch_id)
-    by_id = {v.id: v for v in versions}
-    to_id: int = args.to_version or versions[-1].id
-    if to_id not in by_id:
-        raise UsageError(f"no version {to_id} of {args.watch_id!r} (see monitor history)")
-    earlier = [v.id for v in versions if v.id < to_id]
-    from_id: int | None = args.from_version or (earlier[-1] if earlier else None)
-    if from_id is None:
-        raise UsageError(f"{args.watch_id!r} has no version to compare with")
-    if from_id not in by_id:
-        raise UsageError(f"no version {from_id} of {args.watch_id!r} (see monitor history)")
-    return by_id[from_id], by_id[to_id]
+    try:
+        return version_pair(versions, args.watch_id, args.from_version, args.to_version)
+    except LookupError as exc:
+        raise UsageError(str(exc.args[0])) from None
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -611,14 +604,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def _alert_rows(
     store: Store, status: DeliveryStatus | None, args: argparse.Namespace
 ) -> list[AlertRow]:
-    """The newest `--limit` alerts (of `--watch` when given: filtered here, over them all)."""
-    if not args.watch:
-        return store.alerts(status, limit=args.limit)
-    rows = store.alerts(status, limit=ALL_ALERTS)
-    return [r for r in rows if r.watch_id == args.watch][: args.limit]
-
-
-ALL_ALERTS = 2**31 - 1
+    """The newest `--limit` alerts (of `--watch` when given)."""
+    return store.alerts(status, limit=args.limit, watch_id=args.watch or None)
 
 
 def _versions_before(store: Store, rows: Sequence[AlertRow]) -> dict[int, int]:

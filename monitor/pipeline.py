@@ -21,7 +21,7 @@ Rules that keep a failure from ever looking like a change:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -139,6 +139,24 @@ def compare_versions(
         matchers.for_watch(watch) if watch else matchers.for_ids(watchlist.defaults.jurisdictions)
     )
     return detect(before, after, matcher, watch.about if watch else None)
+
+
+def version_pair(
+    versions: Sequence[StoredVersion], watch_id: str, from_id: int | None, to_id: int | None
+) -> tuple[StoredVersion, StoredVersion]:
+    """The (older, newer) versions a diff compares: the ones asked for, else `to_id`
+    (or the newest) and the version just before it. A LookupError says what is missing."""
+    by_id = {v.id: v for v in versions}
+    newer = to_id or (versions[-1].id if versions else None)
+    if newer is None or newer not in by_id:
+        raise LookupError(f"no version {newer} of {watch_id!r} (see monitor history)")
+    earlier = [v.id for v in versions if v.id < newer]
+    older = from_id or (earlier[-1] if earlier else None)
+    if older is None:
+        raise LookupError(f"{watch_id!r} has no version to compare with")
+    if older not in by_id:
+        raise LookupError(f"no version {older} of {watch_id!r} (see monitor history)")
+    return by_id[older], by_id[newer]
 
 
 def needs_raw(fetched: Fetched, rules_hash: str, version: StoredVersion, state: WatchState) -> bool:

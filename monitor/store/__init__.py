@@ -244,10 +244,17 @@ class Store:
         with self._tx() as conn:
             return ledger.delivery_counts(conn)
 
-    def alerts(self, status: DeliveryStatus | str | None = None, limit: int = 50) -> list[AlertRow]:
-        """Newest alerts with their deliveries; `status` keeps alerts with such a delivery."""
+    def alerts(
+        self,
+        status: DeliveryStatus | str | None = None,
+        limit: int = 50,
+        *,
+        watch_id: str | None = None,
+    ) -> list[AlertRow]:
+        """Newest alerts with their deliveries; `status` keeps alerts with such a delivery,
+        `watch_id` only that watch's."""
         with self._tx() as conn:
-            return ledger.alert_rows(conn, status, limit)
+            return ledger.alert_rows(conn, status, limit, watch_id)
 
     # --- heartbeat (heartbeat.py) ---------------------------------------------------
 

@@ -147,10 +147,16 @@ def delivery_counts(conn: Connection) -> dict[str, int]:
 
 
 def alert_rows(
-    conn: Connection, status: DeliveryStatus | str | None = None, limit: int = 50
+    conn: Connection,
+    status: DeliveryStatus | str | None = None,
+    limit: int = 50,
+    watch_id: str | None = None,
 ) -> list[AlertRow]:
-    """Newest alerts with their deliveries; `status` keeps alerts with such a delivery."""
+    """Newest alerts with their deliveries; `status` keeps alerts with such a delivery,
+    `watch_id` one watch's (through the watch's index)."""
     query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+    if watch_id is not None:
+        query = query.where(alerts.c.watch_id == watch_id)
     if status is not None:
         having = select(deliveries.c.alert_id).where(deliveries.c.status == status)
         query = query.where(alerts.c.id.in_(having))
