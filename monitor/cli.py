@@ -1,5 +1,5 @@
 """The command line: `monitor run | check | list | validate | preview | health | diff |
-history | show | alerts | test-notify | verify`.
+history | show | alerts | test-notify | verify | serve`.
 
 Exit codes (documented in the README):
     0  success (for `check`: it ran, and at least one check did not fail)
@@ -8,8 +8,9 @@ Exit codes (documented in the README):
     3  `check` ran, and every check failed (offline, or every page broken)
   141  the output's reader stopped reading (`| head`), as for any Unix tool
 
-Commands that only read (list, history, diff, show, alerts, verify, health) open the
-store with `create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
+Commands that only read (list, history, diff, show, alerts, verify, health, serve) open
+the store with `create=False`: pointed at the wrong --db they say so, and leave no empty
+store behind.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,7 +30,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from monitor import __version__
+from starlette.types import ASGIApp
+
+from monitor import __version__, dashboard
 from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
@@ -41,7 +45,7 @@ from monitor.jurisdictions import Watching
 from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
-from monitor.metrics import parse_address
+from monitor.metrics import parse_address, serve_asgi
 from monitor.model import (
     Block,
     CheckResult,
@@ -116,6 +120,19 @@ def _parser() -> argparse.ArgumentParser:
         "--watch-file",
         action="store_true",
         help="reload the watchlist when its file changes (SIGHUP always reloads)",
+    )
+
+    serve = sub.add_parser(
+        "serve", help="serve the read-only dashboard and Atom feeds of the store (no checks)"
+    )
+    _watchlist_arg(serve)
+    _db_arg(serve)
+    _log_args(serve)
+    serve.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        default=os.environ.get("MONITOR_HTTP") or "127.0.0.1:8080",
+        help="where to listen (default 127.0.0.1:8080; host defaults to 127.0.0.1)",
     )
 
     _add_check_and_list(sub)
@@ -470,6 +487,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             mtime=lambda: Path(path).stat().st_mtime,
         )
         return run(daemon)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The dashboard alone, over a store it only reads, until SIGINT or SIGTERM."""
+    try:
+        host, port = parse_address(args.http)
+    except ValueError as exc:
+        print(f"monitor: --http: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    watchlist = _load(args, sending=False)
+    with _read_store(args) as store:
+        asyncio.run(_serve(host, port, dashboard.app(store, lambda: watchlist)))
+    return EXIT_OK
+
+
+async def _serve(host: str, port: int, pages: ASGIApp) -> None:
+    try:
+        endpoint = await serve_asgi(host, port, pages)
+    except OSError as exc:
+        raise UsageError(f"--http: cannot listen on {host}:{port}: {exc.strerror}") from None
+    shown = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    print(f"dashboard on http://{shown}:{endpoint.port}/ (Ctrl-C stops)", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, endpoint.close)
+    await endpoint.wait_closed()
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -875,4 +918,5 @@ COMMANDS = {
     "diff": cmd_diff,
     "history": cmd_history,
     "verify": cmd_verify,
+    "serve": cmd_serve,
 }

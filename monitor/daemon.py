@@ -28,7 +28,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor import schedule
+from monitor import dashboard, schedule
 from monitor.app import check_context, deliverer
 from monitor.browser import Renderer
 from monitor.check import Context, check
@@ -146,7 +146,10 @@ class Daemon:
         self._watch_file()
         if self.settings.http is not None:
             host, port = self.settings.http
-            self.server = await serve_http(host, port, self.metrics, self.healthy)
+            pages = dashboard.app(
+                self.store, lambda: self.watchlist, network_down=self.metrics.network_down
+            )
+            self.server = await serve_http(host, port, self.metrics, self.healthy, pages)
         log.info(
             "monitor started: %d watches, %d routes",
             len(self.watchlist.watches),

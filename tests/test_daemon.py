@@ -522,9 +522,14 @@ def test_the_endpoint_serves_the_injected_metrics_and_503_when_the_store_fails(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as c:
             scraped = await c.get("/metrics")
             healthz = await c.get("/healthz")
+            pages = await c.get("/watch/meta-hk")  # `run --http` serves the dashboard too
             spoil(world.db)
             broken = await c.get("/healthz")
+            broken_page = await c.get("/")
         await daemon.stop()
+        assert pages.status_code == 200 and "version 1</strong> · baseline" in pages.text
+        assert broken_page.status_code == 503
+        assert broken_page.text.startswith("store unavailable: ")
         assert 'monitor_checks_total{outcome="new"} 1.0' in scraped.text
         assert healthz.status_code == 200 and healthz.text.startswith("ok")
         assert broken.status_code == 503
