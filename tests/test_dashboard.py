@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -27,12 +28,15 @@ from starlette.types import ASGIApp
 
 from monitor import dashboard
 from monitor.app import load_watchlist
+from monitor.browser import CHROMIUM_ARGS, sandbox_default
 from monitor.cli import main
+from monitor.dashboard import CSP
 from monitor.metrics import Metrics
 from monitor.metrics import app as endpoint_app
 from monitor.store import Store
 from tests.conftest import LocalSite, Receiver
 from tests.harness import ENV, query
+from tests.test_browser import CHROMIUM, MISSING
 
 PAGE = """<html><body><main><h1>Government requests</h1>
 <p>We review every request for user data carefully.</p>
@@ -132,7 +136,7 @@ def test_the_index_lists_every_watch_with_its_status_and_filters(client: Client)
     page = client.get("/")
     assert page.status_code == 200
     assert "Meta — Government requests" in page.text and "Line — Taiwan page" in page.text
-    assert "HK sentence_added" in page.text or "HK sentence_modified" in page.text
+    assert 'href="/watch/meta-hk/diff?to=3">HK · sentence modified</a>' in page.text
     assert page.headers["content-security-policy"] == dashboard.CSP
     assert page.headers["x-content-type-options"] == "nosniff"
     taiwan = client.get("/", params={"jurisdiction": "TW"}).text
@@ -291,3 +295,49 @@ def test_serve_never_creates_a_store(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "no store at" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
     assert main(["serve", "--db", str(db), "--http", "nope"]) == 2
+
+
+def test_in_chromium_from_the_index_to_the_hong_kong_change(served: str, tmp_path: Path) -> None:
+    """A reader's path, in a real headless Chromium on a phone-sized screen: the index,
+    the watch, its change; the hostile text is read as text and nothing runs."""
+    if MISSING:
+        pytest.skip(MISSING)
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("MONITOR_DASHBOARD_SHOTS") or tmp_path)  # README's pictures
+    dialogs: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM,
+            args=list(CHROMIUM_ARGS),
+            chromium_sandbox=sandbox_default(os.environ),
+        )
+        try:
+            page = browser.new_page(viewport={"width": 412, "height": 915})
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            answer = page.goto(served)
+            assert answer is not None and answer.headers["content-security-policy"] == CSP
+            page.screenshot(path=shots / "dashboard-index.png", full_page=True)
+            page.get_by_role("link", name="Meta — Government requests").click()
+            page.wait_for_url("**/watch/meta-hk")
+            assert page.locator("h1").inner_text() == "Meta — Government requests"
+            page.get_by_role("link", name="changes from version 1").click()
+            page.wait_for_url("**/watch/meta-hk/diff?from=1&to=3")
+            finding = page.locator("article.finding")
+            assert finding.locator("h3").inner_text() == "Hong Kong (HK) · sentence modified"
+            assert finding.locator(".before del").inner_text() == "do not"
+            after = finding.locator(".after .quote")
+            assert after.locator("mark").inner_text() == "Hong Kong"
+            assert "<script>alert(1)</script> <img src=x onerror=alert(2)>" in after.inner_text()
+            assert page.locator("main script, main img").count() == 0
+            assert page.locator('a[href^="javascript:" i]').count() == 0
+            page.screenshot(path=shots / "dashboard-diff.png", full_page=True)
+            still = browser.new_context(java_script_enabled=False).new_page()
+            still.goto(page.url)  # every page works with scripts off: it has none
+            assert "Snapshot SHA-256" in still.locator("main").inner_text()
+        finally:
+            browser.close()
+    assert dialogs == [] and errors == []

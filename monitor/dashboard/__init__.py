@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from monitor.config import Watchlist
 from monitor.dashboard import feeds, views
 from monitor.errors import StoreError
+from monitor.messages import KIND_LABELS
 from monitor.pipeline import Matchers
 from monitor.store import AlertRow, Store
 
@@ -88,6 +89,7 @@ def _templates() -> Jinja2Templates:
     )
     env.filters["when"] = _when
     env.filters["href"] = views.safe_href
+    env.filters["kind"] = lambda kind: KIND_LABELS.get(str(kind), str(kind))
     return Jinja2Templates(env=env)
 
 
@@ -110,7 +112,11 @@ class Dashboard:
         self.network_down = network_down
         self.now = now
         self.templates = _templates()
-        self.css = resources.files("monitor.dashboard").joinpath("static/style.css").read_bytes()
+        static = resources.files("monitor.dashboard").joinpath("static")
+        self.static = {
+            "style.css": (static.joinpath("style.css").read_bytes(), "text/css"),
+            "icon.svg": (static.joinpath("icon.svg").read_bytes(), "image/svg+xml"),
+        }
 
     def routes(self) -> list[Route]:
         return [
@@ -122,7 +128,7 @@ class Dashboard:
             Route("/feeds/all.atom", self.feed_all),
             Route("/feeds/watch/{watch_id}.atom", self.feed_watch),
             Route("/feeds/jurisdiction/{code}.atom", self.feed_place),
-            Route("/static/style.css", self.style),
+            Route("/static/{name}", self.asset),
         ]
 
     def page(self, request: Request, name: str, **context: Any) -> Response:
@@ -205,8 +211,13 @@ class Dashboard:
         rows = feeds.change_alerts(scanned, lambda row: code in row.jurisdictions)
         return self.feed(request, rows, f"jurisdiction/{code}", f"monitor: {names[code]}")
 
-    def style(self, _request: Request) -> Response:
-        return Response(self.css, media_type="text/css", headers={"cache-control": "max-age=3600"})
+    def asset(self, request: Request) -> Response:
+        """The stylesheet and the icon: the only resources a page loads."""
+        found = self.static.get(request.path_params["name"])
+        if found is None:
+            raise HTTPException(404, "not found")
+        body, kind = found
+        return Response(body, media_type=kind, headers={"cache-control": "max-age=3600"})
 
 
 FILTERS = ("jurisdiction", "platform", "status")
