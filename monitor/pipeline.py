@@ -129,12 +129,17 @@ def detect(before: Document, after: Document, matcher: Watching, about: str | No
 
 
 def compare_versions(
-    watchlist: Watchlist, watch_id: str, before: Document, after: Document
+    watchlist: Watchlist,
+    watch_id: str,
+    before: Document,
+    after: Document,
+    matchers: Matchers | None = None,
 ) -> Detection:
     """`detect` between two stored versions of a watch, with its jurisdictions (the
-    watchlist's defaults for a watch no longer listed): `monitor diff` and the dashboard."""
+    watchlist's defaults for a watch no longer listed): `monitor diff` and the dashboard
+    (which keeps its `Matchers` from one request to the next)."""
     watch = next((w for w in watchlist.watches if w.id == watch_id), None)
-    matchers = Matchers(watchlist)
+    matchers = matchers or Matchers(watchlist)
     matcher = (
         matchers.for_watch(watch) if watch else matchers.for_ids(watchlist.defaults.jurisdictions)
     )

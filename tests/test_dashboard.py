@@ -279,6 +279,7 @@ def served(stored: Stored) -> Iterator[str]:
         assert process.returncode == 0, err  # SIGTERM stops it cleanly
 
 
+@pytest.mark.slow
 def test_monitor_serve_answers_over_http_and_feeds_parse(served: str) -> None:
     with httpx.Client(base_url=served) as http:
         index = http.get("/")
@@ -297,6 +298,7 @@ def test_serve_never_creates_a_store(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["serve", "--db", str(db), "--http", "nope"]) == 2
 
 
+@pytest.mark.slow
 def test_in_chromium_from_the_index_to_the_hong_kong_change(served: str, tmp_path: Path) -> None:
     """A reader's path, in a real headless Chromium on a phone-sized screen: the index,
     the watch, its change; the hostile text is read as text and nothing runs."""

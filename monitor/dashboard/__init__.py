@@ -111,6 +111,7 @@ class Dashboard:
         self.watchlist = watchlist
         self.network_down = network_down
         self.now = now
+        self._matchers: tuple[Watchlist, Matchers] | None = None
         self.templates = _templates()
         static = resources.files("monitor.dashboard").joinpath("static")
         self.static = {
@@ -131,17 +132,26 @@ class Dashboard:
             Route("/static/{name}", self.asset),
         ]
 
+    def current(self) -> tuple[Watchlist, Matchers]:
+        """The watchlist now, and its jurisdiction matchers: built once per watchlist
+        (a reload gives a new one), not once per request."""
+        watchlist = self.watchlist()
+        known = self._matchers
+        if known is None or known[0] is not watchlist:
+            known = self._matchers = (watchlist, Matchers(watchlist))
+        return known
+
     def page(self, request: Request, name: str, **context: Any) -> Response:
         context["network_down"] = self.network_down()
         return self.templates.TemplateResponse(request, name, context)
 
     def index(self, request: Request) -> Response:
         chosen = {k: request.query_params.get(k, "") for k in FILTERS}
-        data = views.index(self.store, self.watchlist(), chosen)
+        data = views.index(self.store, *self.current(), chosen)
         return self.page(request, "index.html", page=data, statuses=views.STATUSES)
 
     def watch(self, request: Request) -> Response:
-        data = views.watch_page(self.store, self.watchlist(), request.path_params["watch_id"])
+        data = views.watch_page(self.store, *self.current(), request.path_params["watch_id"])
         if data is None:
             raise HTTPException(404, "no such watch")
         return self.page(request, "watch.html", page=data)
@@ -150,7 +160,7 @@ class Dashboard:
         watch_id = request.path_params["watch_id"]
         asked = _int(request, "from"), _int(request, "to")
         try:
-            data = views.diff_page(self.store, self.watchlist(), watch_id, *asked)
+            data = views.diff_page(self.store, *self.current(), watch_id, asked)
         except LookupError as exc:
             raise HTTPException(404, str(exc.args[0])) from None
         if data is None:
@@ -204,7 +214,7 @@ class Dashboard:
 
     def feed_place(self, request: Request) -> Response:
         code = request.path_params["code"].upper()
-        names = Matchers(self.watchlist()).names
+        names = self.current()[1].names
         if code not in names:
             raise HTTPException(404, "no such jurisdiction")
         scanned = self.store.alerts(limit=feeds.SCAN)

@@ -65,7 +65,7 @@ class Index:
     names: dict[str, str]
 
 
-def index(store: Store, watchlist: Watchlist, chosen: dict[str, str]) -> Index:
+def index(store: Store, watchlist: Watchlist, matchers: Matchers, chosen: dict[str, str]) -> Index:
     """Every watch of the watchlist with its state, filtered by what `chosen` asks."""
     states = {s.watch_id: s for s in store.states()}
     newest = store.newest_findings()
@@ -88,7 +88,7 @@ def index(store: Store, watchlist: Watchlist, chosen: dict[str, str]) -> Index:
         tuple(sorted({w.platform for w in watchlist.watches})),
         tuple(sorted({j for w in watchlist.watches for j in w.jurisdictions})),
         chosen,
-        Matchers(watchlist).names,
+        matchers.names,
     )
 
 
@@ -120,7 +120,9 @@ class WatchPage:
     names: dict[str, str]
 
 
-def watch_page(store: Store, watchlist: Watchlist, watch_id: str) -> WatchPage | None:
+def watch_page(
+    store: Store, watchlist: Watchlist, matchers: Matchers, watch_id: str
+) -> WatchPage | None:
     """A watch's timeline (newest first), or None when neither watchlist nor store knows it."""
     watch = next((w for w in watchlist.watches if w.id == watch_id), None)
     state = store.state(watch_id)
@@ -143,7 +145,7 @@ def watch_page(store: Store, watchlist: Watchlist, watch_id: str) -> WatchPage |
         tuple(reversed(rows[-PAGE_VERSIONS:])),
         tuple(store.check_log(watch_id, RECENT_CHECKS)),
         tuple(store.alerts(limit=PAGE_ALERTS, watch_id=watch_id)),
-        Matchers(watchlist).names,
+        matchers.names,
     )
 
 
@@ -200,16 +202,20 @@ class DiffPage:
 
 
 def diff_page(
-    store: Store, watchlist: Watchlist, watch_id: str, from_id: int | None, to_id: int | None
+    store: Store,
+    watchlist: Watchlist,
+    matchers: Matchers,
+    watch_id: str,
+    asked: tuple[int | None, int | None],
 ) -> DiffPage | None:
     """Two versions compared as `monitor diff` compares them, with their proof.
     None when the watch has no such versions; a LookupError says which is missing."""
     versions = store.versions(watch_id)
     if not versions:
         return None
-    old, new = version_pair(versions, watch_id, from_id, to_id)
-    found = compare_versions(watchlist, watch_id, old.document, new.document)
-    names = Matchers(watchlist).names
+    old, new = version_pair(versions, watch_id, *asked)
+    found = compare_versions(watchlist, watch_id, old.document, new.document, matchers)
+    names = matchers.names
     marks = _pattern(t for f in found.findings for t in f.terms)
     return DiffPage(
         watch_id,
