@@ -30,6 +30,7 @@ from monitor import dashboard
 from monitor.app import load_watchlist
 from monitor.browser import CHROMIUM_ARGS, sandbox_default
 from monitor.cli import main
+from monitor.config import loads
 from monitor.dashboard import CSP
 from monitor.metrics import Metrics
 from monitor.metrics import app as endpoint_app
@@ -240,6 +241,19 @@ def test_feeds_have_one_entry_per_change_alert_with_stable_ids(client: Client) -
     assert client.get("/feeds/watch/nope.atom").status_code == 404
 
 
+def test_a_listed_watch_never_checked_has_an_empty_feed_to_subscribe_to(stored: Stored) -> None:
+    store = Store.open(str(stored.db), create=False)
+    text = stored.watchlist.read_text() + (
+        "  - {id: later, platform: X, name: Later, url: 'https://example.org/later'}\n"
+    )
+    wl = loads(text, "w.yaml")
+    try:
+        answer = Client(dashboard.app(store, lambda: wl)).get("/feeds/watch/later.atom")
+        assert answer.status_code == 200 and atom_entries(answer.content) == []
+    finally:
+        store.close()
+
+
 def test_run_http_serves_the_dashboard_beside_healthz_and_metrics(stored: Stored) -> None:
     store = Store.open(str(stored.db), create=False)
     wl = load_watchlist(str(stored.watchlist), sending=False)
@@ -343,3 +357,26 @@ def test_in_chromium_from_the_index_to_the_hong_kong_change(served: str, tmp_pat
         finally:
             browser.close()
     assert dialogs == [] and errors == []
+
+
+def test_a_long_index_is_paged_keeping_its_filters(stored: Stored) -> None:
+    store = Store.open(str(stored.db), create=False)
+    many = "".join(
+        f"  - {{id: p{i:03}, platform: {'Big' if i % 2 else 'Small'}, name: N{i:03},"
+        f" url: 'https://example.org/{i}'}}\n"
+        for i in range(450)
+    )
+    wl = loads(stored.watchlist.read_text() + many, "w.yaml")
+    try:
+        client = Client(dashboard.app(store, lambda: wl))
+        first = client.get("/").text
+        assert "452 watches · page 1 of 3" in first and 'href="?page=2" rel="next"' in first
+        assert "N197" in first and "N198" not in first
+        last = client.get("/", params={"page": 3}).text
+        assert "N449" in last and "N001" not in last and 'href="?page=2" rel="prev"' in last
+        big = client.get("/", params={"platform": "Big"}).text
+        assert "225 watches · page 1 of 2" in big
+        assert 'href="?platform=Big&amp;page=2" rel="next"' in big
+        assert "page 3 of 3" in client.get("/", params={"page": 99}).text
+    finally:
+        store.close()

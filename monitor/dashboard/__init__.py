@@ -147,7 +147,8 @@ class Dashboard:
 
     def index(self, request: Request) -> Response:
         chosen = {k: request.query_params.get(k, "") for k in FILTERS}
-        data = views.index(self.store, *self.current(), chosen)
+        page = _int(request, "page") or 1
+        data = views.index(self.store, *self.current(), chosen, page)
         return self.page(request, "index.html", page=data, statuses=views.STATUSES)
 
     def watch(self, request: Request) -> Response:
@@ -208,7 +209,8 @@ class Dashboard:
     def feed_watch(self, request: Request) -> Response:
         watch_id = request.path_params["watch_id"]
         rows = feeds.change_alerts(self.store.alerts(limit=feeds.SCAN, watch_id=watch_id))
-        if not rows and self.store.state(watch_id).last_check_at is None:
+        listed = any(w.id == watch_id for w in self.current()[0].watches)
+        if not rows and not listed and self.store.state(watch_id).last_check_at is None:
             raise HTTPException(404, "no such watch")
         return self.feed(request, rows, f"watch/{watch_id}", f"monitor: {watch_id}")
 
@@ -259,5 +261,5 @@ def _int(request: Request, name: str) -> int | None:
     if not value:
         return None
     if not value.isdigit():
-        raise HTTPException(400, f"{name} must be a version number")
+        raise HTTPException(400, f"{name} must be a number")
     return int(value)

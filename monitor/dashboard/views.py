@@ -26,6 +26,7 @@ STATUSES = ("ok", "failing", "never", "disabled")
 RECENT_CHECKS = 20  # checks shown on a watch's page
 PAGE_ALERTS = 100  # alerts on the alerts page and on a watch's page
 PAGE_VERSIONS = 200  # versions on a watch's page, newest first
+PAGE_WATCHES = 200  # watches on one page of the index
 
 
 def safe_href(url: str | None) -> str | None:
@@ -58,15 +59,21 @@ class WatchRow:
 
 @dataclass(frozen=True)
 class Index:
-    rows: tuple[WatchRow, ...]
+    rows: tuple[WatchRow, ...]  # this page's
     platforms: tuple[str, ...]
     jurisdictions: tuple[str, ...]
     chosen: dict[str, str]
     names: dict[str, str]
+    matching: int = 0  # watches that match the filters, over every page
+    page: int = 1
+    pages: int = 1
 
 
-def index(store: Store, watchlist: Watchlist, matchers: Matchers, chosen: dict[str, str]) -> Index:
-    """Every watch of the watchlist with its state, filtered by what `chosen` asks."""
+def index(
+    store: Store, watchlist: Watchlist, matchers: Matchers, chosen: dict[str, str], page: int = 1
+) -> Index:
+    """The watches of the watchlist with their state, filtered by what `chosen` asks,
+    PAGE_WATCHES to a page (two queries, whatever the page)."""
     states = {s.watch_id: s for s in store.states()}
     newest = store.newest_findings()
     rows = []
@@ -83,12 +90,17 @@ def index(store: Store, watchlist: Watchlist, matchers: Matchers, chosen: dict[s
         )
         if _wanted(row, chosen):
             rows.append(row)
+    pages = max(1, -(-len(rows) // PAGE_WATCHES))
+    page = min(max(page, 1), pages)
     return Index(
-        tuple(rows),
+        tuple(rows[(page - 1) * PAGE_WATCHES : page * PAGE_WATCHES]),
         tuple(sorted({w.platform for w in watchlist.watches})),
         tuple(sorted({j for w in watchlist.watches for j in w.jurisdictions})),
         chosen,
         matchers.names,
+        len(rows),
+        page,
+        pages,
     )
 
 
