@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -509,10 +510,25 @@ async def _serve(host: str, port: int, pages: ASGIApp) -> None:
         raise UsageError(f"--http: cannot listen on {host}:{port}: {exc.strerror}") from None
     shown = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     print(f"dashboard on http://{shown}:{endpoint.port}/ (Ctrl-C stops)", flush=True)
+    if not loopback(endpoint.host):
+        print(NO_LOGIN, file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, endpoint.close)
     await endpoint.wait_closed()
+
+
+NO_LOGIN = (
+    "monitor: warning: the dashboard has no login and now listens beyond this machine; "
+    "put it behind a reverse proxy that asks for one (see the README)"
+)
+
+
+def loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def cmd_health(args: argparse.Namespace) -> int:

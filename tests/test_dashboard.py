@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 from monitor import dashboard
 from monitor.app import load_watchlist
 from monitor.browser import CHROMIUM_ARGS, sandbox_default
-from monitor.cli import main
+from monitor.cli import loopback, main
 from monitor.config import loads
 from monitor.dashboard import CSP
 from monitor.metrics import Metrics
@@ -380,3 +380,12 @@ def test_a_long_index_is_paged_keeping_its_filters(stored: Stored) -> None:
         assert "page 3 of 3" in client.get("/", params={"page": 99}).text
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("::", False),
+     ("192.168.1.20", False)],
+)  # fmt: skip
+def test_serve_warns_when_it_listens_beyond_this_machine(host: str, local: bool) -> None:
+    assert loopback(host) is local
