@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -133,7 +132,13 @@ def _parser() -> argparse.ArgumentParser:
         "--http",
         metavar="[HOST:]PORT",
         default=os.environ.get("MONITOR_HTTP") or "127.0.0.1:8080",
-        help="where to listen (default 127.0.0.1:8080; host defaults to 127.0.0.1)",
+        help="where to listen (default 127.0.0.1:8080; host defaults to 127.0.0.1); "
+        "beyond 127.0.0.1 it needs $MONITOR_HTTP_TOKEN or --insecure-no-auth",
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="listen beyond this machine without a token (behind a proxy that asks for one)",
     )
 
     _add_check_and_list(sub)
@@ -477,6 +482,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         first_run_spread=args.spread,
         http=http,
+        http_token=os.environ.get("MONITOR_HTTP_TOKEN") or None,
         watch_file=5.0 if args.watch_file else 0.0,
     )
     with Store.open(args.db or default_db()) as store:
@@ -497,10 +503,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"monitor: --http: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    token = os.environ.get("MONITOR_HTTP_TOKEN") or None
+    if not (token or args.insecure_no_auth or dashboard.is_loopback(host)):
+        print(f"monitor: --http: {NEEDS_TOKEN}", file=sys.stderr)
+        return EXIT_USAGE
     watchlist = _load(args, sending=False)
     with _read_store(args) as store:
-        asyncio.run(_serve(host, port, dashboard.app(store, lambda: watchlist)))
+        asyncio.run(_serve(host, port, dashboard.app(store, lambda: watchlist, token=token)))
     return EXIT_OK
+
+
+NEEDS_TOKEN = (
+    "beyond this machine the dashboard needs a token: set MONITOR_HTTP_TOKEN "
+    "(or give --insecure-no-auth, e.g. behind a reverse proxy that asks for a login)"
+)
 
 
 async def _serve(host: str, port: int, pages: ASGIApp) -> None:
@@ -510,25 +526,10 @@ async def _serve(host: str, port: int, pages: ASGIApp) -> None:
         raise UsageError(f"--http: cannot listen on {host}:{port}: {exc.strerror}") from None
     shown = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     print(f"dashboard on http://{shown}:{endpoint.port}/ (Ctrl-C stops)", flush=True)
-    if not loopback(endpoint.host):
-        print(NO_LOGIN, file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, endpoint.close)
     await endpoint.wait_closed()
-
-
-NO_LOGIN = (
-    "monitor: warning: the dashboard has no login and now listens beyond this machine; "
-    "put it behind a reverse proxy that asks for one (see the README)"
-)
-
-
-def loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def cmd_health(args: argparse.Namespace) -> int:

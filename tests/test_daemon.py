@@ -538,6 +538,18 @@ def test_the_endpoint_serves_the_injected_metrics_and_503_when_the_store_fails(
     run(go)
 
 
+def test_the_dashboard_is_served_beyond_loopback_only_with_a_token(
+    world: World, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.file.write_text(watchlist_text({"meta-hk": "/p"}))
+    open_to_all = world.daemon(store, settings={"http": ("0.0.0.0", 9130)})
+    assert open_to_all._pages() is None  # /healthz and /metrics only
+    assert "the dashboard is off on 0.0.0.0: set MONITOR_HTTP_TOKEN" in caplog.text
+    with_token = {"http": ("0.0.0.0", 9130), "http_token": "t" * 32}
+    assert world.daemon(store, settings=with_token)._pages() is not None
+    assert world.daemon(store, settings={"http": ("127.0.0.1", 9130)})._pages() is not None
+
+
 def spoil(db: Path) -> None:
     """Overwrite a SQLite store (and its WAL) with garbage, as a broken disk would."""
     for path in db.parent.glob(db.name + "*"):

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 from monitor import dashboard
 from monitor.app import load_watchlist
 from monitor.browser import CHROMIUM_ARGS, sandbox_default
-from monitor.cli import loopback, main
+from monitor.cli import main
 from monitor.config import loads
 from monitor.dashboard import CSP
 from monitor.metrics import Metrics
@@ -387,5 +387,38 @@ def test_a_long_index_is_paged_keeping_its_filters(stored: Stored) -> None:
     [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("::", False),
      ("192.168.1.20", False)],
 )  # fmt: skip
-def test_serve_warns_when_it_listens_beyond_this_machine(host: str, local: bool) -> None:
-    assert loopback(host) is local
+def test_only_a_loopback_address_is_this_machine_alone(host: str, local: bool) -> None:
+    assert dashboard.is_loopback(host) is local
+
+
+def test_serve_beyond_this_machine_needs_a_token_or_says_it_goes_without(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MONITOR_HTTP_TOKEN", raising=False)
+    db = tmp_path / "typo.db"
+    assert main(["serve", "--db", str(db), "--http", "0.0.0.0:0"]) == 2
+    assert "beyond this machine the dashboard needs a token" in capsys.readouterr().err
+    # with --insecure-no-auth (or a token) it goes on, here to the missing store
+    assert main(["serve", "--db", str(db), "--http", "0.0.0.0:0", "--insecure-no-auth"]) == 1
+    monkeypatch.setenv("MONITOR_HTTP_TOKEN", "x" * 32)
+    assert main(["serve", "--db", str(db), "--http", "0.0.0.0:0"]) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_with_a_token_every_page_and_feed_needs_it(stored: Stored) -> None:
+    token = "correct-horse-battery-staple"
+    for client in stored.client(token=token):
+        refused = client.get("/")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"]
+        assert refused.headers["content-security-policy"] == CSP
+        assert client.get("/feeds/all.atom", params={"token": "wrong"}).status_code == 401
+        bearer = {"authorization": f"Bearer {token}"}
+        assert client.get("/watch/meta-hk", headers=bearer).status_code == 200
+        feed = client.get("/feeds/jurisdiction/HK.atom", params={"token": token})
+        assert feed.status_code == 200 and len(atom_entries(feed.content)) == 1
+        visit = client.get("/", params={"token": token})  # a browser's first visit
+        cookie = visit.headers["set-cookie"]
+        assert cookie.startswith(f"monitor_token={token};") and "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        later = {"cookie": f"monitor_token={token}"}
+        assert client.get("/watch/meta-hk/diff", headers=later).status_code == 200

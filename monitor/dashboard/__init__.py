@@ -23,6 +23,8 @@ that runs a daemon's checks.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -56,6 +58,63 @@ HEADERS = {
     "x-frame-options": "DENY",
 }
 ATOM = "application/atom+xml; charset=utf-8"
+
+
+COOKIE = "monitor_token"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only: without a token, the
+    dashboard listens nowhere else."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class TokenGate:
+    """Lets a request through only with the token: `Authorization: Bearer TOKEN`, or
+    `?token=TOKEN` (feed readers; a page visited so also gets it as an HttpOnly,
+    SameSite=Strict cookie, so its links work), or that cookie. Anything else is 401."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    def _valid(self, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest((given or "").encode(), self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        in_query = request.query_params.get("token")
+        if self._valid(bearer if scheme.lower() == "bearer" else None) or self._valid(
+            request.cookies.get(COOKIE)
+        ):
+            await self.app(scope, receive, send)
+        elif self._valid(in_query):
+            await self.app(scope, receive, self._with_cookie(send))
+        else:
+            answer = PlainTextResponse(
+                "a token is needed (Authorization: Bearer, or ?token=)\n",
+                status_code=401,
+                headers={"www-authenticate": 'Bearer realm="monitor"'},
+            )
+            await answer(scope, receive, send)
+
+    def _with_cookie(self, send: Send) -> Send:
+        cookie = f"{COOKIE}={self.token.decode()}; HttpOnly; SameSite=Strict; Path=/"
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return sending
 
 
 class SecurityHeaders:
@@ -249,11 +308,14 @@ def app(
     *,
     network_down: Callable[[], str | None] = lambda: None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    token: str | None = None,
 ) -> ASGIApp:
-    """The dashboard as an ASGI application: GET (and HEAD) only, every answer with the CSP."""
+    """The dashboard as an ASGI application: GET (and HEAD) only, every answer with the
+    CSP; with a `token`, only for requests that carry it (`TokenGate`)."""
     routes = Dashboard(store, watchlist, network_down, now).routes()
     handlers = {HTTPException: _error, StoreError: _error}
-    return SecurityHeaders(Starlette(routes=routes, exception_handlers=handlers))
+    pages: ASGIApp = Starlette(routes=routes, exception_handlers=handlers)
+    return SecurityHeaders(TokenGate(pages, token) if token else pages)
 
 
 def _int(request: Request, name: str) -> int | None:
