@@ -415,7 +415,9 @@ def test_with_a_token_every_page_and_feed_needs_it(stored: Stored) -> None:
         bearer = {"authorization": f"Bearer {token}"}
         assert client.get("/watch/meta-hk", headers=bearer).status_code == 200
         feed = client.get("/feeds/jurisdiction/HK.atom", params={"token": token})
-        assert feed.status_code == 200 and len(atom_entries(feed.content)) == 1
+        [entry] = atom_entries(feed.content)
+        link = entry.find(f"{ATOM}link")
+        assert link is not None and link.get("href", "").endswith(f"?to=3&token={token}")
         visit = client.get("/", params={"token": token})  # a browser's first visit
         cookie = visit.headers["set-cookie"]
         assert cookie.startswith(f"monitor_token={token};") and "HttpOnly" in cookie

@@ -246,9 +246,12 @@ class Dashboard:
 
     def feed(self, request: Request, rows: list[AlertRow], feed_id: str, title: str) -> Response:
         base = str(request.base_url).rstrip("/")
+        token = request.query_params.get("token")  # a reader's token opens the links too
+        carried = f"&token={quote(token, safe='')}" if token else ""
 
         def link(row: AlertRow) -> str:
-            return f"{base}/watch/{quote(row.watch_id, safe='')}/diff?to={row.version_id}"
+            watch = quote(row.watch_id, safe="")
+            return f"{base}/watch/{watch}/diff?to={row.version_id}{carried}"
 
         body = feeds.atom(
             rows,
