@@ -155,6 +155,21 @@ def test_a_watch_page_shows_versions_findings_and_redacted_deliveries(
     assert 'href="/watch/meta-hk/diff?from=1&amp;to=3"' in text
     assert ">sent</span> desk" in text
     assert SECRET not in text and "robot" in text  # the route's URL, redacted
+    alerts = client.get("/alerts").text
+    assert "Meta · Government requests · Hong Kong: sentence modified</a>" in alerts
+    assert ">sent</span> desk" in alerts and SECRET not in alerts
+
+
+def test_a_watch_no_longer_listed_keeps_its_history_on_the_dashboard(stored: Stored) -> None:
+    store = Store.open(str(stored.db), create=False)
+    wl = loads("watches:\n  - {id: other, platform: X, name: X, url: 'https://e.org/'}\n", "w")
+    try:
+        client = Client(dashboard.app(store, lambda: wl))
+        page = client.get("/watch/meta-hk").text
+        assert "No longer in the watchlist; its history is kept." in page
+        assert "<mark>Hong Kong</mark>" in client.get("/watch/meta-hk/diff").text
+    finally:
+        store.close()
 
 
 def test_the_change_page_marks_words_names_and_shows_the_proof(
