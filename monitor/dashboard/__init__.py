@@ -17,14 +17,13 @@ body is only served as a download, and a route's URL only ever appears redacted
     /feeds/watch/{id}.atom                one watch's
     /feeds/jurisdiction/{code}.atom       one jurisdiction's (HK, TW, …)
 
-The store is read synchronously in Starlette's thread pool, never on the event loop
-that runs a daemon's checks.
+Beyond a loopback address the dashboard needs a token (`guard.TokenGate`). The store
+is read synchronously in Starlette's thread pool, never on the event loop that runs a
+daemon's checks.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -38,104 +37,19 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from monitor.config import Watchlist
 from monitor.dashboard import feeds, views
+from monitor.dashboard.guard import CSP, SecurityHeaders, TokenGate, is_loopback
 from monitor.errors import StoreError
 from monitor.messages import KIND_LABELS
 from monitor.pipeline import Matchers
 from monitor.store import AlertRow, Store
 
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
-HEADERS = {
-    "content-security-policy": CSP,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
-}
+__all__ = ["CSP", "app", "is_loopback"]
+
 ATOM = "application/atom+xml; charset=utf-8"
-
-
-COOKIE = "monitor_token"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is reachable from this machine only: without a token, the
-    dashboard listens nowhere else."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-class TokenGate:
-    """Lets a request through only with the token: `Authorization: Bearer TOKEN`, or
-    `?token=TOKEN` (feed readers; a page visited so also gets it as an HttpOnly,
-    SameSite=Strict cookie, so its links work), or that cookie. Anything else is 401."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    def _valid(self, given: str | None) -> bool:
-        return bool(given) and hmac.compare_digest((given or "").encode(), self.token)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
-        in_query = request.query_params.get("token")
-        if self._valid(bearer if scheme.lower() == "bearer" else None) or self._valid(
-            request.cookies.get(COOKIE)
-        ):
-            await self.app(scope, receive, send)
-        elif self._valid(in_query):
-            await self.app(scope, receive, self._with_cookie(send))
-        else:
-            answer = PlainTextResponse(
-                "a token is needed (Authorization: Bearer, or ?token=)\n",
-                status_code=401,
-                headers={"www-authenticate": 'Bearer realm="monitor"'},
-            )
-            await answer(scope, receive, send)
-
-    def _with_cookie(self, send: Send) -> Send:
-        cookie = f"{COOKIE}={self.token.decode()}; HttpOnly; SameSite=Strict; Path=/"
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return sending
-
-
-class SecurityHeaders:
-    """Adds the CSP and its companions to every response, errors included."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                raw = [(k, v) for k, v in message.get("headers", []) if k.decode() not in HEADERS]
-                raw += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
-                message = {**message, "headers": raw}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 def _templates() -> Jinja2Templates:
