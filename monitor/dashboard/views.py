@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -210,7 +210,6 @@ class DiffPage:
     new: Proof
     findings: tuple[FindingView, ...]
     changes: tuple[ChangeView, ...]
-    versions: tuple[StoredVersion, ...] = field(default=())
 
 
 def diff_page(
@@ -236,7 +235,6 @@ def diff_page(
         _proof(store, new),
         tuple(_finding_view(f, names, marks) for f in found.findings),
         tuple(change_view(c, marks) for c in found.changes),
-        tuple(versions),
     )
 
 
