@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from monitor.config import Route, Watch
 from monitor.messages import Proof, Subject, change_message, health_message
@@ -50,9 +51,12 @@ def decide(
             at=record.started_at,
             sha_before=previous_sha,
             sha_after=record.snapshot.sha256 if record.snapshot else None,
-            version_before=previous.id if previous else None,
+            version_before=previous.number if previous else None,
+            before_seen=_seen(previous, state),
         )
-        message = change_message(subject, record.findings, proof, jurisdiction_names=names)
+        message = change_message(
+            subject, record.findings, proof, jurisdiction_names=names, limit=watch.max_changes
+        )
         jurisdictions = tuple(dict.fromkeys(f.jurisdiction for f in record.findings))
         dests = destinations(routes, watch.routes, "change", jurisdictions)
         alerts.append(
@@ -65,6 +69,15 @@ def decide(
         alerts.append(_health(subject, watch, state, record, routes, failing=True))
         flag = True
     return Decision(tuple(alerts), flag)
+
+
+def _seen(previous: StoredVersion | None, state: WatchState) -> tuple[datetime, datetime] | None:
+    """When checks first and last saw the version a change replaces: it was recorded
+    at the first, and every successful check since (the last one included) saw it."""
+    if previous is None:
+        return None
+    last = state.last_success_at or previous.created_at
+    return previous.created_at, max(last, previous.created_at)
 
 
 def _health(

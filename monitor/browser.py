@@ -16,10 +16,12 @@ can do to a check is contained here, as ``fetch`` does for HTTP:
   request the page makes is routed here: anything but http(s) is aborted, so no
   ``file:`` or ``data:`` URL is loaded; the watch's own headers go to its host only;
 - every request of the page (the document, its redirects, subresources, scripts'
-  fetches, frames) is judged by the network policy (``netpolicy``) after resolving
-  its host: a page on a public address can make the browser load nothing internal,
-  link-local or cloud-metadata; a refused main document is BLOCKED_BY_POLICY, a
-  refused subresource is simply not loaded;
+  fetches, frames, web sockets) is judged by the network policy (``netpolicy``)
+  after resolving its host, twice: by the routing here, and by the render's SOCKS5
+  gate (``socksgate``), through which Chromium makes every connection, to the
+  address that was checked. A page on a public address can make the browser load
+  nothing internal, link-local or cloud-metadata; a refused main document (or a
+  redirect of it) is BLOCKED_BY_POLICY, a refused subresource is simply not loaded;
 - one Chromium process is shared, launched on first use, and relaunched when it died
   or after ``restart_every`` renders, so a leaking renderer cannot grow forever.
 
@@ -48,7 +50,9 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -60,6 +64,7 @@ from monitor.errors import FailureKind, FetchError, status_failure
 from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, Snapshot
 from monitor.netpolicy import Hop, IPAddress, resolve
+from monitor.socksgate import BYPASS, Gate
 
 if TYPE_CHECKING:
     from playwright.async_api import (
@@ -243,27 +248,31 @@ class Renderer:
 
     async def _render(self, request: FetchRequest, deadline: _Deadline) -> Snapshot:
         started = time.monotonic()
-        router = _Router(
-            _checked_host(request.url),
-            dict(request.headers),
-            await self._page_hop(request),
-            self._resolve,
-        )
-        instance = await self._acquire(request.url)
+        instance = await self._acquire(request.url)  # first: no Chromium is NEEDS_BROWSER
+        gate: Gate | None = None
         try:
-            context = await self._new_context(instance.browser, request, router)
+            hop = await self._page_hop(request)
+            proxied = _proxied_by_environment()
+            router = _Router(_checked_host(request.url), dict(request.headers), hop, self._resolve)
+            router.proxied = proxied
+            gate = None if proxied else Gate(hop, self._resolve)
+            proxy = await gate.open() if gate is not None else None
+            context = await self._new_context(instance.browser, request, router, proxy)
             try:
                 page = await _open_page(context)
                 page.on("request", router.seen)
                 snapshot = await _load(page, request, deadline, self._idle_wait)
                 await router.raise_refusal(request)
-            except Exception:
+            except Exception as exc:
                 await router.raise_refusal(request)
+                _raise_gate_refusal(gate, exc, request)
                 raise
             finally:
                 await _quietly(context.close())
             return replace(snapshot, fetched_at=self._now(), elapsed=time.monotonic() - started)
         finally:
+            if gate is not None:
+                await gate.close()
             await self._release(instance)
 
     async def _page_hop(self, request: FetchRequest) -> Hop:
@@ -274,8 +283,12 @@ class Renderer:
         try:
             port = url.port or (443 if url.scheme == "https" else 80)
             addresses = await self._resolve(url.hostname or "", port)
+        except socket.gaierror as exc:
+            if not _proxied_by_environment():
+                raise _dns_failure(exc, request) from None
+            addresses = ()  # it may resolve on the proxy's side: left to the proxy
         except (OSError, UnicodeError, ValueError):
-            addresses = ()  # Chromium fails it with its own DNS error
+            raise FetchError(FailureKind.PERMANENT, "invalid URL", url=request.url) from None
         refusal = hop.refusal(addresses)
         if refusal is not None:
             what = f"blocked by the network policy: {refusal}"
@@ -355,15 +368,17 @@ class Renderer:
         return self._playwright
 
     async def _new_context(
-        self, browser: Browser, request: FetchRequest, router: _Router
+        self, browser: Browser, request: FetchRequest, router: _Router, proxy: str | None
     ) -> BrowserContext:
-        """A throwaway context: no cookies, no downloads, no service workers, all routed."""
+        """A throwaway context: no cookies, no downloads, no service workers, all routed,
+        every connection through the render's gate (``proxy``)."""
         own_headers = dict(request.headers)
         user_agent = _pop_header(own_headers, "user-agent") or self._default_user_agent(browser)
         context = await browser.new_context(
             accept_downloads=False,
             service_workers="block",  # they could fetch past the route below
             user_agent=user_agent,
+            proxy={"server": proxy, "bypass": BYPASS} if proxy else None,
         )
         await context.route("**/*", router)
         await context.route_web_socket("**/*", router.web_socket)
@@ -427,6 +442,7 @@ class _Router:
         self._addresses: dict[tuple[str, int], tuple[IPAddress, ...]] = {}
         self.refusal: str | None = None  # why the main document was refused, if it was
         self.redirected: list[str] = []  # URLs reached by redirects, which bypass routing
+        self.proxied = False  # behind an egress proxy, a name may resolve only there
 
     async def __call__(self, route: Route) -> None:
         url = urlsplit(route.request.url)
@@ -436,6 +452,8 @@ class _Router:
                 await route.abort("blockedbyclient")
                 return
             refusal = await self._refusal(route.request.url)
+            if refusal == _UNRESOLVED and self.proxied:
+                refusal = None  # the proxy may know the name: left to it
             if refusal == _UNRESOLVED:
                 await route.abort("namenotresolved")
             elif refusal is not None:
@@ -658,6 +676,29 @@ def _from_browser_error(exc: Exception, request: FetchRequest) -> FetchError:
         return FetchError(FailureKind.TRANSIENT, what, url=url)
     log.warning("browser: unclassified error: %s", message.splitlines()[0] if message else exc)
     return FetchError(FailureKind.TRANSIENT, f"browser error ({type(exc).__name__})", url=url)
+
+
+def _proxied_by_environment() -> bool:
+    """Whether an egress proxy is configured: then Chromium must use it, not the gate,
+    and the routing alone holds the page to the policy."""
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _dns_failure(exc: socket.gaierror, request: FetchRequest) -> FetchError:
+    """The watch's host does not resolve: permanent, unless the resolver itself failed."""
+    if exc.errno == socket.EAI_AGAIN:
+        what = "navigation failed: DNS lookup failed for now (ERR_NAME_RESOLUTION_FAILED)"
+        return FetchError(FailureKind.TRANSIENT, what, url=request.url)
+    what = "navigation failed: ERR_NAME_NOT_RESOLVED"
+    return FetchError(FailureKind.PERMANENT, what, url=request.url)
+
+
+def _raise_gate_refusal(gate: Gate | None, exc: Exception, request: FetchRequest) -> None:
+    """A navigation the gate refused (a redirect inside) is BLOCKED_BY_POLICY."""
+    if gate is not None and gate.refusals and "ERR_SOCKS_CONNECTION_FAILED" in str(exc):
+        what = f"blocked by the network policy: {gate.refusals[0]}"
+        raise FetchError(FailureKind.BLOCKED_BY_POLICY, what, url=request.url)
 
 
 def _pop_header(headers: dict[str, str], name: str) -> str | None:

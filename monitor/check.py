@@ -286,7 +286,7 @@ def _full_fetch_due(state: WatchState, now: datetime) -> bool:
     return last is None or now - last >= FULL_FETCH_EVERY
 
 
-def _result(record: CheckRecord, version_id: int | None, history: History) -> CheckResult:
+def _result(record: CheckRecord, version: int | None, history: History) -> CheckResult:
     failed = record.outcome == Outcome.FAILED
     previous = history.latest
     consecutive = history.state.consecutive_failures + int(record.counted) if failed else 0
@@ -295,8 +295,8 @@ def _result(record: CheckRecord, version_id: int | None, history: History) -> Ch
         outcome=record.outcome,
         started_at=record.started_at,
         elapsed=record.elapsed,
-        version_id=version_id,
-        previous_version_id=previous.id if previous and version_id else None,
+        version=version,
+        previous_version=previous.number if previous and version else None,
         sha256=record.snapshot.sha256 if record.snapshot else None,
         blocks=len(record.document) if record.document is not None else None,
         failure=record.failure_kind,

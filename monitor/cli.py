@@ -59,7 +59,7 @@ from monitor.model import (
     WatchState,
 )
 from monitor.notify import redact, send
-from monitor.pipeline import Detection, Matchers, compare_versions, version_pair
+from monitor.pipeline import Detection, Matchers, compare_versions, numbered, version_pair
 from monitor.render import Style, render_diff
 from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age, next_due
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store
@@ -245,9 +245,15 @@ def _add_inspection(sub: Any) -> None:
 
     show = sub.add_parser("show", help="print a stored version's text, or a raw body")
     _db_arg(show)
-    what = show.add_mutually_exclusive_group(required=True)
-    what.add_argument("version", nargs="?", type=int, metavar="VERSION", help="a version id")
-    what.add_argument(
+    show.add_argument("watch_id", nargs="?", metavar="WATCH_ID", help="the watch")
+    show.add_argument(
+        "version",
+        nargs="?",
+        type=int,
+        metavar="VERSION",
+        help="its version's number, as monitor history lists them (default: the latest)",
+    )
+    show.add_argument(
         "--raw", metavar="SHA256", help="write the raw body with this SHA-256 to stdout, as served"
     )
     show.add_argument("--json", action="store_true", help="print one JSON object per line")
@@ -572,7 +578,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     print("version  recorded (UTC)        kind        blocks  findings")
     for v in versions:
         at = v.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{v.id:>7}  {at}   {v.kind:<10}  {len(v.document):>6}  {counts[v.id]:>8}")
+        print(f"{v.number:>7}  {at}   {v.kind:<10}  {len(v.document):>6}  {counts[v.id]:>8}")
     return EXIT_OK
 
 
@@ -586,8 +592,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return EXIT_OK
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     title = (
-        f"{args.watch_id}: version {old.id} ({old.created_at:%Y-%m-%d %H:%M}) → "
-        f"version {new.id} ({new.created_at:%Y-%m-%d %H:%M})"
+        f"{args.watch_id}: version {old.number} ({old.created_at:%Y-%m-%d %H:%M}) → "
+        f"version {new.number} ({new.created_at:%Y-%m-%d %H:%M})"
     )
     sys.stdout.write(render_diff(title, found.changes, found.findings, Style(color)))
     return EXIT_OK
@@ -601,8 +607,8 @@ def _print_diff_json(
         line: dict[str, object] = {
             "type": "change",
             "watch": watch_id,
-            "from": old.id,
-            "to": new.id,
+            "from": old.number,
+            "to": new.number,
             "change": str(change.kind),
             "block_kind": change.block_kind,
             "before": change.before,
@@ -613,7 +619,7 @@ def _print_diff_json(
             line["segments"] = [list(s) for s in change.segments]
         print(json.dumps(line, ensure_ascii=False))
     as_checked = CheckResult(
-        watch_id, Outcome.CHANGED, new.created_at, 0.0, version_id=new.id, findings=found.findings
+        watch_id, Outcome.CHANGED, new.created_at, 0.0, version=new.number, findings=found.findings
     )
     for finding in as_checked.finding_lines():
         print(json.dumps(finding, ensure_ascii=False))
@@ -643,12 +649,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         DeliveryStatus.PENDING if args.pending else (DeliveryStatus.FAILED if args.failed else None)
     )
     with _read_store(args) as store:
-        rows = _alert_rows(store, status, args)
-        if args.json:
-            befores = _versions_before(store, rows)
+        rows = store.alerts(status, limit=args.limit, watch_id=args.watch)
     if args.json:
         for row in rows:
-            print(json.dumps(alert_json(row, befores.get(row.id)), ensure_ascii=False))
+            print(json.dumps(alert_json(row), ensure_ascii=False))
         return EXIT_OK
     if not rows:
         print("no alerts" + (f" with {status} deliveries" if status else ""))
@@ -661,29 +665,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _alert_rows(
-    store: Store, status: DeliveryStatus | None, args: argparse.Namespace
-) -> list[AlertRow]:
-    """The newest `--limit` alerts (of `--watch` when given)."""
-    return store.alerts(status, limit=args.limit, watch_id=args.watch or None)
-
-
-def _versions_before(store: Store, rows: Sequence[AlertRow]) -> dict[int, int]:
-    """Each change alert's "before" version: its watch's version stored just before."""
-    ids: dict[str, list[int]] = {}
-    befores = {}
-    for row in rows:
-        if row.version_id is None:
-            continue
-        if row.watch_id not in ids:
-            ids[row.watch_id] = [v.id for v in store.versions(row.watch_id)]
-        earlier = [v for v in ids[row.watch_id] if v < row.version_id]
-        if earlier:
-            befores[row.id] = earlier[-1]
-    return befores
-
-
-def alert_json(row: AlertRow, before: int | None) -> dict[str, object]:
+def alert_json(row: AlertRow) -> dict[str, object]:
     """One alert for `alerts --json`: versions are [before, after], null when unknown."""
     return {
         "type": "alert",
@@ -693,7 +675,7 @@ def alert_json(row: AlertRow, before: int | None) -> dict[str, object]:
         "title": row.title,
         "created_at": row.created_at.isoformat(),
         "jurisdictions": list(row.jurisdictions),
-        "versions": [before, row.version_id],
+        "versions": list(row.versions),
         "deliveries": [
             {"destination": d.label, "status": str(d.status), "attempts": d.attempts}
             for d in row.deliveries
@@ -783,13 +765,14 @@ def _block_text(block: Block, ids: Sequence[str], terms: Sequence[str]) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     with _read_store(args) as store:
         if args.raw:
+            if args.watch_id is not None:
+                raise UsageError("give either WATCH_ID [VERSION] or --raw SHA256, not both")
             sys.stdout.flush()
             sys.stdout.buffer.write(_raw_body(store, args.raw))
             return EXIT_OK
-        try:
-            version = store.version(args.version)
-        except StoreError as exc:
-            raise UsageError(f"{exc} (see monitor history WATCH_ID)") from None
+        if args.watch_id is None:
+            raise UsageError("show needs WATCH_ID [VERSION], or --raw SHA256")
+        version = _numbered(_versions_of(store, args.watch_id), args.watch_id, args.version)
         sha = store.snapshot_sha(version.snapshot_id)
     if args.json:
         head = {"type": "version", **_version_json(version), "sha256": sha}
@@ -798,12 +781,20 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(json.dumps({"type": "block", **block.to_json()}, ensure_ascii=False))
         return EXIT_OK
     print(
-        f"version {version.id} of {version.watch_id} ({version.kind}, "
+        f"version {version.number} of {version.watch_id} ({version.kind}, "
         f"{version.created_at:%Y-%m-%d %H:%M:%S} UTC), raw body SHA-256 {sha or '—'}"
     )
     for block in version.document:
         print(_block_text(block, (), ()))
     return EXIT_OK
+
+
+def _numbered(versions: list[StoredVersion], watch_id: str, number: int | None) -> StoredVersion:
+    """A watch's version by its number, or its latest."""
+    try:
+        return numbered(versions, watch_id, number)
+    except LookupError as exc:
+        raise UsageError(str(exc.args[0])) from None
 
 
 def _raw_body(store: Store, sha: str) -> bytes:
@@ -815,7 +806,7 @@ def _raw_body(store: Store, sha: str) -> bytes:
 
 def _version_json(version: StoredVersion) -> dict[str, object]:
     return {
-        "id": version.id,
+        "version": version.number,
         "watch": version.watch_id,
         "kind": str(version.kind),
         "created_at": version.created_at.isoformat(),

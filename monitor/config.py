@@ -189,6 +189,9 @@ class NetworkSpec(_Strict):
         return NetworkPolicy(allow=tuple(self.allow), deny=tuple(self.deny))
 
 
+MAX_CHANGES = 25  # changes quoted in one alert; the rest are counted, with the diff command
+
+
 class DefaultsSpec(_Schedule):
     """The `defaults:` section: values every watch inherits unless it says otherwise."""
 
@@ -203,6 +206,7 @@ class DefaultsSpec(_Schedule):
     max_size: Size = 10 * 1000**2
     failures_before_alert: int = Field(default=3, ge=1)
     give_up_after: Duration = 2 * 86400.0
+    max_changes: int = Field(default=MAX_CHANGES, ge=1, le=1000)
     network: NetworkSpec = Field(default_factory=NetworkSpec)
 
 
@@ -277,6 +281,7 @@ class Watch:
     max_size: int
     failures_before_alert: int
     about: str | None = None
+    max_changes: int = MAX_CHANGES
     tags: tuple[str, ...] = ()
     enabled: bool = True  # false: the daemon schedules no job, `check` skips it unless named
     browser: str = "auto"  # never | auto | always
@@ -715,6 +720,7 @@ class _Builder:
             timeout=spec.timeout if spec.timeout is not None else defaults.timeout,
             max_size=spec.max_size if spec.max_size is not None else defaults.max_size,
             failures_before_alert=defaults.failures_before_alert,
+            max_changes=defaults.max_changes,
             about=self.canon(spec.about) if spec.about else None,
             tags=tuple(spec.tags),
             enabled=spec.enabled,

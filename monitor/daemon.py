@@ -402,8 +402,8 @@ def _fields(result: CheckResult) -> dict[str, object]:
     }
     if result.failure is not None:
         fields["failure"] = result.failure.value
-    if result.version_id is not None:
-        fields["version"] = result.version_id
+    if result.version is not None:
+        fields["version"] = result.version
     return fields
 
 

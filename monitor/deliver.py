@@ -19,6 +19,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from monitor.alerting import destination_id, destinations
 from monitor.config import Route
@@ -32,7 +33,12 @@ log = logging.getLogger("monitor.deliver")
 
 BACKOFF_BASE = 30.0  # seconds before the first retry
 BACKOFF_CAP = 3600.0  # never wait longer than this between attempts
-Sender = Callable[[str, Message], Awaitable[None]]
+
+
+class Sender(Protocol):
+    """Delivers a message to one destination URL, from its part `skip` + 1 on."""
+
+    def __call__(self, url: str, message: Message, *, skip: int = 0) -> Awaitable[None]: ...
 
 
 def backoff(attempts: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -84,9 +90,10 @@ class Deliverer:
         try:
             if url is None:
                 raise NotifyError(f"{delivery.label}: no longer in route {delivery.route!r}")
-            await self.send(url, _message(delivery))
+            await self.send(url, _message(delivery), skip=delivery.parts_sent)
         except NotifyError as exc:
-            self._failed(delivery, str(exc), report, final=url is None)
+            sent = max(exc.sent, delivery.parts_sent)
+            self._failed(delivery, str(exc), report, final=url is None, sent=sent)
             return
         try:
             self.store.delivered(delivery.id, self.now())
@@ -107,7 +114,9 @@ class Deliverer:
         urls = route.urls if route is not None else ()
         return next((u for u in urls if destination_id(u) == delivery.destination), None)
 
-    def _failed(self, delivery: Delivery, error: str, report: Report, *, final: bool) -> None:
+    def _failed(
+        self, delivery: Delivery, error: str, report: Report, *, final: bool, sent: int = 0
+    ) -> None:
         now = self.now()
         report.errors.append(error)
         if final or now - delivery.created_at >= timedelta(seconds=self.give_up_after):
@@ -123,7 +132,7 @@ class Deliverer:
             self._notice(delivery, error)
             return
         wait = backoff(delivery.attempts, base=self.backoff_base, cap=self.backoff_cap)
-        self.store.retry_later(delivery.id, error, now + timedelta(seconds=wait))
+        self.store.retry_later(delivery.id, error, now + timedelta(seconds=wait), parts_sent=sent)
         report.retrying += 1
         log.warning(
             "delivery of alert %d to %s failed (%s); retrying in %.0fs",
@@ -135,8 +144,8 @@ class Deliverer:
 
     def _notice(self, delivery: Delivery, error: str) -> None:
         """Tell the other health destinations that an alert could not be delivered."""
-        if delivery.title.startswith("Undelivered alert"):
-            return  # never a notice about a notice
+        if delivery.kind is AlertKind.NOTICE or delivery.title.startswith("Undelivered alert"):
+            return  # never a notice about a notice (stores of old wrote them as health)
         others = tuple(
             d
             for d in destinations(self.routes, tuple(self.routes), "health", ())
@@ -149,7 +158,7 @@ class Deliverer:
         )
         message = note_message(title, text, severity="failure")
         notice = AlertRecord(
-            delivery.watch_id, AlertKind.HEALTH, title, message.to_json(), (), others
+            delivery.watch_id, AlertKind.NOTICE, title, message.to_json(), (), others
         )
         self.store.add_alert(notice, self.now())
 

@@ -45,6 +45,7 @@ regions), and what each step costs:
 
 from __future__ import annotations
 
+import functools
 import re
 from bisect import bisect_right
 from collections import Counter, defaultdict, deque
@@ -54,6 +55,7 @@ from difflib import SequenceMatcher
 from typing import NamedTuple
 
 from monitor.model import Block, Change, ChangeKind, Document
+from monitor.wording import Alignment
 
 __all__ = ["compare", "split_sentences", "word_segments"]
 
@@ -137,17 +139,25 @@ def split_sentences(text: str) -> list[str]:
     ordinal number; ";" does not end one. Chinese, Japanese and Korean text ends one
     at 。 and the full-width ! ? ; with no space needed.
     """
+    return [text[start:end] for start, end in _sentence_spans(text)]
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Where `split_sentences` cuts: each sentence's [start, end), without the spaces
+    around it."""
     cuts = {len(text)}
     cuts.update(match.end() for match in _LATIN_END.finditer(text) if _ends(text, match))
     if not text.isascii():
         cuts.update(match.end() for match in _CJK_END.finditer(text))
-    sentences, start = [], 0
+    spans, start = [], 0
     for cut in sorted(cuts):
-        sentence = text[start:cut].strip()
-        if sentence:
-            sentences.append(sentence)
+        piece = text[start:cut]
+        stripped = piece.lstrip()
+        if stripped.strip():
+            begin = start + len(piece) - len(stripped)
+            spans.append((begin, begin + len(stripped.rstrip())))
         start = cut
-    return sentences
+    return spans
 
 
 def _ends(text: str, match: re.Match[str]) -> bool:
@@ -904,13 +914,77 @@ def _change(
     return Change(
         kind=kind,
         block_kind=holder.block.kind,
-        before=old.unit.text if old else None,
-        after=new.unit.text if new else None,
+        before=_shown(old) if old else None,
+        after=_shown(new) if new else None,
         path_before=old.block.path if old else (),
         path_after=new.block.path if new else (),
         cells_before=old.cells if old else (),
         cells_after=new.cells if new else (),
-        segments=segments,
+        segments=_shown_segments(segments, old, new) if segments else (),
         index_before=old.unit.block if old else None,
         index_after=new.unit.block if new else None,
     )
+
+
+# --------------------------------------------------------------- verbatim quotes
+
+
+def _shown(side: _Side) -> str:
+    """A unit as the page showed it (see `monitor.wording`): changes are found on the
+    wording, and quoted verbatim."""
+    block, unit = side.block, side.unit
+    if not block.shown:
+        return unit.text
+    if unit.cls != "prose":
+        return block.shown
+    located = _located(side)
+    if located is None:
+        return unit.text
+    alignment, start = located
+    return alignment.show(start, start + len(unit.text))
+
+
+def _located(side: _Side) -> tuple[Alignment, int] | None:
+    """The block's alignment and where the unit's sentence starts in its wording."""
+    block, unit = side.block, side.unit
+    alignment = _alignment(block.shown, block.text)
+    if alignment is None:
+        return None
+    if unit.cls != "prose":
+        return alignment, 0
+    spans = _sentence_spans(block.text)
+    if unit.ordinal >= len(spans):
+        return None
+    return alignment, spans[unit.ordinal][0]
+
+
+@functools.lru_cache(maxsize=256)
+def _alignment(shown: str, text: str) -> Alignment | None:
+    return Alignment.of(shown, text)
+
+
+def _shown_segments(
+    segments: tuple[tuple[str, str], ...], old: _Side | None, new: _Side | None
+) -> tuple[tuple[str, str], ...]:
+    """The word-level edit script with every piece as the page showed it: removed
+    words from the old text, added and kept ones from the new."""
+    sides = [side and side.block.shown and _located(side) for side in (old, new)]
+    if not any(sides):
+        return segments
+    at = [0, 0]
+    out = []
+    for op, text in segments:
+        which = 0 if op == "-" else 1
+        located = sides[which]
+        start = at[which]
+        if op == "=":
+            at[0] += len(text)
+        at[which] += len(text)
+        if located:
+            alignment, base = located
+            text = alignment.verbatim[
+                alignment.at(base + start) : alignment.at(base + start + len(text))
+            ]
+        if text:
+            out.append((op, text))
+    return tuple(out)

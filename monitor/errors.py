@@ -112,4 +112,10 @@ class StoreError(MonitorError):
 
 
 class NotifyError(MonitorError):
-    """An alert could not be delivered to a destination."""
+    """An alert could not be delivered to a destination. `sent`: how many parts of a
+    split message the service had accepted before it failed (the next attempt goes on
+    from there, so the start is never posted twice and the end is never lost)."""
+
+    def __init__(self, message: str, *, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent

@@ -42,7 +42,6 @@ Plain text (``content_type`` ``text/plain``) is split into paragraphs on blank l
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,80 +53,9 @@ from lxml.etree import _Element as Element
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
+from monitor.wording import normalize, shown_as
 
 __all__ = ["extract", "normalize"]
-
-# --- normalisation -------------------------------------------------------------------
-
-# Characters that do not change the wording: invisible ones (zero-width, soft hyphen,
-# bidi controls) go, and typographic quotes and dashes, which editors swap freely,
-# become ASCII. (str.translate with a mapping is slow on long non-ASCII texts.)
-_INVISIBLE = (
-    "\u00ad\u034f\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
-)
-_TYPOGRAPHY = {
-    **dict.fromkeys(_INVISIBLE, ""),
-    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'"),
-    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"'),
-    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
-}
-_TYPOGRAPHIC = re.compile("[" + "".join(_TYPOGRAPHY) + "]")
-# Control characters are no wording either, and page text must never smuggle a
-# terminal escape sequence into `monitor diff` (the whitespace ones become spaces).
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x9f]")
-# A list marker typed into the text ("1.", "(a)", "iv.", "•"): renumbering a list
-# must not change every item after the insertion point. Latin markers need a space
-# after them, so "1.5 million", "2024" and "e.g." survive; Chinese enumerators
-# ("一、", "(二)") are followed directly by text.
-_NUMBERING = re.compile(
-    r"""
-    (?:
-        (?: \d{1,3}(?:\.\d{1,3})*[.)]           # 1.  1)  2.3.
-          | \(\d{1,3}\)                         # (1)
-          | [a-z][.)] | [A-Z]\) | \([a-zA-Z]\)  # a.  a)  B)  (c)
-          | (?i: \(? (?=[ivx]) x{0,2}(?:ix|iv|v?i{0,3}) [.)] )  # iv.  (xii)  IX)
-          | [\u2022\u00b7\u2023\u25e6\u25aa\u25cf\u25cb\u25a0\u25a1\u30fb*+-]  # • · * -
-        )\s+
-      | \(?[一二三四五六七八九十]{1,3}[、)]\s*  # 一、  (二)
-    )
-    """,
-    re.VERBOSE,
-)
-
-
-def normalize(text: str, *, strip_numbering: bool = True) -> str:
-    """Reduce a text to its wording, so that only a change of wording is a change.
-
-    Invisible and control characters (zero-width, soft hyphen, bidi marks, escapes)
-    go; NFKC unifies compatibility forms (full-width ASCII, ligatures, non-breaking
-    spaces, "…"); typographic quotes and dashes become ASCII; whitespace runs become
-    one space; list markers at the start go unless ``strip_numbering`` is false
-    (headings and table cells keep their numbers: there they are content).
-    """
-    if not text.isascii():
-        # Invisible characters go before NFKC, so that they cannot block a
-        # composition; NFKC can make typographic characters ("\u2033" is two primes),
-        # so the mapping runs again after it.
-        text = _plain(text)
-        if not unicodedata.is_normalized("NFKC", text):
-            text = _plain(unicodedata.normalize("NFKC", text))
-    if _CONTROL.search(text):
-        text = _CONTROL.sub("", text)
-    text = " ".join(text.split())
-    if strip_numbering:
-        while match := _NUMBERING.match(text):
-            text = text[match.end() :]
-    return text
-
-
-def _plain(text: str) -> str:
-    """Map invisible and typographic characters (one str.replace per distinct one
-    found: a substitution with a callback per match is ten times slower)."""
-    for char in set(_TYPOGRAPHIC.findall(text)):
-        text = text.replace(char, _TYPOGRAPHY[char])
-    return text
-
 
 # --- the entry point -----------------------------------------------------------------
 
@@ -515,7 +443,8 @@ class _Builder:
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
         path = tuple(heading for _, heading in self.headings)
-        self.blocks.append(Block("heading", text, path, level=level))
+        shown = shown_as(raw, text)
+        self.blocks.append(Block("heading", text, path, level=level, shown=shown))
         self.headings.append((level, text))
         self.path = (*path, text)
 
@@ -524,7 +453,7 @@ class _Builder:
         if raw and not raw.isspace():
             text = self.clean(raw, strip_numbering=True)
             if text:
-                self.blocks.append(Block(kind, text, self.path))
+                self.blocks.append(Block(kind, text, self.path, shown=shown_as(raw, text)))
                 return text
         return None
 
@@ -543,7 +472,12 @@ class _Builder:
         change; ignore patterns apply to each cell, so that text and cells agree."""
         cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
         if any(cells):
-            self.blocks.append(Block("row", " | ".join(cells), self.path, cells=cells))
+            text = " | ".join(cells)
+            shown = " | ".join(
+                shown_as(raw, cell) or cell for raw, cell in zip(raw_cells, cells, strict=True)
+            )
+            shown = "" if shown == text else shown
+            self.blocks.append(Block("row", text, self.path, cells=cells, shown=shown))
 
 
 def _walk_roots(roots: Sequence[Element], ignore: tuple[re.Pattern[str], ...]) -> list[Block]:

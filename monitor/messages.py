@@ -99,6 +99,9 @@ class Proof:
     sha_after: str | None = None
     version_before: int | None = None
     version_after: int | None = None
+    # When checks first and last saw the "before" text: the change happened after the
+    # last of them and by `at`.
+    before_seen: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class Message:
         return build(str(data["title"]), parts, severity=str(data["severity"]))
 
 
-def name_version(message_json: str, version_id: int) -> str:
+def name_version(message_json: str, number: int) -> str:
     """A stored message (`Message.to_json`) naming the version its check recorded.
 
     The store calls this as it writes the version and the alert in one transaction;
@@ -179,7 +182,7 @@ def name_version(message_json: str, version_id: int) -> str:
         return message_json
     message = Message.from_json(message_json)
     filled = (
-        Part(p.role, tuple(_fill_line(line, str(version_id)) for line in p.lines))
+        Part(p.role, tuple(_fill_line(line, str(number)) for line in p.lines))
         for p in message.parts
     )
     return build(message.title, tuple(filled), severity=message.severity).to_json()
@@ -214,19 +217,91 @@ def change_message(
     proof: Proof,
     *,
     jurisdiction_names: Mapping[str, str],
+    limit: int | None = None,
 ) -> Message:
-    """The one alert of a check: all its findings, the page, and the proof."""
+    """The one alert of a check: one entry per change (with every jurisdiction it
+    concerns), the page, and the proof. Past `limit` entries, the rest are counted
+    and the command that shows them all is given: a page rewritten whole makes one
+    readable alert, not a thousand chat messages."""
 
     def name(code: str) -> str:
         return jurisdiction_names.get(code, code)
 
-    title = f"{subject.platform}{DOT}{subject.name}{DOT}{_summary(findings, name)}"
+    grouped = entries(findings)
+    shown = grouped if limit is None else grouped[:limit]
+    title = f"{subject.platform}{DOT}{subject.name}{DOT}{_summary(grouped, name)}"
     parts = (
         _head(subject, proof.at),
-        *(_finding_part(f, name) for f in findings),
+        *(_entry_part(entry, name) for entry in shown),
+        *([_more_part(subject, proof, len(grouped) - len(shown))] if shown != grouped else []),
         _proof_part(subject, proof),
     )
     return build(title, parts, severity="warning")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a reader counts as one change: the findings of one change (one per
+    jurisdiction it concerns), or of the sentences of one paragraph added or removed
+    together, or of one jurisdiction's appearance or disappearance on the page."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return tuple(dict.fromkeys(f.change for f in self.findings if f.change is not None))
+
+    @property
+    def jurisdictions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f.jurisdiction for f in self.findings))
+
+    @property
+    def kind(self) -> str:
+        """The most telling kind: what happened to the text, before where it stood."""
+        kinds = [str(f.kind) for f in self.findings]
+        told = [k for k in kinds if k not in _CONTEXT_KINDS]
+        return (told or kinds)[0]
+
+
+# Kinds that say where a change stood, not what it did to the text naming a place.
+_CONTEXT_KINDS = frozenset({"section_changed", "page_about"})
+_PLURAL_LABELS = {
+    "sentence_added": "sentences added",
+    "sentence_removed": "sentences removed",
+    "section_changed": "sentences changed in the section",
+    "page_about": "sentences changed",
+}
+
+
+def entries(findings: Sequence[Finding]) -> list[Entry]:
+    """Findings grouped as a reader counts changes, in reading order."""
+    groups: dict[object, list[Finding]] = {}
+    for finding in findings:
+        key = finding.change if finding.change is not None else str(finding.kind)
+        groups.setdefault(key, []).append(finding)
+    merged: list[list[Finding]] = []
+    for group in groups.values():
+        if merged and _same_paragraph(merged[-1][-1].change, group[0].change):
+            merged[-1].extend(group)
+        else:
+            merged.append(group)
+    return [Entry(tuple(group)) for group in merged]
+
+
+def _same_paragraph(last: Change | None, this: Change | None) -> bool:
+    """Two sentences added (or removed) together from the same block of prose."""
+    if last is None or this is None or last.kind != this.kind:
+        return False
+    if this.kind == "added":
+        index = (last.index_after, this.index_after)
+    elif this.kind == "removed":
+        index = (last.index_before, this.index_before)
+    else:
+        return False
+    return index[0] is not None and index[0] == index[1] and this.block_kind not in _WHOLE
+
+
+_WHOLE = frozenset({"row", "heading"})  # blocks diff never cuts into sentences
 
 
 def health_message(
@@ -263,6 +338,19 @@ def health_message(
     return build(title, parts, severity="failure" if failing else "success")
 
 
+def headless(message: Message) -> Message:
+    """The message for a service without titles, whose headline (the title) leads the
+    body: the head's first line (platform and page) would repeat it. A message rebuilt
+    without its parts is returned as it is."""
+    if not message.parts or message.parts[0].role != "head":
+        return message
+    head, *rest = message.parts
+    if len(head.lines) < 2 or head.lines[0].style != "lead":
+        return message
+    trimmed = Part("head", head.lines[1:])
+    return build(message.title, (trimmed, *rest), severity=message.severity)
+
+
 def note_message(title: str, text: str, *, severity: str = "info") -> Message:
     """A message of one plain note: test alerts, undelivered-alert notices."""
     return build(title, [Part("head", (Line("note", (("=", text),)),))], severity=severity)
@@ -281,14 +369,29 @@ def build(title: str, parts: Sequence[Part], *, severity: str = "info") -> Messa
     )
 
 
-def _summary(findings: Sequence[Finding], name: Callable[[str], str]) -> str:
-    """ "Hong Kong: sentence removed", "Hong Kong, China: 3 changes" …"""
-    names = list(dict.fromkeys(name(f.jurisdiction) for f in findings))
-    where = ", ".join(names[:2]) + (f" +{len(names) - 2}" if len(names) > 2 else "")
-    what = _kind_label(findings[0].kind) if len(findings) == 1 else f"{len(findings)} changes"
+def _summary(grouped: Sequence[Entry], name: Callable[[str], str]) -> str:
+    """ "Hong Kong: sentence removed", "Hong Kong + China: 3 changes" …"""
+    codes = dict.fromkeys(code for entry in grouped for code in entry.jurisdictions)
+    where = names_line([name(code) for code in codes]) or "no jurisdiction"
+    what = _entry_label(grouped[0]) if len(grouped) == 1 else f"{len(grouped)} changes"
+    findings = [f for entry in grouped for f in entry.findings]
     if findings and all(f.note.startswith("revert") for f in findings):
         what += " (revert)"
-    return f"{where or 'no jurisdiction'}: {what}"
+    return f"{where}: {what}"
+
+
+def names_line(names: Sequence[str], *, most: int = 3) -> str:
+    """Places as a reader cannot misread them: "Hong Kong + China", never
+    "Hong Kong, China" (which reads as one name); "+ 2 more" past `most`."""
+    shown = " + ".join(names[:most])
+    return shown + (f" + {len(names) - most} more" if len(names) > most else "")
+
+
+def _entry_label(entry: Entry) -> str:
+    count = len(entry.changes)
+    if count > 1:
+        return f"{count} {_PLURAL_LABELS.get(entry.kind, _kind_label(entry.kind))}"
+    return _kind_label(entry.kind)
 
 
 def _head(subject: Subject, at: datetime) -> Part:
@@ -300,21 +403,62 @@ def _head(subject: Subject, at: datetime) -> Part:
     return Part("head", lines)
 
 
-def _finding_part(finding: Finding, name: Callable[[str], str]) -> Part:
-    lead = f"{name(finding.jurisdiction)}{DOT}{_kind_label(finding.kind)}"
-    lines = [Line("lead", _plain(lead))]
-    why = WHERE_LABELS.get(finding.where, finding.where)
-    if finding.terms:
-        lines.append(_field("Why", f"{why}: {', '.join(finding.terms)}"))
-    elif finding.kind == "page_about":
-        lines.append(_field("Why", f"the page is about {name(finding.jurisdiction)}"))
-    change = finding.change
-    if change is not None:
-        lines.extend(_change_lines(change, bool(finding.cells)))
-    lines.extend(_cell_line(cell) for cell in finding.cells)
-    if finding.note:
-        lines.append(Line("note", _plain(f"Note: {finding.note}")))
+def _entry_part(entry: Entry, name: Callable[[str], str]) -> Part:
+    codes = entry.jurisdictions
+    lines = [
+        Line("lead", _plain(f"{names_line([name(c) for c in codes])}{DOT}{_entry_label(entry)}"))
+    ]
+    why = _why(entry, name)
+    if why:
+        lines.append(_field("Why", why))
+    changes = entry.changes
+    cells = next((f.cells for f in entry.findings if f.cells), ())
+    if len(changes) == 1:
+        lines.extend(_change_lines(changes[0], bool(cells)))
+    elif changes:
+        lines.extend(_paragraph_lines(changes))
+    lines.extend(_cell_line(cell) for cell in cells)
+    for note in dict.fromkeys(f.note for f in entry.findings if f.note):
+        lines.append(Line("note", _plain(f"Note: {note}")))
     return Part("finding", tuple(lines))
+
+
+def _why(entry: Entry, name: Callable[[str], str]) -> str:
+    """Where each place was named and by which words; a place shown by a word that is
+    not its name ("香港") gets its name beside it when the entry names several."""
+    several = len(entry.jurisdictions) > 1
+    reasons: dict[str, list[str]] = {}
+    for finding in entry.findings:
+        if finding.terms:
+            terms = ", ".join(finding.terms)
+            label = name(finding.jurisdiction)
+            shown = f"{terms} ({label})" if several and label not in finding.terms else terms
+            reason = WHERE_LABELS.get(finding.where, finding.where)
+        elif finding.kind == "page_about":
+            reason, shown = "the page is about", name(finding.jurisdiction)
+        else:
+            continue
+        if shown not in reasons.setdefault(reason, []):
+            reasons[reason].append(shown)
+    return "; ".join(
+        f"{reason} {', '.join(shown)}"
+        if reason == "the page is about"
+        else f"{reason}: {', '.join(shown)}"
+        for reason, shown in reasons.items()
+    )
+
+
+def _paragraph_lines(changes: Sequence[Change]) -> list[Line]:
+    """Sentences added or removed together, quoted as the one passage they were."""
+    first = changes[0]
+    lines = [_field("Section", PATH_SEP.join(first.path))] if first.path else []
+    if first.kind == "removed":
+        text = " ".join(c.before or "" for c in changes)
+        lines.append(Line("quote", (("-", text),), "Removed", True))
+    else:
+        text = " ".join(c.after or "" for c in changes)
+        lines.append(Line("quote", (("+", text),), "Added", True))
+    return lines
 
 
 def _change_lines(change: Change, has_cells: bool) -> list[Line]:
@@ -348,6 +492,15 @@ def _cell_line(cell: CellDelta) -> Line:
     return _field(cell.column, value)
 
 
+def _more_part(subject: Subject, proof: Proof, more: int) -> Part:
+    """What an alert past its limit leaves out: how many changes, and where to see them."""
+    lines = [Line("lead", _plain(f"{ELLIPSIS} and {more} more change{'s' if more != 1 else ''}"))]
+    if proof.version_before is not None:
+        command = f"monitor diff {subject.watch_id} --from {proof.version_before} --to "
+        lines.append(Line("code", (("=", command), _new_version(proof.version_after)), "All"))
+    return Part("detail", tuple(lines))
+
+
 def _proof_part(subject: Subject, proof: Proof) -> Part:
     lines = [_field("Watch", subject.watch_id)]
     if proof.version_before is not None:
@@ -355,6 +508,10 @@ def _proof_part(subject: Subject, proof: Proof) -> Part:
         lines.append(Line("field", (("=", f"{proof.version_before}{ARROW}"), after), "Versions"))
         command = f"monitor diff {subject.watch_id} --from {proof.version_before} --to "
         lines.append(Line("code", (("=", command), after), "Compare"))
+    if proof.before_seen is not None:
+        first, last = proof.before_seen
+        lines.append(_field("Before text seen", f"{_when(first)} to {_when(last)}"))
+        lines.append(_field("Changed between", f"{_when(last)} and {_when(proof.at)}"))
     if proof.sha_before:
         lines.append(Line("code", _plain(proof.sha_before), "Snapshot before (SHA-256)"))
     if proof.sha_after:

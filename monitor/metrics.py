@@ -192,7 +192,8 @@ def server_config(log_to: logging.Logger = log) -> Config:
     config.keep_alive_timeout = 5.0
     config.read_timeout = 10
     config.accesslog = None
-    config.errorlog = log_to
+    config.errorlog = log_to.getChild("server")  # its startup line repeats ours: INFO off
+    config.errorlog.setLevel(logging.WARNING)
     config.graceful_timeout = 1.0
     return config
 

@@ -57,7 +57,8 @@ class FindingKind(enum.StrEnum):
 
 class AlertKind(enum.StrEnum):
     CHANGE = "change"  # findings of one check
-    HEALTH = "health"  # a watch failing or recovering, a delivery given up
+    HEALTH = "health"  # a watch failing or recovering
+    NOTICE = "notice"  # about the monitor itself: an alert that could not be delivered
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -157,6 +158,9 @@ class Block:
 
     kind is one of: heading, paragraph, item, row, term, definition.
     For rows, `cells` holds the cell texts and `text` joins them with " | ".
+    `text` is the wording versions are compared on (see `monitor.wording`); `shown`
+    is the text as the page showed it, kept only when it differs (full-width
+    punctuation, typographic quotes), for quotes that are verbatim.
     """
 
     kind: str
@@ -164,6 +168,11 @@ class Block:
     path: tuple[str, ...] = ()
     level: int = 0  # heading level 1-6 for headings, else 0
     cells: tuple[str, ...] = ()
+    shown: str = ""
+
+    @property
+    def verbatim(self) -> str:
+        return self.shown or self.text
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {"kind": self.kind, "text": self.text, "path": list(self.path)}
@@ -171,6 +180,8 @@ class Block:
             data["level"] = self.level
         if self.cells:
             data["cells"] = list(self.cells)
+        if self.shown:
+            data["shown"] = self.shown
         return data
 
     @classmethod
@@ -185,6 +196,7 @@ class Block:
             path=tuple(str(p) for p in path),
             level=level,
             cells=tuple(str(c) for c in cells),
+            shown=str(data.get("shown", "")),
         )
 
 
@@ -286,6 +298,7 @@ class StoredVersion:
     document_json: str = field(repr=False)
     kind: VersionKind = field()
     created_at: datetime = field()
+    number: int = 0  # the watch's own count: 1, 2, 3 … (what people see and type)
 
     @functools.cached_property
     def document(self) -> Document:
@@ -300,6 +313,7 @@ class RecentVersion:
     id: int
     doc_hash: str
     kind: VersionKind
+    number: int = 0
 
 
 @dataclass(frozen=True)
@@ -339,6 +353,8 @@ class Delivery:
     created_at: datetime
     title: str
     message: str
+    kind: AlertKind = AlertKind.CHANGE
+    parts_sent: int = 0  # parts of a split message an earlier attempt delivered
 
 
 @dataclass(frozen=True)
@@ -391,8 +407,8 @@ class CheckResult:
     outcome: Outcome
     started_at: datetime
     elapsed: float
-    version_id: int | None = None
-    previous_version_id: int | None = None
+    version: int | None = None  # the number of the version this check recorded
+    previous_version: int | None = None
     sha256: str | None = None
     blocks: int | None = None
     failure: FailureKind | None = None
@@ -412,8 +428,8 @@ class CheckResult:
             "elapsed": round(self.elapsed, 3),
         }
         optional = {
-            "version": self.version_id,
-            "previous_version": self.previous_version_id,
+            "version": self.version,
+            "previous_version": self.previous_version,
             "sha256": self.sha256,
             "blocks": self.blocks,
             "failure": self.failure.value if self.failure else None,
@@ -436,7 +452,7 @@ class CheckResult:
             line: dict[str, object] = {
                 "type": "finding",
                 "watch": self.watch,
-                "version": self.version_id,
+                "version": self.version,
                 "jurisdiction": finding.jurisdiction,
                 "kind": finding.kind,
                 "change": change.kind if change else None,

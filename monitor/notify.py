@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from monitor.config import masked_url
 from monitor.errors import NotifyError
-from monitor.messages import ELLIPSIS, Message, fit, headline
+from monitor.messages import ELLIPSIS, Message, fit, headless, headline
 
 # Services that render Markdown although apprise declares them plain text: their
 # body goes through apprise untouched (declared as text) and is read as Markdown.
@@ -63,11 +63,13 @@ DETAIL_MAX = 300  # characters of apprise's explanation kept in an error message
 GRACE = 2.0  # seconds past the deadline before the wait itself is abandoned
 
 
-async def send(url: str, message: Message, *, timeout: float = 30.0) -> None:
+async def send(url: str, message: Message, *, timeout: float = 30.0, skip: int = 0) -> None:
     """Deliver `message` to the one destination `url`, or raise NotifyError.
 
     `timeout` bounds the whole delivery, every part of a split message included;
-    connect and read timeouts of the service are capped to it.
+    connect and read timeouts of the service are capped to it. The first `skip` parts
+    were delivered by an earlier attempt and are not sent again; a NotifyError says
+    how many parts the service has accepted in all (`sent`).
     """
     if not timeout > 0:
         raise ValueError(f"timeout must be positive, not {timeout!r}")
@@ -87,13 +89,15 @@ async def send(url: str, message: Message, *, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     for number, (title, body) in enumerate(parts, 1):
+        if number <= skip:
+            continue
         where = f" (part {number} of {len(parts)})" if len(parts) > 1 else ""
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise NotifyError(f"{label}: timed out after {timeout:g}s{where}")
+            raise NotifyError(f"{label}: timed out after {timeout:g}s{where}", sent=number - 1)
         outcome = await _notify(notify, service, title, body, remaining)
         if outcome:
-            raise NotifyError(f"{label}: {outcome}{where}")
+            raise NotifyError(f"{label}: {outcome}{where}", sent=number - 1)
 
 
 def redact(url: str) -> str:
@@ -167,9 +171,10 @@ def _parts(service: Any, message: Message, fmt: str) -> list[tuple[str, str]]:
     if title_max > 0:
         chunks = fit(message, body_max, fmt)
         return [(_title(message.title, i, len(chunks), title_max), c) for i, c in _numbered(chunks)]
-    # No title on this service: the title leads the body (apprise would add it unescaped).
+    # No title on this service: the title leads the body (apprise would add it unescaped),
+    # in place of the head's first line, which it repeats.
     room = len(headline(_title(message.title, 9999, 9999, UNLIMITED), fmt)) + 1
-    chunks = fit(message, max(body_max - room, 1), fmt)
+    chunks = fit(headless(message), max(body_max - room, 1), fmt)
     glue = "" if fmt == "html" else "\n"
     return [
         ("", headline(_title(message.title, i, len(chunks), UNLIMITED), fmt) + glue + c)

@@ -147,21 +147,28 @@ def compare_versions(
 
 
 def version_pair(
-    versions: Sequence[StoredVersion], watch_id: str, from_id: int | None, to_id: int | None
+    versions: Sequence[StoredVersion], watch_id: str, older: int | None, newer: int | None
 ) -> tuple[StoredVersion, StoredVersion]:
-    """The (older, newer) versions a diff compares: the ones asked for, else `to_id`
-    (or the newest) and the version just before it. A LookupError says what is missing."""
-    by_id = {v.id: v for v in versions}
-    newer = to_id or (versions[-1].id if versions else None)
-    if newer is None or newer not in by_id:
-        raise LookupError(f"no version {newer} of {watch_id!r} (see monitor history)")
-    earlier = [v.id for v in versions if v.id < newer]
-    older = from_id or (earlier[-1] if earlier else None)
-    if older is None:
-        raise LookupError(f"{watch_id!r} has no version to compare with")
-    if older not in by_id:
-        raise LookupError(f"no version {older} of {watch_id!r} (see monitor history)")
-    return by_id[older], by_id[newer]
+    """The (older, newer) versions a diff compares, by the watch's version numbers:
+    the ones asked for, else `newer` (or the latest) and the version before it.
+    A LookupError says what is missing (`monitor diff` and the dashboard)."""
+    new = numbered(versions, watch_id, newer)
+    if older:
+        return numbered(versions, watch_id, older), new
+    earlier = [v for v in versions if v.number < new.number]
+    if not earlier:
+        raise LookupError(f"{watch_id!r} has no version before {new.number} to compare with")
+    return earlier[-1], new
+
+
+def numbered(versions: Sequence[StoredVersion], watch_id: str, number: int | None) -> StoredVersion:
+    """A watch's version by its number, or its latest; a LookupError when it has none."""
+    if number is None and versions:
+        return versions[-1]
+    for version in versions:
+        if version.number == number:
+            return version
+    raise LookupError(f"no version {number} of {watch_id!r} (see monitor history {watch_id})")
 
 
 def needs_raw(fetched: Fetched, rules_hash: str, version: StoredVersion, state: WatchState) -> bool:
@@ -293,6 +300,10 @@ def _compare(
         return replace(base, document=document, version_kind=VersionKind.TECHNICAL, technical=True)
     if document_hash(document) == previous.doc_hash:
         return base
+    if same_wording(previous.document, document):
+        # Only how the page shows its words changed (full-width or typographic
+        # punctuation): kept as evidence, never a change.
+        return replace(base, document=document, version_kind=VersionKind.TECHNICAL, technical=True)
     if content_lost(previous.document, document, snapshot):
         message = (
             f"the page lost most of its text ({_size(document)} of {_size(previous.document)} "
@@ -339,7 +350,7 @@ def _relevant(
     matcher = setting.matchers.for_watch(watch)
     found = detect(previous.document, record.document, matcher, watch.about).findings
     new_hash = document_hash(record.document)
-    earlier = [v.id for v in recent[1:] if v.doc_hash == new_hash]
+    earlier = [v.number for v in recent[1:] if v.doc_hash == new_hash]
     if not earlier:
         return replace(record, findings=found)
     if any(v.kind == VersionKind.REVERT for v in recent):
@@ -366,6 +377,14 @@ def content_lost(before: Document, after: Document, snapshot: Snapshot) -> bool:
         return True
     text = " ".join(b.text for b in after[:20])
     return len(text) < 2000 and _ERROR_WORDS.search(text) is not None
+
+
+def same_wording(before: Document, after: Document) -> bool:
+    """Whether two versions say the same words, however they show them."""
+    return len(before) == len(after) and all(
+        a.text == b.text and a.kind == b.kind and a.path == b.path and a.cells == b.cells
+        for a, b in zip(before, after, strict=True)
+    )
 
 
 def _size(document: Document) -> int:

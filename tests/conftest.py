@@ -173,6 +173,7 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: list[Posted] = []
         self.status = 200
+        self.statuses: list[int] = []  # answers to the next posts, in order, before `status`
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -183,8 +184,9 @@ class Receiver:
                     self.close_connection = True
                     return
                 receiver.posts.append(Posted(self.path, dict(self.headers), body))
-                reply = b"ok" if receiver.status < 400 else b"boom"
-                self.send_response(receiver.status)
+                status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
+                reply = b"ok" if status < 400 else b"boom"
+                self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from monitor import config
+from monitor.alerting import destinations
 from monitor.cli import main
 from monitor.deliver import Deliverer
-from monitor.messages import Message
+from monitor.messages import Message, Proof, Subject, change_message
+from monitor.model import AlertKind, AlertRecord, Change, Finding
 from monitor.store import Store
 from tests.conftest import LocalSite, Mailbox, Receiver, mailto, parts
 
@@ -169,6 +172,7 @@ def test_a_delivery_that_keeps_failing_gives_up_loudly(
     failed = store.alerts("failed")
     notices = [a for a in store.alerts("pending") if a.title.startswith("Undelivered alert")]
     store.close()
+    assert [str(n.kind) for n in notices] == ["notice"]  # `alerts --json` kind: notice
     assert len(failed) == 1 and failed[0].deliveries[0].status == "failed"
     assert len(notices) == 1 and notices[0].deliveries[0].route == "ops"
     assert "GAVE UP" in caplog.text
@@ -217,15 +221,62 @@ def test_a_change_alert_names_both_versions_and_the_diff_that_shows_them(
     site["/p"] = PAGE.format(hk=HK_BEFORE.replace("do not respond", "respond"), stamp="2")
     check(tmp_path, watchlist)
     with Store.open(str(tmp_path / "m.db")) as store:
-        before, after = (v.id for v in store.versions("m"))
+        before, after = store.versions("m")
         [alert] = [a for a in store.alerts() if a.kind == "change"]
-    assert alert.version_id == after
+    assert alert.version_id == after.id
+    # Numbered per watch (issue 15, item 13): `o`'s version in between takes no number of m's.
+    assert (before.number, after.number) == (1, 2) and alert.versions == (1, 2)
     text = Message.from_json(alert.message).text
-    command = f"monitor diff m --from {before} --to {after}"
-    assert f"Versions: {before} → {after}\n" in text and command in text
+    command = "monitor diff m --from 1 --to 2"
+    assert "Versions: 1 → 2\n" in text and command in text
+    seen = f"{before.created_at:%Y-%m-%d %H:%M} UTC"
+    assert f"Before text seen: {seen} to {seen}\n" in text
+    assert f"Changed between: {seen} and {after.created_at:%Y-%m-%d %H:%M} UTC\n" in text
     [mail] = mailbox.messages
     assert command in parts(mail)["text/plain"]
     capsys.readouterr()
     args = command.split()[1:]
     assert main([*args, "--watchlist", str(watchlist), "--db", str(tmp_path / "m.db")]) == 0
     assert "sentence modified" in capsys.readouterr().out
+
+
+def test_a_split_alert_resumes_after_the_last_part_the_service_accepted(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Issue 14, row 2: a send failing part-way re-posted the first parts on every retry
+    and never delivered the end."""
+    url = f"mmost://127.0.0.1:{receiver.port}/hooktoken0123456789abcdef"
+    routes = {"chat": config.Route("chat", (url,))}
+    sentences = [f"Hong Kong sentence number {n} {'with some padding ' * 20}." for n in range(40)]
+    findings = [
+        Finding("HK", "sentence_removed", "sentence", ("Hong Kong",), Change("removed", "p", s))
+        for s in sentences
+    ]
+    subject = Subject("Meta", "Requests", "https://example.org/", "w")
+    message = change_message(
+        subject, findings, Proof(datetime.now(UTC)), jurisdiction_names={}, limit=None
+    )
+    dests = destinations(routes, ("chat",), "change", ("HK",))
+    with Store.open(str(tmp_path / "m.db")) as store:
+        store.add_alert(
+            AlertRecord("w", AlertKind.CHANGE, message.title, message.to_json(), ("HK",), dests),
+            datetime.now(UTC),
+        )
+        deliverer = Deliverer(store, routes)
+        receiver.statuses = [200, 200, 500]  # the third part fails
+        first = asyncio.run(deliverer.run(everything=True))
+        assert (first.sent, first.retrying, len(receiver.posts)) == (0, 1, 3)
+        second = asyncio.run(deliverer.run(everything=True))
+        assert second.sent == 1
+    texts = [p.json()["text"] for p in receiver.posts]
+    total = len(texts) - 1  # the rejected third part was posted twice
+    assert total > 3
+    assert [int(re.search(r"\((\d+)/\d+\)", t)[1]) for t in texts] == [
+        1,
+        2,
+        3,
+        *range(3, total + 1),
+    ]
+    accepted = "\n".join(texts[:2] + texts[3:])
+    for sentence in sentences:
+        assert accepted.count(sentence.split(" with")[0] + " ") == 1

@@ -33,7 +33,7 @@ from monitor.browser import (
 from monitor.errors import FailureKind, FetchError
 from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, Snapshot
-from monitor.netpolicy import NetworkPolicy
+from monitor.netpolicy import IPAddress, NetworkPolicy
 from tests.conftest import LocalSite, Receiver
 from tests.harness import monitor, query
 from tests.jsite import HANG, JSite, Resource
@@ -516,9 +516,9 @@ def test_a_redirect_of_the_page_inside_is_blocked_by_policy(browser: Browser, si
 
         error = browser.fails(site.url("/page"), network=PUBLIC_LOOPBACK)
 
-        # Playwright routes no redirect: Chromium may have asked, but nothing is kept
         assert error.kind is FailureKind.BLOCKED_BY_POLICY
-        assert "internal admin" not in str(error)
+        assert "127.0.0.3" in str(error)
+        assert inside.requests == []  # the gate refused the connection: nothing was asked
 
 
 def test_a_metadata_address_is_never_rendered(browser: Browser) -> None:
@@ -533,3 +533,48 @@ def test_an_intranet_page_still_loads_its_intranet_resources(browser: Browser, s
         site["/page"] = page(f'<p>{SENTENCE}</p><img src="{inside.url("/figures")}">')
         browser.render(site.url("/page"))  # 127.0.0.1 is internal by default
         assert [path for path, _ in inside.requests] == ["/figures"]
+
+
+def test_the_browser_connects_only_to_the_address_the_policy_checked(
+    loop: Loop, site: JSite
+) -> None:
+    """Chromium cannot resolve `intranet.test`; the gate resolves it (here to the
+    site's 127.0.0.1), judges that address and connects to it: no second lookup."""
+    if MISSING:
+        pytest.skip(MISSING)
+    site["/page"] = page(f"<p>{SENTENCE}</p>")
+
+    async def intranet(host: str, port: int) -> tuple[IPAddress, ...]:
+        assert host in ("intranet.test", "127.0.0.1")
+        return (ipaddress.ip_address("127.0.0.1"),)
+
+    renderer = Renderer(executable=CHROMIUM, idle_wait=1.0, resolver=intranet)
+    url = site.url("/page").replace("127.0.0.1", "intranet.test")
+    try:
+        snapshot = loop.run(renderer.render(FetchRequest(url, deadline=20.0)))
+    finally:
+        loop.run(renderer.close())
+    assert SENTENCE in snapshot.text()
+
+
+def test_behind_an_environment_proxy_chromium_uses_it_within_the_policy(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An egress proxy (a loopback server that records what it is asked) gets the
+    page, even a name that resolves only on its side, and never a refused address."""
+    if MISSING:
+        pytest.skip(MISSING)
+    with LocalSite("127.0.0.1") as proxy:
+        proxy["http://policy.invalid/p"] = page(f"<p>{SENTENCE}</p>")
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.base)
+        renderer = Renderer(executable=CHROMIUM, idle_wait=1.0)
+        try:
+            snapshot = loop.run(renderer.render(FetchRequest("http://policy.invalid/p")))
+            with pytest.raises(FetchError) as caught:
+                loop.run(renderer.render(FetchRequest("http://169.254.169.254/latest/")))
+        finally:
+            loop.run(renderer.close())
+        assert SENTENCE in snapshot.text()
+        assert caught.value.kind is FailureKind.BLOCKED_BY_POLICY
+        assert [path for path, _ in proxy.requests] == ["http://policy.invalid/p"]

@@ -80,14 +80,14 @@ def test_first_check_is_a_baseline_then_unchanged(site: LocalSite, harness: Harn
     site["/le"] = page()
     wl = watchlist(site)
     first = harness.run(wl)
-    assert first.outcome is Outcome.NEW and first.version_id is not None
+    assert first.outcome is Outcome.NEW and first.version is not None
     version = harness.store.latest_version("tiktok-le")
     assert version is not None and version.kind == "baseline"
     texts = [b.text for b in version.document]
     assert any("Hong Kong government" in t for t in texts)
     assert not any("cookies" in t or "Home" in t or "rendered" in t for t in texts)
     second = harness.run(wl)
-    assert second.outcome is Outcome.UNCHANGED and second.version_id is None
+    assert second.outcome is Outcome.UNCHANGED and second.version is None
 
 
 def test_noise_only_changes_are_unchanged(site: LocalSite, harness: Harness) -> None:
@@ -108,7 +108,7 @@ def test_a_changed_sentence_makes_a_new_version(site: LocalSite, harness: Harnes
     site["/le"] = page(HK_CHANGED + OTHER, stamp="12:00")
     result = harness.run(wl)
     assert result.outcome is Outcome.CHANGED
-    assert result.previous_version_id == base.version_id
+    assert result.previous_version == base.version
     latest = harness.store.latest_version("tiktok-le")
     assert latest is not None and latest.kind == "change"
     assert any("as required by law" in b.text for b in latest.document)
@@ -442,7 +442,7 @@ def test_a_version_without_what_the_watch_expects_is_a_failure_not_a_change(
     site["/le"] = page(OTHER)  # no Hong Kong sentence yet: not even a baseline
     first = harness.run(wl)
     assert first.outcome is Outcome.FAILED and first.failure is FailureKind.INCOMPLETE
-    assert "'Hong Kong'" in (first.message or "") and first.version_id is None
+    assert "'Hong Kong'" in (first.message or "") and first.version is None
     site["/le"] = page()
     assert harness.run(wl).outcome is Outcome.NEW
     site["/le"] = page(OTHER, stamp="12:00")  # the figures did not load this time
@@ -627,3 +627,37 @@ def test_a_dead_host_among_answering_ones_is_counted_against_its_watch(
         results = asyncio.run(go(store))
         assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.NEW, Outcome.NEW]
         assert store.state("dead").consecutive_failures == 1
+
+
+ZH = "<p>香港特別行政區，您的資料請求已暫停。</p>"
+ZH_CHANGED = "<p>香港特別行政區，您的資料請求已恢復。</p>"
+
+
+def test_alerts_and_versions_quote_the_page_verbatim(site: LocalSite, harness: Harness) -> None:
+    site["/le"] = page(ZH + OTHER)
+    wl = watchlist(site, jurisdictions="[HK]", routes="[]")
+    harness.run(wl)
+    site["/le"] = page(ZH_CHANGED + OTHER)
+    result = harness.run(wl)
+    assert result.outcome is Outcome.CHANGED
+    [finding] = result.findings
+    assert finding.change is not None
+    assert finding.change.before == "香港特別行政區，您的資料請求已暫停。"
+    assert finding.change.after == "香港特別行政區，您的資料請求已恢復。"
+    assert ("-", "暫停") in finding.change.segments and ("+", "恢復") in finding.change.segments
+    latest = harness.store.latest_version("tiktok-le")
+    assert latest is not None
+    assert any(b.verbatim == "香港特別行政區，您的資料請求已恢復。" for b in latest.document)
+
+
+def test_a_change_of_punctuation_form_only_is_kept_silently(
+    site: LocalSite, harness: Harness
+) -> None:
+    site["/le"] = page(ZH + OTHER)
+    wl = watchlist(site, jurisdictions="[HK]")
+    harness.run(wl)
+    site["/le"] = page(ZH.replace("，", ",") + OTHER)  # the same words, an ASCII comma
+    result = harness.run(wl)
+    assert result.outcome is Outcome.UNCHANGED and result.technical and not result.findings
+    latest = harness.store.latest_version("tiktok-le")
+    assert latest is not None and latest.kind == "technical"

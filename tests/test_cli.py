@@ -194,9 +194,9 @@ def db(tmp_path: Path) -> str:
     [
         (["history", "nope"], "unknown watch 'nope': the store has never checked it"),
         (["diff", "nope"], "unknown watch 'nope': the store has never checked it"),
-        (["diff", "w", "--to", "99"], "no version 99 of 'w' (see monitor history)"),
-        (["diff", "w", "--from", "99"], "no version 99 of 'w' (see monitor history)"),
-        (["diff", "w", "--to", "1"], "'w' has no version to compare with"),
+        (["diff", "w", "--to", "99"], "no version 99 of 'w' (see monitor history w)"),
+        (["diff", "w", "--from", "99"], "no version 99 of 'w' (see monitor history w)"),
+        (["diff", "w", "--to", "1"], "'w' has no version before 1 to compare with"),
     ],
     ids=["history-watch", "diff-watch", "diff-to", "diff-from", "diff-first"],
 )
@@ -438,7 +438,7 @@ def test_show_prints_a_versions_blocks_and_a_raw_body_by_its_hash(
     db: str, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     sha = snap("page 0").sha256
-    assert main(["show", "1", "--db", db]) == 0
+    assert main(["show", "w", "1", "--db", db]) == 0
     assert capsysbinary.readouterr().out.decode().splitlines() == [
         f"version 1 of w (baseline, 2026-11-01 12:00:00 UTC), raw body SHA-256 {sha}",
         "[heading] (top)",
@@ -446,12 +446,12 @@ def test_show_prints_a_versions_blocks_and_a_raw_body_by_its_hash(
         "[paragraph] Requests",
         "    Hong Kong: 12",
     ]
-    assert main(["show", "2", "--db", db, "--json"]) == 0
+    assert main(["show", "w", "--db", db, "--json"]) == 0  # the latest
     lines = [json.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
     assert lines == [
         {
             "type": "version",
-            "id": 2,
+            "version": 2,
             "watch": "w",
             "kind": "change",
             "created_at": "2026-11-01T12:00:00+00:00",
@@ -467,10 +467,12 @@ def test_show_prints_a_versions_blocks_and_a_raw_body_by_its_hash(
 @pytest.mark.parametrize(
     ("command", "message"),
     [
-        (["show", "99"], "no version 99 (see monitor history WATCH_ID)"),
+        (["show", "w", "99"], "no version 99 of 'w' (see monitor history w)"),
+        (["show", "nosuch"], "unknown watch 'nosuch': the store has never checked it"),
+        (["show"], "show needs WATCH_ID [VERSION], or --raw SHA256"),
         (["show", "--raw", "ab12"], "no raw body with SHA-256 ab12 in the store"),
     ],
-    ids=["version", "raw"],
+    ids=["version", "watch", "nothing", "raw"],
 )
 def test_show_of_something_not_stored_is_a_usage_error(
     command: list[str], message: str, db: str, capsys: pytest.CaptureFixture[str]
@@ -485,7 +487,7 @@ def test_history_and_diff_print_json_lines(db: str, capsys: pytest.CaptureFixtur
     assert lines == [
         {
             "type": "version",
-            "id": i + 1,
+            "version": i + 1,
             "watch": "w",
             "kind": kind,
             "created_at": "2026-11-01T12:00:00+00:00",

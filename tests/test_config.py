@@ -632,3 +632,10 @@ def test_enabled_is_per_watch_and_defaults_to_true() -> None:
         """
     )
     assert "defaults.enabled" in problem
+
+
+def test_max_changes_bounds_an_alert_and_is_checked() -> None:
+    assert load(MINIMAL).watches[0].max_changes == 25
+    assert load("defaults: {max_changes: 5}\n" + MINIMAL).watches[0].max_changes == 5
+    [problem] = problems("defaults: {max_changes: 0}\n" + MINIMAL)
+    assert problem.startswith("w.yaml:1: defaults.max_changes:")

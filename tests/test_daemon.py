@@ -93,7 +93,7 @@ class Outbox:
         self.attempts = 0
         self.down = False
 
-    async def send(self, url: str, message: Message) -> None:
+    async def send(self, url: str, message: Message, *, skip: int = 0) -> None:
         self.attempts += 1
         if self.down:
             raise NotifyError("HTTP 500 from the webhook")

@@ -115,7 +115,8 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
     receiver.server.shutdown()
     receiver.server.server_close()
     assert len(receiver.posts) == 1  # the change was delivered, once
-    assert query(db, "SELECT id FROM versions WHERE watch_id = 'meta-hk'") == [(1,), (3,)]
+    ids = "SELECT id, number FROM versions WHERE watch_id = 'meta-hk'"
+    assert query(db, ids) == [(1, 1), (3, 2)]  # ids in the store, numbers per watch
     yield Stored(db, watchlist)
 
 
@@ -137,7 +138,7 @@ def test_the_index_lists_every_watch_with_its_status_and_filters(client: Client)
     page = client.get("/")
     assert page.status_code == 200
     assert "Meta — Government requests" in page.text and "Line — Taiwan page" in page.text
-    assert 'href="/watch/meta-hk/diff?to=3">HK · sentence modified</a>' in page.text
+    assert 'href="/watch/meta-hk">HK · sentence modified</a>' in page.text
     assert page.headers["content-security-policy"] == dashboard.CSP
     assert page.headers["x-content-type-options"] == "nosniff"
     taiwan = client.get("/", params={"jurisdiction": "TW"}).text
@@ -151,8 +152,8 @@ def test_a_watch_page_shows_versions_findings_and_redacted_deliveries(
     page = client.get("/watch/meta-hk")
     assert page.status_code == 200
     text = page.text
-    assert "version 1</strong> · baseline" in text and "version 3</strong> · change" in text
-    assert 'href="/watch/meta-hk/diff?from=1&amp;to=3"' in text
+    assert "version 1</strong> · baseline" in text and "version 2</strong> · change" in text
+    assert 'href="/watch/meta-hk/diff?from=1&amp;to=2"' in text
     assert ">sent</span> desk" in text
     assert SECRET not in text and "robot" in text  # the route's URL, redacted
     alerts = client.get("/alerts").text
@@ -184,9 +185,9 @@ def test_the_change_page_marks_words_names_and_shows_the_proof(
     for version in (1, 3):
         sha = sha_of_version(stored.db, version)
         assert f"<code>{sha}</code>" in text and f'href="/raw/{sha}"' in text
-    assert "monitor diff meta-hk --from 1 --to 3" in text
-    assert "monitor show 3" in text
-    inline = client.get("/watch/meta-hk/diff", params={"from": 1, "to": 3, "view": "inline"})
+    assert "monitor diff meta-hk --from 1 --to 2" in text
+    assert "monitor show meta-hk 2" in text
+    inline = client.get("/watch/meta-hk/diff", params={"from": 1, "to": 2, "view": "inline"})
     assert "<ins>" in inline.text and 'class="sides"' not in inline.text
 
 
@@ -245,7 +246,7 @@ def test_feeds_have_one_entry_per_change_alert_with_stable_ids(client: Client) -
         parsed = feedparser.parse(answer.content)
         assert not parsed.bozo, parsed.get("bozo_exception")
         [item] = parsed.entries
-        assert item.link.endswith("/watch/meta-hk/diff?to=3")
+        assert item.link.endswith("/watch/meta-hk/diff?to=2")
         content = item.content[0].value
         assert "Hong Kong" in content and "&lt;script&gt;" in content
         assert "<script" not in content
@@ -315,7 +316,7 @@ def test_monitor_serve_answers_over_http_and_feeds_parse(served: str) -> None:
         assert index.status_code == 200 and "Government requests" in index.text
         feed = http.get("/feeds/jurisdiction/HK.atom")
         [entry] = atom_entries(feed.content)
-        assert entry.find(f"{ATOM}link").get("href") == f"{served}watch/meta-hk/diff?to=3"
+        assert entry.find(f"{ATOM}link").get("href") == f"{served}watch/meta-hk/diff?to=2"
         assert http.get("/healthz").status_code == 404  # serve is not the daemon
 
 
@@ -356,7 +357,7 @@ def test_in_chromium_from_the_index_to_the_hong_kong_change(served: str, tmp_pat
             page.wait_for_url("**/watch/meta-hk")
             assert page.locator("h1").inner_text() == "Meta — Government requests"
             page.get_by_role("link", name="changes from version 1").click()
-            page.wait_for_url("**/watch/meta-hk/diff?from=1&to=3")
+            page.wait_for_url("**/watch/meta-hk/diff?from=1&to=2")
             finding = page.locator("article.finding")
             assert finding.locator("h3").inner_text() == "Hong Kong (HK) · sentence modified"
             assert finding.locator(".before del").inner_text() == "do not"
@@ -432,7 +433,7 @@ def test_with_a_token_every_page_and_feed_needs_it(stored: Stored) -> None:
         feed = client.get("/feeds/jurisdiction/HK.atom", params={"token": token})
         [entry] = atom_entries(feed.content)
         link = entry.find(f"{ATOM}link")
-        assert link is not None and link.get("href", "").endswith(f"?to=3&token={token}")
+        assert link is not None and link.get("href", "").endswith(f"?to=2&token={token}")
         visit = client.get("/", params={"token": token})  # a browser's first visit
         cookie = visit.headers["set-cookie"]
         assert cookie.startswith(f"monitor_token={token};") and "HttpOnly" in cookie

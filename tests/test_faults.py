@@ -259,7 +259,7 @@ def test_a_full_disk_fails_the_check_cleanly_and_the_next_check_records_the_chan
         full = checker.run()
     assert full.outcome is Outcome.FAILED and full.failure == "transient"
     assert "database or disk is full" in (full.message or "")
-    assert not full.alerts and not full.version_id
+    assert not full.alerts and not full.version
     assert checker.rows() == before  # nothing half-written
     assert checker.store.verify() == []
 
@@ -309,7 +309,7 @@ def test_a_long_outage_backs_off_then_every_alert_arrives_once(
     clock = [datetime(2026, 11, 1, tzinfo=UTC)]
     attempts: dict[tuple[str, str], list[datetime]] = {}
 
-    async def send_and_count(url: str, message: Message) -> None:
+    async def send_and_count(url: str, message: Message, *, skip: int = 0) -> None:
         attempts.setdefault((url.rsplit("/", 1)[1], message.title), []).append(clock[0])
         await send(url, message)
 

@@ -43,6 +43,7 @@ which rewrites `findings` (and `changes` where present) of every case not marked
 from __future__ import annotations
 
 import difflib
+import enum
 import json
 import os
 import re
@@ -86,6 +87,7 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
 
 
 _Dumper.add_representer(list, _represent_list)
+_Dumper.add_multi_representer(enum.Enum, lambda dumper, v: dumper.represent_str(str(v.value)))
 
 
 def dump(data: Any) -> str:

@@ -161,14 +161,50 @@ def test_deltas_are_signed_and_never_in_exponent_notation(delta: float, shown: s
 def test_several_findings_across_jurisdictions() -> None:
     alert = message(removed(), modified(), row("CN", "China"))
     assert alert.title == (
-        "Meta · Government requests for user data — Hong Kong · Hong Kong, China: 3 changes"
+        "Meta · Government requests for user data — Hong Kong · Hong Kong + China: 3 changes"
     )
     assert alert.text.count("\n\n") == 4  # head, three findings, proof
     assert alert.text.index("Hong Kong · sentence removed") < alert.text.index(
         "China · table row changed"
     )
-    many = message(removed(), row("CN", "China"), removed(jurisdiction="MO"), removed())
-    assert many.title.endswith("· Hong Kong, China +1: 4 changes")
+    many = message(removed(), row("CN", "China"), removed(jurisdiction="MO"), row("TW", "Taiwan"))
+    assert many.title.endswith("· Hong Kong + Macao + China + 1 more: 3 changes")
+
+
+def test_one_change_is_one_entry_naming_every_place_it_concerns() -> None:
+    sentence = "香港特別行政區，您的資料請求已暫停。"
+    change = Change("removed", "paragraph", before=sentence, path_before=("中國",))
+    hk = Finding("HK", "sentence_removed", "sentence", ("香港特別行政區",), change)
+    cn = Finding("CN", "section_changed", "heading", ("中國",), change)
+    alert = message(hk, cn)
+    assert alert.title.endswith("· Hong Kong + China: sentence removed")
+    assert alert.text.count(sentence) == 1
+    assert "Hong Kong + China · sentence removed" in alert.text
+    assert (
+        "Why: named in the sentence: 香港特別行政區 (Hong Kong); "
+        "named in the section heading: 中國 (China)"
+    ) in alert.text
+
+
+def test_a_paragraph_removed_whole_is_one_entry_not_one_per_sentence() -> None:
+    section = ("Requests", "Hong Kong")
+    heading = Change("removed", "heading", before="Hong Kong", path_before=section[:1])
+    sentences = ["We paused requests.", "We review each case.", "Appeals go to Dublin."]
+    removals = [
+        Change("removed", "paragraph", before=s, path_before=section, index_before=7)
+        for s in sentences
+    ]
+    findings = [
+        Finding(j, "sentence_removed", "heading", ("Hong Kong",), heading) for j in ("HK", "CN")
+    ]
+    for change in removals:
+        findings += [Finding("HK", "section_changed", "heading", ("Hong Kong",), change)]
+    findings.append(Finding("HK", "disappeared", "page", ("Hong Kong",)))
+    alert = message(*findings)
+    assert alert.title.endswith(": 3 changes")
+    assert "Hong Kong · 3 sentences changed in the section" in alert.text
+    assert f"Removed: [-{' '.join(sentences)}-]" in alert.text
+    assert "Hong Kong · no longer named on the page" in alert.text
 
 
 def test_a_revert_says_so() -> None:
@@ -481,3 +517,16 @@ def test_the_store_names_the_new_version_in_a_stored_change_alert() -> None:
         META, failing=True, reason="transient", message="x", failures=3, since=None, at=AT
     ).to_json()
     assert name_version(health, 14) == health
+
+
+def test_an_alert_quotes_at_most_its_limit_of_changes_and_counts_the_rest() -> None:
+    flood = [removed(f"Hong Kong sentence number {n}.") for n in range(200)]
+    alert = change_message(META, flood, PROOF, jurisdiction_names=NAMES, limit=25)
+    assert alert.title.endswith("· Hong Kong: 200 changes")
+    assert alert.text.count("Hong Kong · sentence removed") == 25
+    assert "Hong Kong sentence number 24." in alert.text
+    assert "Hong Kong sentence number 25." not in alert.text
+    assert "… and 175 more changes\nAll: monitor diff meta-gov-requests-hk --from 9 --to 12" in (
+        alert.text
+    )
+    assert len(alert.to_json()) < 20_000  # the stored row stays small too

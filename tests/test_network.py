@@ -23,9 +23,11 @@ from monitor.config import loads
 from monitor.errors import FailureKind, FetchError
 from monitor.fetch import MAX_COOKIE_BYTES, MAX_COOKIES, CookieJar, fetch, make_client
 from monitor.model import FetchRequest, Outcome, Snapshot
-from monitor.netpolicy import AddressClass, Hop, IPAddress, NetworkPolicy
+from monitor.netpolicy import AddressClass, Hop, IPAddress, NetworkPolicy, resolve
+from monitor.socksgate import Gate
 from monitor.store import Store
 from tests.conftest import POLL, LocalSite, Page
+from tests.harness import query
 
 T = TypeVar("T")
 HTML = (
@@ -379,3 +381,76 @@ def test_requests_through_an_environment_proxy_obey_the_policy(
     assert through.final_url == "http://policy.invalid/p"
     assert direct.final_url == inside.url("/admin")
     assert [path for path, _ in inside.requests] == ["/admin"]
+
+
+# --- the browser's gate, spoken to as Chromium does -----------------------------------
+
+
+async def _socks_connect(proxy: str, host: str, port: int) -> tuple[int, bytes]:
+    """A SOCKS5 CONNECT by name through `proxy`, then one HTTP GET: (reply code, answer)."""
+    gate_port = int(proxy.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", gate_port)
+    writer.write(b"\x05\x01\x00")
+    assert await reader.readexactly(2) == b"\x05\x00"
+    name = host.encode()
+    writer.write(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + port.to_bytes(2, "big"))
+    reply = await reader.readexactly(10)
+    answer = b""
+    if reply[1] == 0:
+        writer.write(f"GET /admin HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        answer = await reader.read()
+    writer.close()
+    return reply[1], answer
+
+
+def test_the_gate_refuses_before_connecting_and_relays_what_it_allows(
+    inside: LocalSite,
+) -> None:
+    port = inside.server.server_address[1]
+
+    async def go() -> tuple[tuple[int, bytes], tuple[int, bytes], list[str]]:
+        public = Gate(Hop(PUBLIC_LOOPBACK, internal_ok=False), resolve)
+        intranet = Gate(Hop(NetworkPolicy()), resolve)
+        try:
+            refused = await _socks_connect(await public.open(), "127.0.0.3", port)
+            allowed = await _socks_connect(await intranet.open(), "127.0.0.3", port)
+        finally:
+            await public.close()
+            await intranet.close()
+        return refused, allowed, public.refusals
+
+    refused, allowed, refusals = run(go())
+
+    assert refused == (2, b"")  # "connection not allowed by ruleset"
+    assert "127.0.0.3" in refusals[0]
+    assert allowed[0] == 0 and b"internal admin page" in allowed[1]
+    assert [path for path, _ in inside.requests] == ["/admin"]  # only the allowed one
+
+
+def test_a_blocked_hop_stores_nothing_and_its_health_alert_carries_no_page_text(
+    outside: LocalSite, inside: LocalSite, tmp_path: Any
+) -> None:
+    outside["/policy"] = redirect(inside.url("/admin"))
+    text = f"""
+defaults: {{browser: never, failures_before_alert: 1}}
+watches:
+  - {{id: leak, url: '{outside.url("/policy")}'}}
+"""
+    watch = replace(loads(text, "w.yaml").watches[0], network=PUBLIC_LOOPBACK)
+    db = tmp_path / "m.db"
+
+    async def go() -> Any:
+        async with make_client() as client:
+            return await check(watch, Context(client, Store.open(str(db))))
+
+    result = run(go())
+
+    assert result.outcome is Outcome.FAILED
+    assert result.failure is FailureKind.BLOCKED_BY_POLICY
+    assert query(db, "SELECT count(*) FROM snapshots") == [(0,)]
+    assert query(db, "SELECT count(*) FROM versions") == [(0,)]
+    alerts = query(db, "SELECT kind, title, message FROM alerts")
+    assert [kind for kind, _, _ in alerts] == ["health"]
+    assert all("secret" not in title + message for _, title, message in alerts)
+    assert "blocked_by_policy" in alerts[0][2] or "network policy" in alerts[0][2]
+    assert inside.requests == []

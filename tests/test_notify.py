@@ -131,6 +131,7 @@ def test_mattermost_webhook_gets_markdown_with_the_title_first(receiver: Receive
     )
     assert "Before: We ~~do not~~ respond to \\<script\\>alert(1)\\</script\\> Hong Kong" in text
     assert "After: We **now** respond to" in text
+    assert text.count("Government requests for user data") == 1  # the title is not repeated
 
 
 def test_a_long_alert_is_split_between_findings_within_the_service_limit(

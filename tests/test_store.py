@@ -468,3 +468,35 @@ def test_processes_creating_one_store_at_once_all_get_it_whole(
     assert {out.strip() for out, _ in outputs} == {str(SCHEMA_VERSION)}
     with Store.open(str(db)) as store:
         assert store.verify() == []
+
+
+def test_versions_are_numbered_per_watch_and_old_stores_are_numbered_on_upgrade(
+    tmp_path: Path,
+) -> None:
+    url = str(tmp_path / "m.db")
+    with Store.open(url) as store:
+        for n, watch in enumerate(("a", "b", "a", "b", "a")):
+            rec = CheckRecord(
+                watch,
+                T0,
+                0.1,
+                "new",
+                snapshot=snap(f"p{n}"),
+                rules_hash="r",
+                document=DOC,
+                version_kind="baseline",
+            )
+            store.record(rec)
+        assert [v.number for v in store.versions("a")] == [1, 2, 3]
+        assert [v.number for v in store.versions("b")] == [1, 2]
+        assert [v.id for v in store.versions("a")] == [1, 3, 5]
+    # A store of schema 4 had no numbers: the migration gives them, in order, per watch.
+    engine = create_engine(f"sqlite:///{url}")
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX uq_versions_number"))
+        conn.execute(text("UPDATE versions SET number = NULL"))
+        schema.MIGRATIONS[4](conn)
+    engine.dispose()
+    with Store.open(url) as store:
+        assert [v.number for v in store.versions("a")] == [1, 2, 3]
+        assert [v.number for v in store.versions("b")] == [1, 2]

@@ -165,7 +165,7 @@ class Dashboard:
 
         def link(row: AlertRow) -> str:
             watch = quote(row.watch_id, safe="")
-            return f"{base}/watch/{watch}/diff?to={row.version_id}{carried}"
+            return f"{base}/watch/{watch}/diff?to={row.version}{carried}"
 
         body = feeds.atom(
             rows,

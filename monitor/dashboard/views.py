@@ -145,7 +145,7 @@ def watch_page(
     for stored in store.findings(watch_id=watch_id):
         found.setdefault(stored.version_id, []).append(stored.finding)
     rows = [
-        VersionRow(v, tuple(found.get(v.id, ())), versions[i - 1].id if i else None)
+        VersionRow(v, tuple(found.get(v.id, ())), versions[i - 1].number if i else None)
         for i, v in enumerate(versions)
     ]
     return WatchPage(

@@ -217,7 +217,7 @@ class Store:
     def add_alert(self, alert: AlertRecord, now: datetime) -> int:
         """Write an alert that no check produced (e.g. a delivery that gave up)."""
         with self._tx() as conn:
-            return ledger.insert_alert(conn, alert, None, now)
+            return ledger.insert_alert(conn, alert, (None, None), now)
 
     def due_deliveries(self, now: datetime | None, limit: int = 100) -> list[Delivery]:
         """Pending deliveries due by `now`; with None, every pending one."""
@@ -232,9 +232,13 @@ class Store:
         with self._tx() as conn:
             ledger.delivered(conn, delivery_id, now)
 
-    def retry_later(self, delivery_id: int, error: str, at: datetime) -> None:
+    def retry_later(
+        self, delivery_id: int, error: str, at: datetime, *, parts_sent: int = 0
+    ) -> None:
+        """Try a delivery again at `at`, from the part after the `parts_sent` the
+        service has accepted so far."""
         with self._tx() as conn:
-            ledger.retry_later(conn, delivery_id, error, at)
+            ledger.retry_later(conn, delivery_id, error, at, parts_sent)
 
     def give_up(self, delivery_id: int, error: str) -> None:
         with self._tx() as conn:
@@ -251,8 +255,8 @@ class Store:
         *,
         watch_id: str | None = None,
     ) -> list[AlertRow]:
-        """Newest alerts with their deliveries; `status` keeps alerts with such a delivery,
-        `watch_id` only that watch's."""
+        """Newest alerts with their deliveries; `status` keeps alerts with such a
+        delivery, `watch_id` one watch's."""
         with self._tx() as conn:
             return ledger.alert_rows(conn, status, limit, watch_id)
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
 from monitor.messages import name_version
 from monitor.model import AlertKind, AlertRecord, Delivery, DeliveryStatus
-from monitor.store.schema import alerts, deliveries, stamp, utc
+from monitor.store.schema import alerts, deliveries, stamp, utc, versions
 
 
 @dataclass(frozen=True)
@@ -51,21 +51,33 @@ class AlertRow:
     jurisdictions: tuple[str, ...]
     created_at: datetime
     deliveries: tuple[DeliveryRow, ...] = ()
+    version: int | None = None  # the number (per watch) of the version it was raised with
+
+    @property
+    def versions(self) -> tuple[int | None, int | None]:
+        """(before, after) by number: the watch's versions are numbered without gaps."""
+        if self.version is None:
+            return None, None
+        return (self.version - 1 if self.version > 1 else None), self.version
 
 
 def insert_alert(
-    conn: Connection, alert: AlertRecord, version_id: int | None, now: datetime
+    conn: Connection,
+    alert: AlertRecord,
+    version: tuple[int | None, int | None],
+    now: datetime,
 ) -> int:
-    """Write an alert and its pending deliveries; return the alert's id."""
+    """Write an alert and its pending deliveries; return the alert's id. `version` is
+    the (id, number) of the version the same check wrote, if any: the message names
+    it by its number."""
+    version_id, number = version
     result = conn.execute(
         insert(alerts).values(
             watch_id=alert.watch_id,
             version_id=version_id,
             kind=alert.kind,
             title=alert.title,
-            message=alert.message
-            if version_id is None
-            else name_version(alert.message, version_id),
+            message=alert.message if number is None else name_version(alert.message, number),
             jurisdictions=json.dumps(list(alert.jurisdictions)),
             created_at=now,
         )
@@ -94,7 +106,7 @@ def insert_alert(
 def due_deliveries(conn: Connection, now: datetime | None, limit: int = 100) -> list[Delivery]:
     """Pending deliveries due by `now`, oldest due first; with None, every pending one."""
     query = (
-        select(deliveries, alerts.c.watch_id, alerts.c.title, alerts.c.message)
+        select(deliveries, alerts.c.watch_id, alerts.c.title, alerts.c.message, alerts.c.kind)
         .join(alerts, alerts.c.id == deliveries.c.alert_id)
         .where(deliveries.c.status == DeliveryStatus.PENDING)
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
@@ -124,9 +136,16 @@ def delivered(conn: Connection, delivery_id: int, now: datetime) -> None:
     )
 
 
-def retry_later(conn: Connection, delivery_id: int, error: str, at: datetime) -> None:
+def retry_later(
+    conn: Connection, delivery_id: int, error: str, at: datetime, parts_sent: int = 0
+) -> None:
     _set_delivery(
-        conn, delivery_id, next_attempt_at=at, last_error=error, attempts=deliveries.c.attempts + 1
+        conn,
+        delivery_id,
+        next_attempt_at=at,
+        last_error=error,
+        attempts=deliveries.c.attempts + 1,
+        parts_sent=parts_sent,
     )
 
 
@@ -152,9 +171,14 @@ def alert_rows(
     limit: int = 50,
     watch_id: str | None = None,
 ) -> list[AlertRow]:
-    """Newest alerts with their deliveries; `status` keeps alerts with such a delivery,
-    `watch_id` one watch's (through the watch's index)."""
-    query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+    """Newest alerts with their deliveries and their version's number; `status` keeps
+    alerts with such a delivery, `watch_id` one watch's."""
+    query = (
+        select(alerts, versions.c.number)
+        .outerjoin(versions, versions.c.id == alerts.c.version_id)
+        .order_by(alerts.c.id.desc())
+        .limit(limit)
+    )
     if watch_id is not None:
         query = query.where(alerts.c.watch_id == watch_id)
     if status is not None:
@@ -193,6 +217,8 @@ def _delivery(m: RowMapping) -> Delivery:
         created_at=stamp(m["created_at"], f"delivery {m['id']}"),
         title=m["title"],
         message=m["message"],
+        kind=AlertKind(m["kind"]),
+        parts_sent=m["parts_sent"] or 0,
     )
 
 
@@ -224,4 +250,5 @@ def _alert(m: RowMapping, found: tuple[DeliveryRow, ...]) -> AlertRow:
         jurisdictions=tuple(json.loads(m["jurisdictions"])),
         created_at=stamp(m["created_at"], f"alert {m['id']}"),
         deliveries=found,
+        version=m.get("number"),
     )

@@ -87,6 +87,8 @@ versions = Table(
     Column("document", LargeBinary, nullable=False),  # zstd-compressed canonical JSON
     Column("kind", String(16), nullable=False),  # model.VersionKind
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The watch's own count, 1, 2, 3 …: what people see and type (schema 5).
+    Column("number", Integer),
     Index("ix_versions_watch", "watch_id", "id"),
 )
 
@@ -167,6 +169,8 @@ deliveries = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
+    # Parts of a split message the service accepted before an attempt failed (schema 5).
+    Column("parts_sent", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("alert_id", "route", "destination", name="uq_delivery"),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
 )
@@ -203,11 +207,35 @@ def _migrate_4(conn: Connection) -> None:
         )
 
 
+def _migrate_5(conn: Connection) -> None:
+    """Schema 5: versions are numbered per watch (1, 2, 3 …), not only by the store's
+    global id, so a watch's history reads without gaps; a delivery remembers how many
+    parts of a split message went out, so a retry goes on from there."""
+    columns = {c["name"] for c in inspect(conn).get_columns("deliveries")}
+    if "parts_sent" not in columns:  # schema 3 created deliveries without it
+        conn.execute(
+            text("ALTER TABLE deliveries ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0")
+        )
+    columns = {c["name"] for c in inspect(conn).get_columns("versions")}
+    if "number" not in columns:  # schema 1 created versions without it
+        conn.execute(text("ALTER TABLE versions ADD COLUMN number INTEGER"))
+    conn.execute(
+        text(
+            "UPDATE versions SET number = (SELECT COUNT(*) FROM versions AS earlier"
+            " WHERE earlier.watch_id = versions.watch_id AND earlier.id <= versions.id)"
+        )
+    )
+    conn.execute(
+        text("CREATE UNIQUE INDEX IF NOT EXISTS uq_versions_number ON versions (watch_id, number)")
+    )
+
+
 MIGRATIONS: Sequence[Callable[[Connection], None]] = (
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
+    _migrate_5,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -65,19 +65,20 @@ class CheckLogEntry:
 
 def record(conn: Connection, rec: CheckRecord) -> int | None:
     """Write one check (snapshot, version, findings, alerts, log, state); return the
-    new version's id. The caller's transaction makes it all-or-nothing."""
+    new version's number (the watch's own count). The caller's transaction makes it
+    all-or-nothing."""
     prior = _state_row(conn, rec.watch_id)
     snapshot_id, keyframe = None, prior.get("keyframe_sha256")
     if rec.snapshot is not None:
         snapshot_id, keyframe = _insert_snapshot(conn, rec.watch_id, rec.snapshot, keyframe)
-    version_id = None
+    version_id = number = None
     if rec.document is not None and rec.version_kind is not None:
         if snapshot_id is None:
             raise StoreError("a version needs the snapshot it was extracted from")
-        version_id = _insert_version(conn, rec, snapshot_id)
+        version_id, number = _insert_version(conn, rec, snapshot_id)
         _insert_findings(conn, rec, version_id)
     for alert in rec.alerts:
-        insert_alert(conn, alert, version_id, rec.started_at)
+        insert_alert(conn, alert, (version_id, number), rec.started_at)
     conn.execute(
         insert(checks).values(
             watch_id=rec.watch_id,
@@ -92,7 +93,7 @@ def record(conn: Connection, rec: CheckRecord) -> int | None:
         )
     )
     _update_state(conn, rec, prior, keyframe)
-    return version_id
+    return number
 
 
 def _state_row(conn: Connection, watch_id: str) -> dict[str, Any]:
@@ -153,8 +154,13 @@ def _insert_snapshot(
     return int(key[0]), keyframe
 
 
-def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> int:
+def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> tuple[int, int]:
+    """The new version's (id, number)."""
     assert rec.document is not None and rec.version_kind is not None
+    last = select(func.coalesce(func.max(versions.c.number), 0)).where(
+        versions.c.watch_id == rec.watch_id
+    )
+    number = int(conn.execute(last).scalar_one()) + 1
     result = conn.execute(
         insert(versions).values(
             watch_id=rec.watch_id,
@@ -164,11 +170,12 @@ def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> int
             document=pack(document_json(rec.document).encode()),
             kind=rec.version_kind,
             created_at=rec.started_at,
+            number=number,
         )
     )
     key = result.inserted_primary_key
     assert key is not None
-    return int(key[0])
+    return int(key[0]), number
 
 
 def _insert_findings(conn: Connection, rec: CheckRecord, version_id: int) -> None:
@@ -227,12 +234,14 @@ def load(
     """What a check compares a response with: state, latest version, recent versions,
     and the latest version's raw body only when `wants_raw` asks for it."""
     query = (
-        select(versions.c.id, versions.c.doc_hash, versions.c.kind)
+        select(versions.c.id, versions.c.doc_hash, versions.c.kind, versions.c.number)
         .where(versions.c.watch_id == watch_id)
         .order_by(versions.c.id.desc())
         .limit(recent)
     )
-    known = tuple(RecentVersion(r.id, r.doc_hash, VersionKind(r.kind)) for r in conn.execute(query))
+    known = tuple(
+        RecentVersion(r.id, r.doc_hash, VersionKind(r.kind), r.number) for r in conn.execute(query)
+    )
     current = state(conn, watch_id)
     if not known:
         return History(current)
@@ -350,6 +359,7 @@ def decode_version(m: RowMapping) -> StoredVersion:
         document_json=unpack(m["document"]).decode(),
         kind=VersionKind(m["kind"]),
         created_at=stamp(m["created_at"], f"version {m['id']}"),
+        number=m["number"],
     )
 
 
