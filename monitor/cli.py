@@ -1,5 +1,5 @@
 """The command line: `monitor run | check | list | validate | preview | health | diff |
-history | show | alerts | test-notify | verify | export | verify-export | prune`.
+history | show | alerts | test-notify | verify | export | verify-export | prune | serve`.
 
 Exit codes (documented in the README):
     0  success (for `check`: it ran, and at least one check did not fail)
@@ -8,8 +8,9 @@ Exit codes (documented in the README):
     3  `check` ran, and every check failed (offline, or every page broken)
   141  the output's reader stopped reading (`| head`), as for any Unix tool
 
-Commands that only read (list, history, diff, show, alerts, verify, health, export) open the
-store with `create=False`: pointed at the wrong --db they say so, and leave no empty store behind.
+Commands that only read (list, history, diff, show, alerts, verify, health, export, serve)
+open the store with `create=False`: pointed at the wrong --db they say so, and leave no
+empty store behind.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,11 +31,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from monitor import __version__, export
+from starlette.types import ASGIApp
+
+from monitor import __version__, dashboard, export
 from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
-from monitor.config import Schedule, Watch, Watchlist, hide_secrets
+from monitor.config import Watch, Watchlist, hide_secrets
 from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
 from monitor.errors import (
@@ -49,7 +53,7 @@ from monitor.jurisdictions import Watching
 from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
-from monitor.metrics import parse_address
+from monitor.metrics import parse_address, serve_asgi
 from monitor.model import (
     Block,
     CheckResult,
@@ -63,9 +67,9 @@ from monitor.model import (
     WatchState,
 )
 from monitor.notify import redact, send
-from monitor.pipeline import Detection, Matchers, detect
+from monitor.pipeline import Detection, Matchers, compare_versions, numbered, version_pair
 from monitor.render import Style, render_diff
-from monitor.schedule import DEFAULT_INTERVAL, HEALTH_MAX_AGE, heartbeat_age, trigger
+from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age, next_due
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store, redact_db
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
@@ -100,32 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the daemon: check every watch on its schedule")
-    _watchlist_arg(run)
-    _db_arg(run)
-    _log_args(run)
-    run.add_argument(
-        "--concurrency", type=int, default=8, help="fetches at once, over all sites (default 8)"
-    )
-    run.add_argument(
-        "--http",
-        metavar="[HOST:]PORT",
-        default=os.environ.get("MONITOR_HTTP"),
-        help="serve /healthz and Prometheus /metrics (off by default; host defaults to 127.0.0.1)",
-    )
-    run.add_argument(
-        "--spread",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="start never-checked or overdue watches within this many seconds (default 60)",
-    )
-    run.add_argument(
-        "--watch-file",
-        action="store_true",
-        help="reload the watchlist when its file changes (SIGHUP always reloads)",
-    )
-
+    _add_servers(sub)
     _add_check_and_list(sub)
     _add_inspection(sub)
 
@@ -178,6 +157,60 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="validate the watchlist; list every problem")
     _watchlist_arg(val)
 
+    _add_store_upkeep(sub)
+    return parser
+
+
+def _add_servers(sub: Any) -> None:
+    """`run` (the daemon) and `serve` (the dashboard alone)."""
+    run = sub.add_parser("run", help="run the daemon: check every watch on its schedule")
+    _watchlist_arg(run)
+    _db_arg(run)
+    _log_args(run)
+    run.add_argument(
+        "--concurrency", type=int, default=8, help="fetches at once, over all sites (default 8)"
+    )
+    run.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        default=os.environ.get("MONITOR_HTTP"),
+        help="serve /healthz and Prometheus /metrics (off by default; host defaults to 127.0.0.1)",
+    )
+    run.add_argument(
+        "--spread",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="start never-checked or overdue watches within this many seconds (default 60)",
+    )
+    run.add_argument(
+        "--watch-file",
+        action="store_true",
+        help="reload the watchlist when its file changes (SIGHUP always reloads)",
+    )
+
+    serve = sub.add_parser(
+        "serve", help="serve the read-only dashboard and Atom feeds of the store (no checks)"
+    )
+    _watchlist_arg(serve)
+    _db_arg(serve)
+    _log_args(serve)
+    serve.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        default=os.environ.get("MONITOR_HTTP") or "127.0.0.1:8080",
+        help="where to listen (default 127.0.0.1:8080; host defaults to 127.0.0.1); "
+        "beyond 127.0.0.1 it needs $MONITOR_HTTP_TOKEN or --insecure-no-auth",
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="listen beyond this machine without a token (behind a proxy that asks for one)",
+    )
+
+
+def _add_store_upkeep(sub: Any) -> None:
+    """`health`, `verify`, `export`/`verify-export` and `prune`."""
     health = sub.add_parser("health", help="exit 0 while a daemon's heartbeat is fresh")
     _db_arg(health)
     health.add_argument(
@@ -194,7 +227,6 @@ def _parser() -> argparse.ArgumentParser:
     _watchlist_arg(prune)
     _db_arg(prune)
     prune.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
-    return parser
 
 
 def _add_check_and_list(sub: Any) -> None:
@@ -478,6 +510,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         first_run_spread=args.spread,
         http=http,
+        http_token=os.environ.get("MONITOR_HTTP_TOKEN") or None,
         watch_file=5.0 if args.watch_file else 0.0,
     )
     with Store.open(args.db or default_db()) as store:
@@ -489,6 +522,42 @@ def cmd_run(args: argparse.Namespace) -> int:
             mtime=lambda: Path(path).stat().st_mtime,
         )
         return run(daemon)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The dashboard alone, over a store it only reads, until SIGINT or SIGTERM."""
+    try:
+        host, port = parse_address(args.http)
+    except ValueError as exc:
+        print(f"monitor: --http: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    token = os.environ.get("MONITOR_HTTP_TOKEN") or None
+    if not (token or args.insecure_no_auth or dashboard.is_loopback(host)):
+        print(f"monitor: --http: {NEEDS_TOKEN}", file=sys.stderr)
+        return EXIT_USAGE
+    watchlist = _load(args, sending=False)
+    with _read_store(args) as store:
+        asyncio.run(_serve(host, port, dashboard.app(store, lambda: watchlist, token=token)))
+    return EXIT_OK
+
+
+NEEDS_TOKEN = (
+    "beyond this machine the dashboard needs a token: set MONITOR_HTTP_TOKEN "
+    "(or give --insecure-no-auth, e.g. behind a reverse proxy that asks for a login)"
+)
+
+
+async def _serve(host: str, port: int, pages: ASGIApp) -> None:
+    try:
+        endpoint = await serve_asgi(host, port, pages)
+    except OSError as exc:
+        raise UsageError(f"--http: cannot listen on {host}:{port}: {exc.strerror}") from None
+    shown = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    print(f"dashboard on http://{shown}:{endpoint.port}/ (Ctrl-C stops)", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, endpoint.close)
+    await endpoint.wait_closed()
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -576,11 +645,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     watchlist = _load(args, sending=False)
     with _read_store(args) as store:
         old, new = _version_pair(store, args)
-    watch = next((w for w in watchlist.watches if w.id == args.watch_id), None)
-    matchers = Matchers(watchlist)  # a watch no longer listed: the default jurisdictions
-    default = watchlist.defaults.jurisdictions
-    matcher = matchers.for_watch(watch) if watch else matchers.for_ids(default)
-    found = detect(old.document, new.document, matcher, watch.about if watch else None)
+    found = compare_versions(watchlist, args.watch_id, old.document, new.document)
     if args.json:
         _print_diff_json(args.watch_id, old, new, found)
         return EXIT_OK
@@ -632,13 +697,10 @@ def _versions_of(store: Store, watch_id: str) -> list[StoredVersion]:
 def _version_pair(store: Store, args: argparse.Namespace) -> tuple[StoredVersion, StoredVersion]:
     """The (older, newer) versions `diff` compares: --from/--to, or the last two."""
     versions = _versions_of(store, args.watch_id)
-    new = _numbered(versions, args.watch_id, args.to_version)
-    if args.from_version:
-        return _numbered(versions, args.watch_id, args.from_version), new
-    earlier = [v for v in versions if v.number < new.number]
-    if not earlier:
-        raise UsageError(f"{args.watch_id!r} has no version before {new.number} to compare with")
-    return earlier[-1], new
+    try:
+        return version_pair(versions, args.watch_id, args.from_version, args.to_version)
+    except LookupError as exc:
+        raise UsageError(str(exc.args[0])) from None
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -791,12 +853,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _numbered(versions: list[StoredVersion], watch_id: str, number: int | None) -> StoredVersion:
     """A watch's version by its number, or its latest."""
-    if number is None:
-        return versions[-1]
-    for version in versions:
-        if version.number == number:
-            return version
-    raise UsageError(f"no version {number} of {watch_id!r} (see monitor history {watch_id})")
+    try:
+        return numbered(versions, watch_id, number)
+    except LookupError as exc:
+        raise UsageError(str(exc.args[0])) from None
 
 
 def _raw_body(store: Store, sha: str) -> bytes:
@@ -880,20 +940,6 @@ def _watch_text(
         last += f", next due {due:%Y-%m-%d %H:%M}" if due else ", due now"
     places = ",".join(watch.jurisdictions)
     return f"{watch.id:<40} {watch.platform:<12} {watch.kind:<20} {places:<10} {last}"
-
-
-def next_due(watch: Watch, state: WatchState) -> datetime | None:
-    """When the watch's schedule next asks for a check after its last one: one interval
-    later, or the next cron time after it; None when never checked (due now) or disabled.
-    Jitter and the daemon's retries of failed checks are not counted."""
-    last = state.last_check_at
-    if last is None or not watch.enabled:
-        return None
-    if watch.schedule.cron is None:
-        return last + timedelta(seconds=watch.schedule.interval or DEFAULT_INTERVAL)
-    cron = trigger(Schedule(None, watch.schedule.cron))  # no jitter: the slot itself
-    fire: datetime | None = cron.get_next_fire_time(None, last + timedelta(seconds=1))
-    return fire
 
 
 def _watch_line(
@@ -1092,4 +1138,5 @@ COMMANDS = {
     "export": cmd_export,
     "verify-export": cmd_verify_export,
     "prune": cmd_prune,
+    "serve": cmd_serve,
 }

@@ -27,8 +27,9 @@ from typing import Any
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from starlette.types import ASGIApp
 
-from monitor import schedule
+from monitor import dashboard, schedule
 from monitor.app import check_context, deliverer
 from monitor.browser import Renderer
 from monitor.check import Context, check
@@ -59,6 +60,7 @@ class Settings:
     backoff_cap: float = BACKOFF_CAP  # longest wait between two delivery attempts
     first_run_spread: float = schedule.FIRST_RUN_SPREAD
     http: tuple[str, int] | None = None  # serve /healthz and /metrics here
+    http_token: str | None = None  # the dashboard's token ($MONITOR_HTTP_TOKEN)
     watch_file: float = 0.0  # seconds between looks at the watchlist's mtime; 0 = off
     misfire_grace: float = 300.0
 
@@ -146,11 +148,23 @@ class Daemon:
         self._watch_file()
         if self.settings.http is not None:
             host, port = self.settings.http
-            self.server = await serve_http(host, port, self.metrics, self.healthy)
+            self.server = await serve_http(host, port, self.metrics, self.healthy, self._pages())
         log.info(
             "monitor started: %d watches, %d routes",
             len(self.watchlist.watches),
             len(self.watchlist.routes),
+        )
+
+    def _pages(self) -> ASGIApp | None:
+        """The dashboard for `--http`: on a loopback address, or anywhere with a token;
+        else off (a warning says so), and `/healthz` and `/metrics` alone are served."""
+        host, _port = self.settings.http or ("127.0.0.1", 0)
+        token = self.settings.http_token
+        if not token and not dashboard.is_loopback(host):
+            log.warning("the dashboard is off on %s: set MONITOR_HTTP_TOKEN to serve it", host)
+            return None
+        return dashboard.app(
+            self.store, lambda: self.watchlist, network_down=self.metrics.network_down, token=token
         )
 
     async def stop(self) -> None:

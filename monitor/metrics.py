@@ -2,11 +2,11 @@
 
 Off by default; `monitor run --http 127.0.0.1:9130` turns it on (localhost unless an
 address says otherwise). Starlette routes the requests and Hypercorn serves them: a
-well-kept ASGI stack with request-size limits and timeouts (`server_config`), which
-the dashboard and feeds can join later. Counters follow the daemon's check results; the ledger and
-per-watch figures are read from the store at scrape time, so they are right even
-after a restart. prometheus_client writes the exposition format; the registry is an
-instance, never the library's global one.
+well-kept ASGI stack with request-size limits and timeouts (`server_config`); the
+dashboard and feeds answer every other path. Counters follow the daemon's check
+results; the ledger and per-watch figures are read from the store at scrape time, so
+they are right even after a restart. prometheus_client writes the exposition format;
+the registry is an instance, never the library's global one.
 
 When the store cannot be read (locked, damaged, gone), both endpoints answer `503`
 with a one-line reason: an orchestrator or a scraper sees why, instead of an empty
@@ -33,7 +33,8 @@ from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from monitor.errors import FailureKind, StoreError
 from monitor.model import CheckResult, Outcome
@@ -149,6 +150,7 @@ class Endpoint:
         self, address: tuple[str, int], task: asyncio.Task[None], stop: asyncio.Event
     ) -> None:
         self.host, self.port = address
+        self.address = address
         self._task = task
         self._stop = stop
 
@@ -161,8 +163,11 @@ class Endpoint:
             await self._task
 
 
-def app(metrics: Metrics, healthy: Callable[[], bool]) -> Starlette:
-    """The endpoints as an ASGI application: GET (and HEAD) `/metrics` and `/healthz`."""
+def app(
+    metrics: Metrics, healthy: Callable[[], bool], dashboard: ASGIApp | None = None
+) -> Starlette:
+    """The endpoints as an ASGI application: GET (and HEAD) `/metrics` and `/healthz`;
+    every other path goes to the dashboard when one is given."""
 
     async def answer(request: Request) -> Response:
         status, body, kind = _respond(request.url.path, metrics, healthy)
@@ -171,7 +176,9 @@ def app(metrics: Metrics, healthy: Callable[[], bool]) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("not found\n", status_code=404)
 
-    routes = [Route("/metrics", answer), Route("/healthz", answer)]
+    routes: list[BaseRoute] = [Route("/metrics", answer), Route("/healthz", answer)]
+    if dashboard is not None:
+        routes.append(Mount("/", app=dashboard))
     return Starlette(routes=routes, exception_handlers={404: not_found})
 
 
@@ -192,9 +199,20 @@ def server_config(log_to: logging.Logger = log) -> Config:
 
 
 async def serve_http(
-    host: str, port: int, metrics: Metrics, healthy: Callable[[], bool]
+    host: str,
+    port: int,
+    metrics: Metrics,
+    healthy: Callable[[], bool],
+    dashboard: ASGIApp | None = None,
 ) -> Endpoint:
-    """Serve the two read-only endpoints with Hypercorn (an ASGI server) until closed.
+    """Serve the read-only endpoints (and the dashboard, when given) until closed."""
+    endpoint = await serve_asgi(host, port, app(metrics, healthy, dashboard))
+    log.info("metrics and health on http://%s:%d/metrics and /healthz", *endpoint.address)
+    return endpoint
+
+
+async def serve_asgi(host: str, port: int, asgi: ASGIApp) -> Endpoint:
+    """Serve an ASGI application with Hypercorn (`server_config`) until closed.
 
     The socket is bound here, so a port already taken fails `monitor run` at once,
     and port 0 picks a free one (`Endpoint.port` says which). Hypercorn owns the
@@ -207,9 +225,8 @@ async def serve_http(
     config.bind = [f"fd://{sock.detach()}"]
     stop = asyncio.Event()
     task = asyncio.create_task(
-        serve(cast("ASGIFramework", app(metrics, healthy)), config, shutdown_trigger=stop.wait)
+        serve(cast("ASGIFramework", asgi), config, shutdown_trigger=stop.wait)
     )
-    log.info("metrics and health on http://%s:%d/metrics and /healthz", bound[0], bound[1])
     return Endpoint((bound[0], bound[1]), task, stop)
 
 

@@ -21,7 +21,7 @@ Rules that keep a failure from ever looking like a change:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -134,6 +134,49 @@ def detect(before: Document, after: Document, matcher: Watching, about: str | No
     changes = compare(before, after)
     findings = assess(before, after, changes, matcher, about=about)
     return Detection(tuple(changes), tuple(findings))
+
+
+def compare_versions(
+    watchlist: Watchlist,
+    watch_id: str,
+    before: Document,
+    after: Document,
+    matchers: Matchers | None = None,
+) -> Detection:
+    """`detect` between two stored versions of a watch, with its jurisdictions (the
+    watchlist's defaults for a watch no longer listed): `monitor diff` and the dashboard
+    (which keeps its `Matchers` from one request to the next)."""
+    watch = next((w for w in watchlist.watches if w.id == watch_id), None)
+    matchers = matchers or Matchers(watchlist)
+    matcher = (
+        matchers.for_watch(watch) if watch else matchers.for_ids(watchlist.defaults.jurisdictions)
+    )
+    return detect(before, after, matcher, watch.about if watch else None)
+
+
+def version_pair(
+    versions: Sequence[StoredVersion], watch_id: str, older: int | None, newer: int | None
+) -> tuple[StoredVersion, StoredVersion]:
+    """The (older, newer) versions a diff compares, by the watch's version numbers:
+    the ones asked for, else `newer` (or the latest) and the version before it.
+    A LookupError says what is missing (`monitor diff` and the dashboard)."""
+    new = numbered(versions, watch_id, newer)
+    if older:
+        return numbered(versions, watch_id, older), new
+    earlier = [v for v in versions if v.number < new.number]
+    if not earlier:
+        raise LookupError(f"{watch_id!r} has no version before {new.number} to compare with")
+    return earlier[-1], new
+
+
+def numbered(versions: Sequence[StoredVersion], watch_id: str, number: int | None) -> StoredVersion:
+    """A watch's version by its number, or its latest; a LookupError when it has none."""
+    if number is None and versions:
+        return versions[-1]
+    for version in versions:
+        if version.number == number:
+            return version
+    raise LookupError(f"no version {number} of {watch_id!r} (see monitor history {watch_id})")
 
 
 def needs_raw(fetched: Fetched, rules_hash: str, version: StoredVersion, state: WatchState) -> bool:

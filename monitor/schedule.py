@@ -23,7 +23,8 @@ from typing import TypeAlias
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.config import Schedule
+from monitor.config import Schedule, Watch
+from monitor.model import WatchState
 
 HEARTBEAT_EVERY = 30.0  # seconds between the daemon's heartbeats
 HEALTH_MAX_AGE = 4 * HEARTBEAT_EVERY  # a heartbeat older than this: the daemon is gone
@@ -120,3 +121,17 @@ def heartbeat_age(beat: datetime | None, now: datetime) -> float:
 def is_fresh(beat: datetime | None, now: datetime, max_age: float = HEALTH_MAX_AGE) -> bool:
     """Whether a daemon with this last heartbeat counts as alive (at most `max_age` old)."""
     return heartbeat_age(beat, now) <= max_age
+
+
+def next_due(watch: Watch, state: WatchState) -> datetime | None:
+    """When the watch's schedule next asks for a check after its last one: one interval
+    later, or the next cron time after it; None when never checked (due now) or disabled.
+    Jitter and the daemon's retries of failed checks are not counted."""
+    last = state.last_check_at
+    if last is None or not watch.enabled:
+        return None
+    if watch.schedule.cron is None:
+        return last + timedelta(seconds=watch.schedule.interval or DEFAULT_INTERVAL)
+    cron = trigger(Schedule(None, watch.schedule.cron))  # no jitter: the slot itself
+    fire: datetime | None = cron.get_next_fire_time(None, last + timedelta(seconds=1))
+    return fire

@@ -522,15 +522,32 @@ def test_the_endpoint_serves_the_injected_metrics_and_503_when_the_store_fails(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as c:
             scraped = await c.get("/metrics")
             healthz = await c.get("/healthz")
+            pages = await c.get("/watch/meta-hk")  # `run --http` serves the dashboard too
             spoil(world.db)
             broken = await c.get("/healthz")
+            broken_page = await c.get("/")
         await daemon.stop()
+        assert pages.status_code == 200 and "version 1</strong> · baseline" in pages.text
+        assert broken_page.status_code == 503
+        assert broken_page.text.startswith("store unavailable: ")
         assert 'monitor_checks_total{outcome="new"} 1.0' in scraped.text
         assert healthz.status_code == 200 and healthz.text.startswith("ok")
         assert broken.status_code == 503
         assert broken.text == "store unavailable: file is not a database\n"
 
     run(go)
+
+
+def test_the_dashboard_is_served_beyond_loopback_only_with_a_token(
+    world: World, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.file.write_text(watchlist_text({"meta-hk": "/p"}))
+    open_to_all = world.daemon(store, settings={"http": ("0.0.0.0", 9130)})
+    assert open_to_all._pages() is None  # /healthz and /metrics only
+    assert "the dashboard is off on 0.0.0.0: set MONITOR_HTTP_TOKEN" in caplog.text
+    with_token = {"http": ("0.0.0.0", 9130), "http_token": "t" * 32}
+    assert world.daemon(store, settings=with_token)._pages() is not None
+    assert world.daemon(store, settings={"http": ("127.0.0.1", 9130)})._pages() is not None
 
 
 def spoil(db: Path) -> None:
