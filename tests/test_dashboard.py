@@ -187,6 +187,7 @@ def test_the_change_page_marks_words_names_and_shows_the_proof(
         assert f"<code>{sha}</code>" in text and f'href="/raw/{sha}"' in text
     assert "monitor diff meta-hk --from 1 --to 2" in text
     assert "monitor show meta-hk 2" in text
+    assert "monitor export meta-hk --from 1 --to 2 --out meta-hk-1-2.warc.gz" in text
     inline = client.get("/watch/meta-hk/diff", params={"from": 1, "to": 2, "view": "inline"})
     assert "<ins>" in inline.text and 'class="sides"' not in inline.text
 
