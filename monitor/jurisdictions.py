@@ -451,7 +451,7 @@ class Matcher:
                     (*h, "" if h[2] else _EXCLUSION) for h in self._scan(scanner, norm, folded)
                 )
         if self._labels and hits:
-            hits.extend(self._label_hits(folded, hits))
+            hits.extend(self._label_hits(norm, folded, hits))
         found: list[Match] = []
         skips: list[Skip] = []
         taken = 0
@@ -464,9 +464,10 @@ class Matcher:
                 taken = end
         return Trace(tuple(found), tuple(skips))
 
-    def _label_hits(self, folded: str, hits: list[_Hit]) -> Iterator[_Hit]:
+    def _label_hits(self, norm: str, folded: str, hits: list[_Hit]) -> Iterator[_Hit]:
         """Language labels that overlap a name: only looked for around an ambiguous
-        name ("Chinese"), a name inside parentheses, or one followed by a parenthesis."""
+        name ("Chinese"), a name written in lower case (Spanish "versión china"), a
+        name inside parentheses, or one followed by a parenthesis."""
         catalog = _load()
         for start, end, ids, _ in hits:
             if not ids:
@@ -474,7 +475,9 @@ class Matcher:
             tail = catalog.label_tail.match(folded, end)
             if tail:
                 yield start, tail.end(), [], _LABEL
-            if folded[start:end] in self._ambiguous or _in_parentheses(folded, start):
+            key = folded[start:end]
+            lower = norm[start:end] == key != key.upper()  # written in lower-case letters
+            if key in self._ambiguous or lower or _in_parentheses(folded, start):
                 lo, hi = max(0, start - 80), min(len(folded), end + 120)
                 for m in catalog.labels.finditer(folded, lo, hi):
                     if m.start() >= end:

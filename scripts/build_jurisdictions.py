@@ -167,11 +167,12 @@ ADJECTIVE, DEMONYM, ABBREVIATION, INFLECTED_KIND, PHRASE = (
 
 # Adjectives, demonyms and abbreviations of the places watched first, by language,
 # checked by hand. "?" marks a form that is also a language's name ("Chinese"): it
-# denotes the state, except inside a language label (see LABELS).
+# denotes the state, except inside a language label (see LABELS). Left out: Spanish
+# "chinos" (chinos are trousers in English) and Polish "Chin" (of Chiny: an English word).
 FORMS: dict[str, dict[str, str]] = {
     "CN": {
         ADJECTIVE: (
-            "Chinese? | chinois? | chinoise? | chinoises? | chino? | chinos? | chinas? |"
+            "Chinese? | chinois? | chinoise? | chinoises? | chino? | chinas? |"
             "chinês? | chinesa? | chineses? | chinesas? | cinese? | cinesi? | Chinees? |"
             "kínai?"
         ),
