@@ -451,7 +451,8 @@ class Matcher:
                     (*h, "" if h[2] else _EXCLUSION) for h in self._scan(scanner, norm, folded)
                 )
         if self._labels and hits:
-            hits.extend(self._label_hits(norm, folded, hits))
+            parens = not present.isdisjoint(_OPENING)
+            hits.extend(self._label_hits(norm, folded, hits, parens=parens))
         found: list[Match] = []
         skips: list[Skip] = []
         taken = 0
@@ -464,20 +465,23 @@ class Matcher:
                 taken = end
         return Trace(tuple(found), tuple(skips))
 
-    def _label_hits(self, norm: str, folded: str, hits: list[_Hit]) -> Iterator[_Hit]:
+    def _label_hits(
+        self, norm: str, folded: str, hits: list[_Hit], *, parens: bool
+    ) -> Iterator[_Hit]:
         """Language labels that overlap a name: only looked for around an ambiguous
         name ("Chinese"), a name written in lower case (Spanish "versión china"), a
-        name inside parentheses, or one followed by a parenthesis."""
+        name inside parentheses, or one followed by a parenthesis (``parens``: the text
+        has an opening parenthesis at all)."""
         catalog = _load()
         for start, end, ids, _ in hits:
             if not ids:
                 continue
-            tail = catalog.label_tail.match(folded, end)
+            tail = catalog.label_tail.match(folded, end) if parens else None
             if tail:
                 yield start, tail.end(), [], _LABEL
             key = folded[start:end]
             lower = norm[start:end] == key != key.upper()  # written in lower-case letters
-            if key in self._ambiguous or lower or _in_parentheses(folded, start):
+            if key in self._ambiguous or lower or (parens and _in_parentheses(folded, start)):
                 lo, hi = max(0, start - 80), min(len(folded), end + 120)
                 for m in catalog.labels.finditer(folded, lo, hi):
                     if m.start() >= end:
