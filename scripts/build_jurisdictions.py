@@ -355,6 +355,9 @@ LABELS = (
     r"\b(?:in|into|to|from|en|du|auf|ins|aus|al|del|em|para o|do|на|с)\s+"
     rf"(?:{_CHINESE})\b(?!\s*[-\w])",
     rf"\b(?:in|into|en|auf|em|на)\s+(?:{_CHINESE}){_AND}(?:{_WORLD}|{_CJK})",
+    # with another language before a noun of language: "Chinese and English versions"
+    rf"\b(?:{_CHINESE}){_AND}(?:{_WORLD})\s+(?:versions?|translations?|texts?|editions?|"
+    r"subtitles|speakers|languages)\b",
     # next to another language in a list: "English, Chinese", "Chinese | 日本語"
     rf"\b(?:{_CHINESE}){_AND}(?:\b(?:{_WORLD})\b|{_CJK}){_NO_NOUN}",
     rf"(?:\b(?:{_WORLD})\b|{_CJK}){_AND}(?:{_CHINESE})\b{_NO_NOUN}",

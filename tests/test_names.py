@@ -241,6 +241,7 @@ NEGATIVE = [
     ("en", "a Chinese translation"),
     ("en", "Chinese-language support"),
     ("en", "available in English and Chinese."),
+    ("en", "If the Chinese and English versions differ, the English one prevails."),
     ("en", "English, Chinese, Malay and Tamil"),
     ("en", "Chinese"),
     ("en", "a Chinese wall between teams"),
