@@ -125,12 +125,15 @@ class Jurisdiction:
 
     def form(self, term: str) -> Form:
         """The kind of one of this jurisdiction's names, as written or in any case."""
-        wanted = normalise(term).lower()
-        for name, label in self.forms:
-            if normalise(name).lower() == wanted:
-                kind, _, mark = label.partition(" ")
-                return Form(kind, mark == "ambiguous")
+        label = self._labels.get(normalise(term).lower())
+        if label is not None:
+            kind, _, mark = label.partition(" ")
+            return Form(kind, mark == "ambiguous")
         return Form("abbreviation" if is_abbreviation(normalise(term)) else "name")
+
+    @functools.cached_property
+    def _labels(self) -> dict[str, str]:
+        return {normalise(name).lower(): label for name, label in self.forms}
 
 
 @dataclass(frozen=True)
