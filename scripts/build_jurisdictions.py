@@ -332,16 +332,22 @@ _SCRIPTS = (
 _ZH_SCRIPTS = "简体|簡體|繁體|繁体|簡体字|繁体字|간체|번체"
 _PARENS = r"\s*[(（][^()（）\n]{1,40}[)）]"
 _AND = r"\s*(?:[,/|·•、]|\s(?:and|or|et|ou|und|oder|y|e|и|или)\s)\s*"
-# not followed by a word other than "and", "or" …: "German and Chinese authorities" are
-# not languages, "in English and Chinese." and "English, Chinese and Malay" are
-_NO_NOUN = r"(?!\s+(?!(?:and|or|et|ou|und|oder|y|e|и|или)\b)[^\W\d_])"
+# not followed by a word other than "and", "or" or a language: "German and Chinese
+# authorities" are not languages, "in English and Chinese." and "English, Chinese and
+# Malay" are
+_NO_NOUN = (  # on the same line; a language next in a picker is no noun either
+    r"(?![ \t]+(?!(?:and|or|et|ou|und|oder|y|e|и|или)\b|"
+    rf"(?:{_WORLD})\b|{_CJK})[^\W\d_])"
+)
 LABELS = (
     # a script with the language: "Simplified Chinese", "Chinese, Traditional", 简体中文
     rf"\b(?:{_SCRIPTS})\s+(?:{_CHINESE})\b(?:{_PARENS})?",
     rf"\b(?:{_CHINESE}),?\s*(?:{_SCRIPTS})\b(?:{_PARENS})?",
     rf"(?:{_ZH_SCRIPTS})\s*(?:中文|中国語|중국어)(?:{_PARENS})?",
     # a language with a parenthesis: "Chinese (Hong Kong)", 中文(香港), "English (Hong Kong)"
-    rf"(?:\b(?:{_WORLD})|{_CJK})(?:{_PARENS})",
+    rf"(?:\b(?:{_WORLD})|{_CJK})(?:{_PARENS}){_NO_NOUN}",
+    # a gloss: "Macau (Chinese: 澳門)" names Macau, not China
+    rf"[(（]\s*(?:{_CHINESE})\s*[:：]",
     # the language named as such: "Chinese version", "version chinoise", "idioma chino"
     rf"\b(?:{_CHINESE})[\s-](?:language|languages|version|versions|translation|"
     r"translations|text|characters|subtitles|edition|speakers|speaking|site|website|"

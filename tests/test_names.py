@@ -289,6 +289,20 @@ def test_chinese_taipei_stays_taiwan_and_chinese_mainland_china() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Chinese (PRC) authorities", [("CN", "Chinese"), ("CN", "PRC")]),
+        ("Macau (Chinese: 澳門)", [("MO", "Macau"), ("MO", "澳門")]),
+        ("in Chinese Taipei", [("TW", "Chinese Taipei")]),
+        ("English 中文(香港) 日本語", []),
+        ("Chinese (Traditional, Hong Kong)\nEnglish (US)", []),
+    ],
+)
+def test_labels_end_where_the_picker_ends(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
+
+
 def test_a_label_consumes_only_its_own_text() -> None:
     text = "Simplified Chinese. Chinese authorities in Hong Kong."
     assert found(text) == [("CN", "Chinese"), ("HK", "Hong Kong")]
