@@ -168,7 +168,9 @@ ADJECTIVE, DEMONYM, ABBREVIATION, INFLECTED_KIND, PHRASE = (
 # Adjectives, demonyms and abbreviations of the places watched first, by language,
 # checked by hand. "?" marks a form that is also a language's name ("Chinese"): it
 # denotes the state, except inside a language label (see LABELS). Left out: Spanish
-# "chinos" (chinos are trousers in English) and Polish "Chin" (of Chiny: an English word).
+# "chinos" (chinos are trousers in English), Polish "Chin" (of Chiny: an English word) and
+# 港人 (Hong Kong people), which Chinese text written without spaces has inside other
+# words (该港人员, "the port's staff").
 FORMS: dict[str, dict[str, str]] = {
     "CN": {
         ADJECTIVE: (
@@ -185,7 +187,7 @@ FORMS: dict[str, dict[str, str]] = {
             "hongkoneses | hongkonesas | honconguês | honconguesa | hongkongi | Hongkonger"
         ),
         DEMONYM: "Hongkongers | Hong Konger | Hong Kongers | Hongkongese | Hongkongerin |"
-        "Hongkongerinnen | 港人?",
+        "Hongkongerinnen",
         ABBREVIATION: "港府",
     },
     "MO": {

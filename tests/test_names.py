@@ -274,6 +274,7 @@ NEGATIVE = [
     ("en", "Chinatown"),
     ("en", "Indochina"),
     ("ru", "Китайгород"),
+    ("zh", "该港人员"),
 ]
 
 
