@@ -107,7 +107,8 @@ CURATED_NAMES: dict[str, tuple[str, ...]] = {
     "CN": listed(
         "PRC | P.R.C. | PR China | P.R. China | People's Republic of China | mainland China |"
         "Chinese mainland | China mainland |"
-        "Festlandchina | chinesisches Festland | Chine continentale | Chine populaire |"
+        "중화인민공화국 | Festlandchina | chinesisches Festland | Chine continentale |"
+        "Chine populaire |"
         "China continental | China Continental | Cina continentale | continentaal China |"
         "中国大陆 | 中國大陸 | 中国内地 | 中國內地 | 中华人民共和国 | 中華人民共和國 |"
         "中国本土 | 中国大陸"
@@ -243,6 +244,39 @@ INFLECTED = (
     ("TW", "de", "Taiwan", False),
     ("TW", "de-adj", "taiwanisch", False),
 )
+
+# Hong Kong's and Macao's names followed by the state's, as addresses and forms write
+# them ("Hong Kong SAR, China", "Гонконг (Китай)", 香港特别行政区，中国): names of the
+# region alone, so that the state in them is not a mention of mainland China.
+REGION_OF_CHINA = (  # (code, regions, the state's names in their language)
+    ("HK", "Hong Kong | Hong Kong SAR | Hong Kong S.A.R. | HKSAR", "China | Chine"),
+    ("HK", "Hongkong", "China | Chiny"),
+    ("HK", "Гонконг | САР Гонконг", "Китай"),
+    ("HK", "香港 | 香港特别行政区 | 香港特別行政區", "中国 | 中國"),
+    ("HK", "홍콩 | 홍콩 특별행정구", "중국"),
+    ("MO", "Macao | Macau | Macao SAR | Macau SAR", "China | Chine"),
+    ("MO", "Makau", "Chiny"),
+    ("MO", "Макао", "Китай"),
+    ("MO", "澳门 | 澳門 | 澳门特别行政区 | 澳門特別行政區", "中国 | 中國"),
+    ("MO", "마카오 | 마카오 특별행정구", "중국"),
+)
+
+
+def long_forms() -> Iterator[tuple[str, str]]:
+    """(code, name): each region name of REGION_OF_CHINA with the state's name after it,
+    after a comma or in parentheses, and the Korean long forms with the state before."""
+    for code, regions, states in REGION_OF_CHINA:
+        for region, state in ((r, s) for r in listed(regions) for s in listed(states)):
+            yield code, f"{region}, {state}"
+            yield code, f"{region} ({state})"
+            if not needs_boundary(region[0]):  # 香港，中国 and 香港（中國） once NFKC'd
+                yield code, f"{region},{state}"
+                yield code, f"{region}({state})"
+    for code, region in (("HK", "홍콩"), ("MO", "마카오")):
+        yield code, f"{region}특별행정구"
+        yield code, f"중화인민공화국 {region} 특별행정구"
+        yield code, f"중화인민공화국 {region}특별행정구"
+
 
 # Set phrases that name several places at once: each is a name of every one of them.
 PHRASES = {
@@ -413,6 +447,8 @@ def collect(codes: list[str]) -> Iterator[tuple[str, str, int]]:
             yield code, name, CURATED
             yield from derived(code, name, english=False)
     for code, form in supplement_forms():
+        yield code, form, CURATED
+    for code, form in long_forms():
         yield code, form, CURATED
     yield from pycountry_names()
     for locale_id in sorted(babel.localedata.locale_identifiers()):

@@ -283,6 +283,15 @@ def test_golden_sentence_names_no_jurisdiction(text: str) -> None:
     assert found(text) == []
 
 
+def test_the_state_after_a_long_form_is_still_the_state_elsewhere() -> None:
+    assert found("Hong Kong, China and China; Macau (China)") == [
+        ("HK", "Hong Kong, China"),
+        ("CN", "China"),
+        ("MO", "Macau (China)"),
+    ]
+    assert found("중화인민공화국") == [("CN", "중화인민공화국")]
+
+
 def test_chinese_taipei_stays_taiwan_and_chinese_mainland_china() -> None:
     assert found("Chinese Taipei and the Chinese mainland") == [
         ("TW", "Chinese Taipei"),
@@ -311,11 +320,12 @@ def test_a_label_consumes_only_its_own_text() -> None:
 
 def test_long_forms_of_hong_kong_concern_hong_kong_only_even_with_china_watched() -> None:
     cn_only = matcher_for(["CN"], catalog())
-    for text in (
-        "Hong Kong SAR, China",
-        "中華人民共和國香港特別行政區",
-        "中华人民共和国香港特别行政区",
-    ):
+    texts = (
+        *("Hong Kong SAR, China", "Hong Kong SAR (China)", "Hong Kong S.A.R., China"),
+        *("中華人民共和國香港特別行政區", "中华人民共和国香港特别行政区", "香港特别行政区，中国"),
+        *("香港（中國）", "Гонконг, Китай", "Hongkong, Chiny", "중화인민공화국 홍콩 특별행정구"),
+    )
+    for text in texts:
         assert [j for j, _ in found(text)] == ["HK"], text
         assert found(text, cn_only) == [], text
 
