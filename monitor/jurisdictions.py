@@ -422,6 +422,7 @@ class Matcher:
             _add_entry(entries, phrase, None, exact=is_abbreviation(phrase))
         self._entries = {key: tuple(dict.fromkeys(found)) for key, found in entries.items()}
         self._ambiguous = frozenset(ambiguous)
+        self._ambiguous_firsts = frozenset(key[0] for key in ambiguous)
         self._labels = labels
         self._scanners = _scanners(self._entries)
 
@@ -482,9 +483,13 @@ class Matcher:
             tail = catalog.label_tail.match(folded, end) if parens else None
             if tail:
                 yield start, tail.end(), [], _LABEL
-            key = folded[start:end]
-            lower = norm[start:end] == key != key.upper()  # written in lower-case letters
-            if key in self._ambiguous or lower or (parens and _in_parentheses(folded, start)):
+            if (
+                norm[start].islower()  # written in lower case
+                or (
+                    folded[start] in self._ambiguous_firsts and folded[start:end] in self._ambiguous
+                )
+                or (parens and _in_parentheses(folded, start))
+            ):
                 lo, hi = max(0, start - 80), min(len(folded), end + 120)
                 for m in catalog.labels.finditer(folded, lo, hi):
                     if m.start() >= end:
