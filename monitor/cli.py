@@ -49,7 +49,7 @@ from monitor.errors import (
     StoreError,
 )
 from monitor.fetch import make_client
-from monitor.jurisdictions import Watching
+from monitor.jurisdictions import Match, Trace, Watching
 from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_servers(sub)
     _add_check_and_list(sub)
     _add_inspection(sub)
+    _add_explain(sub)
 
     diff = sub.add_parser("diff", help="show what changed between two versions of a watch")
     _watchlist_arg(diff)
@@ -824,6 +825,71 @@ def _block_text(block: Block, ids: Sequence[str], terms: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _add_explain(sub: Any) -> None:
+    exp = sub.add_parser(
+        "explain", help="show which jurisdiction names a text contains, and why; store nothing"
+    )
+    _watchlist_arg(exp)
+    exp.add_argument("text", nargs="+", metavar="TEXT", help="the text (words are joined)")
+    exp.add_argument(
+        "--jurisdiction",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="look for this jurisdiction (repeatable; default: the watchlist's defaults)",
+    )
+    _json_arg(exp)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Every name the matcher finds in TEXT with its jurisdictions and kind, and the
+    exclusions and language labels that consumed a name, with the names they took."""
+    watchlist = _load(args, sending=False)
+    matchers = Matchers(watchlist)
+    wanted = [j.upper() for j in args.jurisdiction] or list(watchlist.defaults.jurisdictions)
+    unknown = [j for j in wanted if j not in matchers.jurisdictions]
+    if unknown:
+        raise UsageError(f"unknown jurisdiction {unknown[0]!r} (ISO 3166-1 codes, EU, or ids)")
+    text = " ".join(args.text)
+    trace = matchers.for_ids(wanted).trace(text)
+    for line in _explained(trace, matchers):
+        print(json.dumps(line, ensure_ascii=False) if args.json else _explain_text(line))
+    if not trace.matches and not args.json:
+        print(f"no name of {', '.join(wanted)} found")
+    return EXIT_OK
+
+
+def _explained(trace: Trace, matchers: Matchers) -> list[dict[str, Any]]:
+    """One record per name found (several ids for a set phrase) and per skipped text."""
+    spans: dict[tuple[int, int], list[Match]] = {}
+    for match in trace.matches:
+        spans.setdefault((match.start, match.end), []).append(match)
+    lines: list[dict[str, Any]] = []
+    for (start, end), matches in spans.items():
+        form = matchers.jurisdictions[matches[0].jurisdiction].form(matches[0].term)
+        lines.append(
+            {"type": "name", "term": matches[0].term, "start": start, "end": end,
+             "jurisdictions": [m.jurisdiction for m in matches], "kind": form.kind,
+             "ambiguous": form.ambiguous}
+        )  # fmt: skip
+    for skip in trace.skips:
+        lines.append(
+            {"type": "skipped", "text": skip.text, "start": skip.start, "end": skip.end,
+             "why": skip.why, "names": [[m.jurisdiction, m.term] for m in skip.names]}
+        )  # fmt: skip
+    return sorted(lines, key=lambda line: (line["start"], line["type"]))
+
+
+def _explain_text(line: dict[str, Any]) -> str:
+    where = f"{line['start']}-{line['end']}"
+    if line["type"] == "name":
+        kind = line["kind"] + (", ambiguous" if line["ambiguous"] else "")
+        return f"{'+'.join(line['jurisdictions'])}  {line['term']!r} at {where}: {kind}"
+    took = ", ".join(f"{jid} {term!r}" for jid, term in line["names"])
+    article = "an" if line["why"] == "exclusion" else "a"
+    return f"not a name: {line['text']!r} at {where} is {article} {line['why']}; it took {took}"
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     with _read_store(args) as store:
         if args.raw:
@@ -1125,6 +1191,7 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
 COMMANDS = {
     "list": cmd_list,
     "preview": cmd_preview,
+    "explain": cmd_explain,
     "show": cmd_show,
     "alerts": cmd_alerts,
     "test-notify": cmd_test_notify,

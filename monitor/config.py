@@ -17,7 +17,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
@@ -267,11 +267,20 @@ class RouteSpec(_Strict):
     jurisdictions: Listed[JurisdictionId] | None = None
 
 
+FormKind = Literal[
+    "name", "abbreviation", "adjective", "demonym", "inflected", "phrase", "ambiguous"
+]
+
+
 class JurisdictionSpec(_Strict):
-    """An entry of `jurisdictions:`: extra terms for a known id, or a new jurisdiction."""
+    """An entry of `jurisdictions:`: extra terms for a known id, or a new jurisdiction;
+    `drop` and `drop_kinds` switch off names of the catalog (`monitor explain` shows
+    each name's kind)."""
 
     name: str | None = None
     terms: Listed[str] = Field(default_factory=list)
+    drop: Listed[str] = Field(default_factory=list)
+    drop_kinds: Listed[FormKind] = Field(default_factory=list)
 
 
 class WatchSpec(_Schedule):
@@ -685,6 +694,16 @@ def _catalog_ids() -> set[str]:
     return set(catalog())
 
 
+def _unknown_forms(jid: str, spec: JurisdictionSpec) -> list[str]:
+    """The forms `drop` lists that are neither a catalog name of `jid` nor a term."""
+    if not spec.drop:
+        return []
+    from monitor.jurisdictions import Jurisdiction, catalog, unknown_forms
+
+    place = catalog().get(jid, Jurisdiction(jid, jid, ()))
+    return unknown_forms(replace(place, names=(*place.names, *spec.terms)), spec.drop)
+
+
 class _Builder:
     """Validates each section separately so one bad entry hides no other problem."""
 
@@ -803,6 +822,8 @@ class _Builder:
                 self.out.add(path, "a new jurisdiction needs a `name` (and `terms`)")
             if jid in specs:
                 self.out.add(path, f"{jid!r} is already defined above (ids ignore case)")
+            for form in _unknown_forms(jid, spec):
+                self.out.add((*path, "drop"), f"{jid} has no name {form!r} to drop")
             specs[jid] = spec
         return specs
 

@@ -23,6 +23,13 @@ Matching has to be right in practice, so the rules are:
 * All-capital abbreviations (HK, PRC, US) are case-sensitive: "us" is not the US.
 * A short list of exclusions ("New Mexico", "guinea pig", "CONTACT US", 沿海地区)
   are not names: they consume their text so the name inside them does not match.
+* Every name has a kind (`Form`): a name, an abbreviation, an adjective or demonym
+  ("Chinese", "Macanese"), an inflected form ("Китае", "Kínában") or a set phrase
+  naming several places at once (港澳台); a form that is also something else is
+  marked ambiguous ("Chinese" is a language too). A watchlist can drop forms.
+* Language labels ("Simplified Chinese", "Chinese (Hong Kong)", "in Chinese",
+  繁體中文(香港), "Hong Kong (English)") are not the state, nor the region inside
+  them: a name that a label overlaps is not reported (`Matcher.trace` says why).
 """
 
 from __future__ import annotations
@@ -33,14 +40,18 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
 __all__ = [
+    "FORM_KINDS",
     "ExtraSpec",
+    "Form",
     "Jurisdiction",
     "Match",
     "Matcher",
+    "Skip",
+    "Trace",
     "catalog",
     "exclusions",
     "extend",
@@ -48,6 +59,7 @@ __all__ = [
     "matcher_for",
     "needs_boundary",
     "normalise",
+    "unknown_forms",
 ]
 
 # Apostrophe look-alikes people type or word processors insert; U+0130 (İ) is the one
@@ -79,18 +91,49 @@ _UNSPACED_RANGES = (
 _UNSPACED_STARTS = tuple(lo for lo, _ in _UNSPACED_RANGES)
 
 
+# The kinds of form a name can be; "ambiguous" is a mark a form of any kind may carry.
+FORM_KINDS = ("name", "abbreviation", "adjective", "demonym", "inflected", "phrase")
+
+
+@dataclass(frozen=True)
+class Form:
+    """What kind of name a term is: ``kind`` is one of FORM_KINDS; ``ambiguous`` marks
+    a form that also means something else (the adjective "Chinese" is a language too)."""
+
+    kind: str
+    ambiguous: bool = False
+
+    def __str__(self) -> str:
+        return self.kind + (", ambiguous" if self.ambiguous else "")
+
+
 @dataclass(frozen=True)
 class Jurisdiction:
     """A place a watchlist can watch, with every name that denotes it.
 
     ``case_sensitive`` is the subset of ``names`` that only match as written
     (abbreviations such as HK and US, which are ordinary words in lower case).
+    ``forms`` gives (name, "kind" or "kind ambiguous") for the names that are not
+    plain names or abbreviations; see `form`.
     """
 
     id: str
     name: str
     names: tuple[str, ...]
     case_sensitive: tuple[str, ...] = ()
+    forms: tuple[tuple[str, str], ...] = ()
+
+    def form(self, term: str) -> Form:
+        """The kind of one of this jurisdiction's names, as written or in any case."""
+        label = self._labels.get(normalise(term).lower())
+        if label is not None:
+            kind, _, mark = label.partition(" ")
+            return Form(kind, mark == "ambiguous")
+        return Form("abbreviation" if is_abbreviation(normalise(term)) else "name")
+
+    @functools.cached_property
+    def _labels(self) -> dict[str, str]:
+        return {normalise(name).lower(): label for name, label in self.forms}
 
 
 @dataclass(frozen=True)
@@ -98,10 +141,14 @@ class ExtraSpec:
     """A watchlist's additions: more terms for a known id, or a new jurisdiction.
 
     ``name`` is required for a new id and, for a known one, renames it for display.
+    ``drop`` lists forms not to match (any case); ``drop_kinds`` drops every form of
+    those kinds (FORM_KINDS, or "ambiguous" for every form marked so).
     """
 
     name: str | None = None
     terms: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    drop_kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,8 +194,16 @@ def needs_boundary(char: str) -> bool:
     return i < 0 or code > _UNSPACED_RANGES[i][1]
 
 
+@dataclass(frozen=True)
+class _Catalog:
+    places: dict[str, Jurisdiction]
+    exclusions: tuple[str, ...]
+    labels: re.Pattern[str]  # language labels, over lower-case text
+    label_tail: re.Pattern[str]  # "(English)" after a region: the pair is a label
+
+
 @functools.cache
-def _load() -> tuple[dict[str, Jurisdiction], tuple[str, ...]]:
+def _load() -> _Catalog:
     """Read the packaged catalog once; it never changes while the process runs."""
     raw = resources.files("monitor").joinpath("data/jurisdictions.json").read_text("utf-8")
     data = json.loads(raw)
@@ -158,10 +213,12 @@ def _load() -> tuple[dict[str, Jurisdiction], tuple[str, ...]]:
             name=entry["name"],
             names=tuple(entry["names"]),
             case_sensitive=tuple(entry["case_sensitive"]),
+            forms=tuple(entry.get("forms", {}).items()),
         )
         for code, entry in data["jurisdictions"].items()
     }
-    return places, tuple(data["exclusions"])
+    labels = re.compile("|".join(f"(?:{source})" for source in data["labels"]), re.MULTILINE)
+    return _Catalog(places, tuple(data["exclusions"]), labels, re.compile(data["label_tail"]))
 
 
 def catalog() -> dict[str, Jurisdiction]:
@@ -169,12 +226,12 @@ def catalog() -> dict[str, Jurisdiction]:
 
     A fresh dict each call, so a caller may add to it without affecting others.
     """
-    return dict(_load()[0])
+    return dict(_load().places)
 
 
 def exclusions() -> tuple[str, ...]:
     """Phrases that contain a name but do not denote the place ("New Mexico")."""
-    return _load()[1]
+    return _load().exclusions
 
 
 def extend(
@@ -182,15 +239,18 @@ def extend(
 ) -> dict[str, Jurisdiction]:
     """Apply a watchlist's additions: terms for known ids, definitions for new ones.
 
-    Added terms are case-insensitive unless written in capitals, like built-in names.
-    Raises ValueError for a new id without a name, since alerts need one to show.
+    Added terms are case-insensitive unless written in capitals, like built-in names;
+    dropped forms and kinds are removed after the terms are added.
+    Raises ValueError for a new id without a name, since alerts need one to show,
+    and for a dropped form the jurisdiction does not have (a typo would drop nothing).
     """
     result = dict(base)
     for jid, spec in extra.items():
         known = result.get(jid)
         if known is None and not spec.name:
             raise ValueError(f"jurisdiction {jid!r} is not built in, so it needs a name")
-        result[jid] = _with_terms(known or Jurisdiction(jid, spec.name or jid, ()), spec)
+        place = _with_terms(known or Jurisdiction(jid, spec.name or jid, ()), spec)
+        result[jid] = _without(place, spec.drop, spec.drop_kinds)
     return result
 
 
@@ -203,6 +263,38 @@ def _with_terms(place: Jurisdiction, spec: ExtraSpec) -> Jurisdiction:
         name=spec.name or place.name,
         names=names,
         case_sensitive=tuple(dict.fromkeys((*place.case_sensitive, *extra_cs))),
+        forms=place.forms,
+    )
+
+
+def unknown_forms(place: Jurisdiction, drop: Iterable[str]) -> list[str]:
+    """The entries of ``drop`` that are not names of ``place`` (compared in any case)."""
+    keys = {normalise(n).lower() for n in place.names}
+    return [form for form in drop if normalise(form).lower() not in keys]
+
+
+def _without(place: Jurisdiction, drop: Iterable[str], kinds: Iterable[str]) -> Jurisdiction:
+    """``place`` without the names ``drop`` lists or whose kind ``kinds`` lists."""
+    drop, kinds = tuple(drop), frozenset(kinds)
+    if not drop and not kinds:
+        return place
+    missing = unknown_forms(place, drop)
+    if missing:
+        raise ValueError(f"{place.id} has no name {missing[0]!r} to drop")
+    dropped = {normalise(form).lower() for form in drop}
+
+    def kept(name: str) -> bool:
+        form = place.form(name)
+        return normalise(name).lower() not in dropped and not (
+            form.kind in kinds or (form.ambiguous and "ambiguous" in kinds)
+        )
+
+    names = tuple(n for n in place.names if kept(n))
+    return replace(
+        place,
+        names=names,
+        case_sensitive=tuple(n for n in place.case_sensitive if n in names),
+        forms=tuple(f for f in place.forms if f[0] in names),
     )
 
 
@@ -225,17 +317,25 @@ def _rivals_matcher(
 ) -> Matcher:
     """The watched names plus every other name that contains one of them: only those
     can win over a watched name as the longer match. A tenth of the whole catalog's
-    size and build time for a typical watchlist."""
+    size and build time for a typical watchlist.
+
+    "Contains" is checked on lower-case text without word boundaries, which keeps a
+    few names that could not win, but needs no second set of boundary regexes (most of
+    the build time is compiling their word-character classes).
+    """
     ids = {place.id for place in watched}
-    probe = Matcher(watched, exclude=())
+    keys = {normalise(n).strip().lower() for place in watched for n in place.names}
+    keys.discard("")
+    probe = re.compile(_trie(sorted(keys))) if keys else None
     rivals = []
     for place in everyone:
-        if place.id in ids:
+        if place.id in ids or probe is None:
             continue
-        names = tuple(n for n in place.names if probe.find(n))
+        names = tuple(n for n in place.names if probe.search(normalise(n).lower()))
         if names:
             keep = tuple(n for n in place.case_sensitive if n in names)
-            rivals.append(Jurisdiction(place.id, place.name, names, keep))
+            forms = tuple(f for f in place.forms if f[0] in names)
+            rivals.append(Jurisdiction(place.id, place.name, names, keep, forms))
     return Matcher((*watched, *rivals))
 
 
@@ -249,10 +349,49 @@ class Watching:
     def find(self, text: str) -> list[Match]:
         return [m for m in self.matcher.find(text) if m.jurisdiction in self.ids]
 
+    def trace(self, text: str) -> Trace:
+        """What `find` reports, and the exclusions and language labels that consumed a
+        watched name, each with the names a matcher without them finds inside."""
+        traced = self.matcher.trace(text)
+        plain = self.matcher.without_skips().find(text)
+        skips = []
+        for skip in traced.skips:
+            inside = tuple(
+                m
+                for m in plain
+                if m.jurisdiction in self.ids and m.start < skip.end and m.end > skip.start
+            )
+            if inside:
+                skips.append(replace(skip, names=inside))
+        matches = tuple(m for m in traced.matches if m.jurisdiction in self.ids)
+        return Trace(matches, tuple(skips))
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Text the matcher did not take for a name: an exclusion or a language label."""
+
+    start: int
+    end: int
+    text: str
+    why: str  # "exclusion" or "language label"
+    names: tuple[Match, ...] = ()  # the names inside that it consumed (`Watching.trace`)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A find with its reasons: the matches, and the text skipped as not a name."""
+
+    matches: tuple[Match, ...]
+    skips: tuple[Skip, ...]
+
 
 # A key's entries: (jurisdiction id or None for an exclusion, exact form or None).
 # The exact form is set for case-sensitive names and compared with the text as written.
 _Entry = tuple[str | None, str | None]
+_Hit = tuple[int, int, list[str], str]  # start, end, ids, why ("" for a name)
+_LABEL, _EXCLUSION = "language label", "exclusion"
+_OPENING, _CLOSING = "(\uff08", ")\uff09"  # ASCII and full-width
 
 
 class Matcher:
@@ -261,44 +400,103 @@ class Matcher:
     Building compiles the names into one regex per script (about a second for the
     whole catalog, a fraction of that for a watchlist), so build once and reuse.
     ``exclude`` lists phrases that are not names; None means the built-in
-    `exclusions`.
+    `exclusions`. ``labels`` False turns the language-label rule off.
     """
 
     def __init__(
-        self, jurisdictions: Iterable[Jurisdiction], *, exclude: Iterable[str] | None = None
+        self,
+        jurisdictions: Iterable[Jurisdiction],
+        *,
+        exclude: Iterable[str] | None = None,
+        labels: bool = True,
     ) -> None:
+        self._places = tuple(jurisdictions)
         entries: dict[str, list[_Entry]] = {}
-        for place in jurisdictions:
+        ambiguous: set[str] = set()
+        for place in self._places:
             case_sensitive = set(place.case_sensitive)
             for name in place.names:
                 _add_entry(entries, name, place.id, exact=name in case_sensitive)
+            ambiguous.update(normalise(n).lower() for n, k in place.forms if "ambiguous" in k)
         for phrase in exclusions() if exclude is None else exclude:
             _add_entry(entries, phrase, None, exact=is_abbreviation(phrase))
         self._entries = {key: tuple(dict.fromkeys(found)) for key, found in entries.items()}
+        self._ambiguous = frozenset(ambiguous)
+        self._ambiguous_firsts = frozenset(key[0] for key in ambiguous)
+        self._labels = labels
         self._scanners = _scanners(self._entries)
+
+    @functools.cached_property
+    def _plain(self) -> Matcher:
+        return Matcher(self._places, exclude=(), labels=False)
+
+    def without_skips(self) -> Matcher:
+        """The same names without exclusions or language labels (built on first use)."""
+        return self._plain
 
     def find(self, text: str) -> list[Match]:
         """Every mention in ``text``: leftmost-longest, non-overlapping, in order.
 
-        A term that several jurisdictions share (a watchlist may do that) gives one
-        Match for each of them, with the same span.
+        A term that several jurisdictions share (a set phrase, or a watchlist's term)
+        gives one Match for each of them, with the same span.
         """
+        return list(self.trace(text).matches)
+
+    def trace(self, text: str) -> Trace:
+        """`find`'s matches, and the exclusions and language labels that took text."""
         norm, offsets = _normalise_text(text)
         norm = " " + norm  # every name then has a character before it
         folded = norm.lower()
         present = set(folded)
-        hits: list[tuple[int, int, list[str]]] = []
+        hits: list[_Hit] = []
         for scanner in self._scanners:
             if not scanner.firsts.isdisjoint(present):
-                hits.extend(self._scan(scanner, norm, folded))
+                hits.extend(
+                    (*h, "" if h[2] else _EXCLUSION) for h in self._scan(scanner, norm, folded)
+                )
+        if self._labels and hits:
+            parens = not present.isdisjoint(_OPENING)
+            hits.extend(self._label_hits(norm, folded, hits, parens=parens))
         found: list[Match] = []
+        skips: list[Skip] = []
         taken = 0
-        for start, end, ids in sorted(hits, key=lambda h: (h[0], -h[1])):
+        for start, end, ids, why in sorted(hits, key=lambda h: (h[0], -h[1])):
             if start >= taken:
                 first, last = offsets.original(start - 1, end - 1)
                 found.extend(Match(jid, text[first:last], first, last) for jid in ids)
+                if why:
+                    skips.append(Skip(first, last, text[first:last], why))
                 taken = end
-        return found
+        return Trace(tuple(found), tuple(skips))
+
+    def _label_hits(
+        self, norm: str, folded: str, hits: list[_Hit], *, parens: bool
+    ) -> Iterator[_Hit]:
+        """Language labels that overlap a name: only looked for around an ambiguous
+        name ("Chinese"), a name written in lower case (Spanish "versión china"), a
+        name inside parentheses, or one followed by a parenthesis (``parens``: the text
+        has an opening parenthesis at all)."""
+        catalog = _load()
+        for start, end, ids, _ in hits:
+            if not ids:
+                continue
+            tail = catalog.label_tail.match(folded, end) if parens else None
+            if tail:
+                yield start, tail.end(), [], _LABEL
+            if (
+                norm[start].islower()  # written in lower case
+                or (
+                    folded[start] in self._ambiguous_firsts and folded[start:end] in self._ambiguous
+                )
+                or (parens and _in_parentheses(folded, start))
+            ):
+                lo, hi = max(0, start - 80), min(len(folded), end + 120)
+                for m in catalog.labels.finditer(folded, lo, hi):
+                    if m.start() >= end:
+                        break
+                    real = catalog.labels.match(folded, m.start())  # not cut at ``hi``
+                    if real and real.end() > start:
+                        yield real.start(), real.end(), [], _LABEL
 
     def _scan(
         self, scanner: _Scanner, norm: str, folded: str
@@ -341,6 +539,13 @@ class Matcher:
         if not ids:
             return None
         return [jid for jid in ids if jid is not None]
+
+
+def _in_parentheses(folded: str, at: int) -> bool:
+    """Whether an opening parenthesis not yet closed stands shortly before ``at``."""
+    before = folded[max(0, at - 40) : at]
+    opened = max(before.rfind(c) for c in _OPENING)
+    return opened >= 0 and max(before.rfind(c) for c in _CLOSING) < opened
 
 
 def _add_entry(

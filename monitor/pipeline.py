@@ -95,7 +95,7 @@ class Matchers:
 
     def __init__(self, watchlist: Watchlist | None = None) -> None:
         extra = {
-            jid: ExtraSpec(spec.name, tuple(spec.terms))
+            jid: ExtraSpec(spec.name, tuple(spec.terms), tuple(spec.drop), tuple(spec.drop_kinds))
             for jid, spec in (watchlist.jurisdictions if watchlist else {}).items()
         }
         self.jurisdictions: dict[str, Jurisdiction] = extend(catalog(), extra)
