@@ -45,3 +45,10 @@ def test_readme_documents_every_command() -> None:
     commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name in commands:
         assert f"monitor {name}" in README
+
+
+def test_readme_counts_the_built_in_watchlist_as_it_is() -> None:
+    built_in = config.load(ROOT / "monitor/data/watchlist.yaml")
+    rendered = sum(1 for w in built_in.watches if w.browser == "always")
+    assert f"built-in watchlist ({len(built_in.watches)} pages" in README
+    assert f"The {rendered} built-in pages that are JavaScript applications" in README
