@@ -29,16 +29,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from starlette.types import ASGIApp
-
-from monitor import __version__, dashboard, export
+from monitor import __version__
 from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
 from monitor.config import Watch, Watchlist, hide_secrets
-from monitor.daemon import Daemon, Settings, run
 from monitor.deliver import Report
 from monitor.errors import (
     ConfigError,
@@ -53,7 +50,6 @@ from monitor.jurisdictions import Match, Trace, Watching
 from monitor.limits import HostLimiter
 from monitor.logs import setup
 from monitor.messages import Message, note_message
-from monitor.metrics import parse_address, serve_asgi
 from monitor.model import (
     Block,
     CheckResult,
@@ -71,6 +67,11 @@ from monitor.pipeline import Detection, Matchers, compare_versions, numbered, ve
 from monitor.render import Style, render_diff
 from monitor.schedule import HEALTH_MAX_AGE, heartbeat_age, next_due
 from monitor.store import AlertRow, DeliveryRow, MissingStore, Store, redact_db
+
+if TYPE_CHECKING:  # imported where used: `monitor check` never loads the server or WARC code
+    from starlette.types import ASGIApp
+
+    from monitor import export
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
 EXIT_PIPE = 128 + 13  # SIGPIPE: the reader of our output went away
@@ -500,6 +501,9 @@ def _short(text: str, width: int = 100) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon, Settings, run
+    from monitor.metrics import parse_address
+
     path = args.watchlist or default_watchlist()
     watchlist = load_watchlist(path)
     try:
@@ -527,6 +531,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The dashboard alone, over a store it only reads, until SIGINT or SIGTERM."""
+    from monitor import dashboard
+    from monitor.metrics import parse_address
+
     try:
         host, port = parse_address(args.http)
     except ValueError as exc:
@@ -549,6 +556,8 @@ NEEDS_TOKEN = (
 
 
 async def _serve(host: str, port: int, pages: ASGIApp) -> None:
+    from monitor.metrics import serve_asgi
+
     try:
         endpoint = await serve_asgi(host, port, pages)
     except OSError as exc:
@@ -1081,6 +1090,7 @@ def _add_export(sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+
     selection = _export_selection(args)
     if args.all == (args.watch_id is not None):
         raise UsageError("export needs a WATCH_ID, or --all")
@@ -1098,6 +1108,8 @@ def _export_jobs(
 ) -> list[tuple[export.Plan, Path]]:
     """What to write where, all checked before anything is written. With --all, a watch
     with nothing stored (or nothing since --since) is skipped, and said so."""
+    from monitor import export
+
     if args.all:
         jobs = []
         for state in sorted(store.states(), key=lambda s: s.watch_id):
@@ -1123,6 +1135,8 @@ def _export_jobs(
 def _export_one(
     store: Store, watch: Watch | None, chosen: export.Plan, out: Path, command: str
 ) -> None:
+    from monitor import export
+
     if watch is None:
         print(
             f"monitor: {chosen.watch_id} is not in the watchlist: no request records, and its "
@@ -1140,6 +1154,8 @@ def _export_one(
 
 
 def _export_selection(args: argparse.Namespace) -> export.Selection:
+    from monitor import export
+
     if args.last is not None and args.first is None:
         raise UsageError("--to B needs --from A")
     since = None
@@ -1170,6 +1186,8 @@ def _export_command(args: argparse.Namespace) -> str:
 
 
 def cmd_verify_export(args: argparse.Namespace) -> int:
+    from monitor import export
+
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"no file {path}")

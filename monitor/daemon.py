@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from starlette.types import ASGIApp
 
-from monitor import dashboard, schedule
+from monitor import schedule
 from monitor.app import check_context, deliverer
 from monitor.browser import Renderer
 from monitor.check import Context, check
@@ -158,6 +158,8 @@ class Daemon:
     def _pages(self) -> ASGIApp | None:
         """The dashboard for `--http`: on a loopback address, or anywhere with a token;
         else off (a warning says so), and `/healthz` and `/metrics` alone are served."""
+        from monitor import dashboard  # only with --http: a daemon without it never loads it
+
         host, _port = self.settings.http or ("127.0.0.1", 0)
         token = self.settings.http_token
         if not token and not dashboard.is_loopback(host):

@@ -52,7 +52,6 @@ from monitor.model import (
     WatchState,
     document_hash,
 )
-from monitor.pdf import pdf_document
 from monitor.relevance import assess
 from monitor.tabular import tabulate
 from monitor.text import expect_texts
@@ -297,6 +296,8 @@ def read(snapshot: Snapshot, rules: ExtractRules, *, max_bytes: int = MAX_BYTES)
         expect_texts(document, rules.expect_text)
         return document
     if fmt is Format.PDF:
+        from monitor.pdf import pdf_document  # pdfplumber is loaded by the first PDF read
+
         return pdf_document(snapshot.body, rules)
     if fmt is Format.MARKDOWN:
         return markdown_document(snapshot.text(), rules)

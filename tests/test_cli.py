@@ -663,3 +663,15 @@ def test_diff_and_list_run_without_the_desks_passwords(
     assert main(["list", *common]) == 0
     assert "not set" not in capsys.readouterr().err
     assert main(["validate", "--watchlist", str(watchlist)]) == 1
+
+
+def test_the_command_line_loads_servers_warc_and_pdf_code_only_when_used() -> None:
+    """`monitor check` (and every command) starts without importing the dashboard's,
+    the endpoint's, the WARC writer's or the PDF reader's libraries: each costs start-up
+    time and memory of every cron run (bench/ measures how much)."""
+    heavy = ("starlette", "hypercorn", "jinja2", "feedgen", "warcio", "pdfplumber")
+    code = f"import sys, monitor.cli; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []
