@@ -109,11 +109,14 @@ _INVISIBLE_CHARS = re.compile(f"[{_INVISIBLE}]")
 def shown_as(raw: str, wording: str) -> str:
     """The verbatim form to keep beside a block's wording: "" when it shows the same
     (always for ASCII text), or when the wording is not the verbatim text normalised
-    (the watch's `ignore` patterns took something out), so no alignment could hold."""
+    (the watch's `ignore` patterns took something out), so the quote would show what
+    the watch ignores. Checked by normalising once more, not by aligning: extraction
+    runs on every page, the alignment only for the sentences a diff quotes (which
+    falls back to the wording when it cannot align them)."""
     if raw.isascii():
         return ""
     shown = verbatim(raw)
-    if shown == wording or Alignment.of(shown, wording) is None:
+    if shown == wording or not normalize(shown, strip_numbering=False).endswith(wording):
         return ""
     return shown
 

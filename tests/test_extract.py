@@ -623,3 +623,13 @@ def test_expectations_change_the_rules_digest_only_when_given() -> None:
     assert plain.digest() == as_stored  # stores written before `expect` keep their rules
     assert plain.digest() == ExtractRules(select=("main",), expect_text=()).digest()
     assert plain.digest() != ExtractRules(select=("main",), expect_text=("Hong Kong",)).digest()
+
+
+def test_a_block_keeps_its_verbatim_text_unless_ignore_took_words_out_of_it() -> None:
+    page = "<main><p>香港特別行政區，您的請求（更新於 2026-01-02）已暫停。</p></main>"
+    [block] = extract(page, ExtractRules())
+    assert block.text == "香港特別行政區,您的請求(更新於 2026-01-02)已暫停。"
+    assert block.verbatim == "香港特別行政區，您的請求（更新於 2026-01-02）已暫停。"
+    [ignored] = extract(page, ExtractRules(ignore=(r"\(更新於 [0-9-]+\)",)))
+    assert ignored.text == "香港特別行政區,您的請求已暫停。"
+    assert ignored.shown == ""  # a verbatim quote would show what the watch ignores
