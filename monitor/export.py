@@ -46,7 +46,7 @@ from monitor.errors import ExtractError, StoreError
 from monitor.fetch import make_client
 from monitor.messages import Message
 from monitor.model import Block, ExtractRules, Format, Snapshot, document_hash, finding_data
-from monitor.pipeline import read
+from monitor.pipeline import numbered, read
 from monitor.store import SnapshotRef, Store, VersionRef
 
 FORMAT = "monitor-evidence/1"
@@ -103,7 +103,7 @@ def plan(store: Store, watch_id: str, selection: Selection) -> Plan:
     if not snapshots:
         raise NotStored(f"nothing stored for {watch_id!r}: the store has never checked it")
     versions = store.version_refs(watch_id)
-    picked = _pick(snapshots, versions, _as_range(store, watch_id, selection))
+    picked = _pick(snapshots, versions, watch_id, _as_range(store, watch_id, selection))
     if selection.since is not None:
         picked = [s for s in picked if s.fetched_at >= selection.since]
     if not picked:
@@ -133,25 +133,29 @@ def _as_range(store: Store, watch_id: str, selection: Selection) -> tuple[int | 
 
 
 def _pick(
-    snapshots: list[SnapshotRef], versions: list[VersionRef], span: tuple[int | None, int | None]
+    snapshots: list[SnapshotRef],
+    versions: list[VersionRef],
+    watch_id: str,
+    span: tuple[int | None, int | None],
 ) -> list[SnapshotRef]:
     """The snapshots from the first version's through the last version's, inclusive:
     the checks in between show how long each text stood."""
     first, last = span
     if first is None and last is None:
         return snapshots
-    low = _numbered(versions, first).snapshot_id if first is not None else 0
-    high = _numbered(versions, last).snapshot_id if last is not None else snapshots[-1].id
+    low = _numbered(versions, watch_id, first).snapshot_id if first is not None else 0
+    high = _numbered(versions, watch_id, last).snapshot_id if last is not None else snapshots[-1].id
     if low > high:
         raise NotStored(f"version {first} is newer than version {last}")
     return [s for s in snapshots if low <= s.id <= high]
 
 
-def _numbered(versions: list[VersionRef], number: int) -> VersionRef:
-    for version in versions:
-        if version.number == number:
-            return version
-    raise NotStored(f"no version {number} (see monitor history)")
+def _numbered(versions: list[VersionRef], watch_id: str, number: int) -> VersionRef:
+    """A version by its number, as `monitor diff` and `show` find it; NotStored if none."""
+    try:
+        return numbered(versions, watch_id, number)
+    except LookupError as exc:
+        raise NotStored(str(exc)) from None
 
 
 # --- writing ----------------------------------------------------------------------------

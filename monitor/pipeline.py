@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from monitor import formats
 from monitor.alerting import decide
@@ -168,8 +169,17 @@ def version_pair(
     return earlier[-1], new
 
 
-def numbered(versions: Sequence[StoredVersion], watch_id: str, number: int | None) -> StoredVersion:
-    """A watch's version by its number, or its latest; a LookupError when it has none."""
+class _Numbered(Protocol):
+    @property
+    def number(self) -> int: ...
+
+
+_V = TypeVar("_V", bound=_Numbered)
+
+
+def numbered(versions: Sequence[_V], watch_id: str, number: int | None) -> _V:
+    """A watch's version (stored, or its reference) by its number, or its latest; a
+    LookupError when it has none."""
     if number is None and versions:
         return versions[-1]
     for version in versions:
