@@ -9,8 +9,8 @@ A delivery is marked sent only after the service accepted it. If the process die
 between the two, that one delivery is sent again on restart: a rare duplicate, never
 a loss. One process delivers a store at a time (`Store.turn`), so a daemon and a
 `monitor check` beside it never send the same delivery twice. Destinations are
-stored as the SHA-256 of their URL, so the store holds no secret; the URL is looked
-up in the running watchlist when it is time to send.
+stored as an HMAC of their URL under the store's own key, so the store holds no
+secret; the URL is looked up in the running watchlist when it is time to send.
 """
 
 from __future__ import annotations
