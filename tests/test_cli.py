@@ -197,9 +197,16 @@ def db(tmp_path: Path) -> str:
         (["diff", "w", "--to", "99"], "no version 99 of 'w' (see monitor history w)"),
         (["diff", "w", "--from", "99"], "no version 99 of 'w' (see monitor history w)"),
         (["diff", "w", "--to", "1"], "'w' has no version before 1 to compare with"),
+        (["show", "w", "99"], "no version 99 of 'w' (see monitor history w)"),
+        (["show", "nosuch"], "unknown watch 'nosuch': the store has never checked it"),
+        (["show"], "show needs WATCH_ID [VERSION], or --raw SHA256"),
+        (["show", "--raw", "ab12"], "no raw body with SHA-256 ab12 in the store"),
     ],
-    ids=["history-watch", "diff-watch", "diff-to", "diff-from", "diff-first"],
-)
+    ids=[
+        "history-watch", "diff-watch", "diff-to", "diff-from", "diff-first",
+        "show-version", "show-watch", "show-nothing", "show-raw",
+    ],
+)  # fmt: skip
 def test_an_unknown_watch_or_version_is_a_usage_error(
     command: list[str], message: str, db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -462,23 +469,6 @@ def test_show_prints_a_versions_blocks_and_a_raw_body_by_its_hash(
     ]
     assert main(["show", "--raw", sha, "--db", db]) == 0
     assert capsysbinary.readouterr().out == b"page 0"
-
-
-@pytest.mark.parametrize(
-    ("command", "message"),
-    [
-        (["show", "w", "99"], "no version 99 of 'w' (see monitor history w)"),
-        (["show", "nosuch"], "unknown watch 'nosuch': the store has never checked it"),
-        (["show"], "show needs WATCH_ID [VERSION], or --raw SHA256"),
-        (["show", "--raw", "ab12"], "no raw body with SHA-256 ab12 in the store"),
-    ],
-    ids=["version", "watch", "nothing", "raw"],
-)
-def test_show_of_something_not_stored_is_a_usage_error(
-    command: list[str], message: str, db: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main([*command, "--db", db]) == 2
-    assert capsys.readouterr().err == f"monitor: {message}\n"
 
 
 def test_history_and_diff_print_json_lines(db: str, capsys: pytest.CaptureFixture[str]) -> None:
