@@ -427,25 +427,20 @@ def _why(entry: Entry, name: Callable[[str], str]) -> str:
     """Where each place was named and by which words; a place shown by a word that is
     not its name ("香港") gets its name beside it when the entry names several."""
     several = len(entry.jurisdictions) > 1
-    reasons: dict[str, list[str]] = {}
+    reasons: dict[str, list[str]] = {}  # "named in the sentence: " -> what named each place
     for finding in entry.findings:
         if finding.terms:
             terms = ", ".join(finding.terms)
             label = name(finding.jurisdiction)
             shown = f"{terms} ({label})" if several and label not in finding.terms else terms
-            reason = WHERE_LABELS.get(finding.where, finding.where)
+            lead = WHERE_LABELS.get(finding.where, finding.where) + ": "
         elif finding.kind == "page_about":
-            reason, shown = "the page is about", name(finding.jurisdiction)
+            lead, shown = "the page is about ", name(finding.jurisdiction)
         else:
             continue
-        if shown not in reasons.setdefault(reason, []):
-            reasons[reason].append(shown)
-    return "; ".join(
-        f"{reason} {', '.join(shown)}"
-        if reason == "the page is about"
-        else f"{reason}: {', '.join(shown)}"
-        for reason, shown in reasons.items()
-    )
+        if shown not in reasons.setdefault(lead, []):
+            reasons[lead].append(shown)
+    return "; ".join(lead + ", ".join(shown) for lead, shown in reasons.items())
 
 
 def _paragraph_lines(changes: Sequence[Change]) -> list[Line]:
