@@ -10,11 +10,14 @@ of about fifty links, a OneTrust-like cookie banner, a ``<main>`` holding the
 documents and a table of government requests by country (Hong Kong, Macao and China
 among its fifty rows), and a footer. Pages are 50-300 KB.
 
-Rounds: every round changes what changes on real pages between two fetches — the
-footer's "Page generated at" timestamp, the hidden CSRF token and the script nonces.
-A *changed* round also edits the main text of a seeded share of the pages (a word of
-a sentence, or a number in the requests table); edits accumulate over rounds.
-The same seed always gives byte-identical pages.
+Rounds: a *noise* round changes what changes on real pages between two fetches — the
+footer's "Page generated at" timestamp, the hidden CSRF token and the script nonces —
+on every page. A *changed* round edits the main text of a seeded share of the pages
+(a word of a sentence, or a number in the requests table), and those pages' noise
+too; edits accumulate over rounds. By default every round is a noise round; given
+``noise_rounds``, a page that a round does not touch is served byte for byte as in
+the round before (so a server can answer a conditional request with 304). The same
+seed always gives byte-identical pages.
 
     python -m bench.corpus --pages 5 --round 2 --changed 2 --out /tmp/pages
 """
@@ -244,7 +247,9 @@ class Corpus:
     """The pages of a benchmark, rendered on demand for any round.
 
     ``changed_rounds`` are the rounds whose pages edit their main text; a seeded
-    ``share`` of the pages is edited in each of them.
+    ``share`` of the pages is edited in each of them. ``noise_rounds`` are the rounds
+    that change every page's timestamp, token and nonces (None: every round does);
+    in the others only the edited pages change.
     """
 
     def __init__(
@@ -254,21 +259,33 @@ class Corpus:
         seed: int = DEFAULT_SEED,
         changed_rounds: Iterable[int] = (),
         share: float = 0.2,
+        noise_rounds: Iterable[int] | None = None,
         source: Path = REAL_DIR,
     ) -> None:
         self.seed = seed
         self.share = share
         self.changed_rounds = frozenset(changed_rounds)
+        self.noise_rounds = None if noise_rounds is None else frozenset(noise_rounds)
         self.sources = load_sources(source)
         self.words = _vocabulary(self.sources)
         self.specs = [self._spec(index) for index in range(pages)]
+        self._changed: dict[int, frozenset[int]] = {}
 
     def changed_in(self, round_: int) -> frozenset[int]:
         """Indexes of the pages whose main text this round edits."""
         if round_ not in self.changed_rounds:
             return frozenset()
-        rng = random.Random(f"{self.seed}:changed:{round_}")
-        return frozenset(rng.sample(range(len(self.specs)), round(len(self.specs) * self.share)))
+        if round_ not in self._changed:
+            rng = random.Random(f"{self.seed}:changed:{round_}")
+            count = round(len(self.specs) * self.share)
+            self._changed[round_] = frozenset(rng.sample(range(len(self.specs)), count))
+        return self._changed[round_]
+
+    def touched_in(self, round_: int) -> frozenset[int]:
+        """Indexes of the pages whose bytes differ from the round before (all in round 0)."""
+        if round_ == 0 or self.noise_rounds is None or round_ in self.noise_rounds:
+            return frozenset(range(len(self.specs)))
+        return self.changed_in(round_)
 
     def render(self, index: int, round_: int) -> str:
         """Page ``index`` as served in ``round_``."""
@@ -278,7 +295,11 @@ class Corpus:
             if past <= round_ and index in self.changed_in(past):
                 _edit(blocks, rows, random.Random(f"{spec.seed}:edit:{past}"))
         page = f"{spec.head}{''.join(blocks)}{_table(rows)}{spec.tail}"
-        return _volatile(page, spec.seed, round_)
+        return _volatile(page, spec.seed, self._last_touched(index, round_))
+
+    def _last_touched(self, index: int, round_: int) -> int:
+        """The latest round up to ``round_`` that changed page ``index``'s bytes."""
+        return next((r for r in range(round_, 0, -1) if index in self.touched_in(r)), 0)
 
     def pages(self, round_: int) -> dict[str, bytes]:
         """Every page of ``round_`` by URL path, as UTF-8."""
@@ -428,10 +449,13 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=10)
     parser.add_argument("--round", type=int, default=0)
     parser.add_argument("--changed", type=int, nargs="*", default=[], help="changed rounds")
+    parser.add_argument("--noise", type=int, nargs="*", default=None, help="default: all rounds")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    corpus = Corpus(args.pages, seed=args.seed, changed_rounds=args.changed)
+    corpus = Corpus(
+        args.pages, seed=args.seed, changed_rounds=args.changed, noise_rounds=args.noise
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     for path, body in corpus.pages(args.round).items():
         (args.out / path.strip("/").replace("/", "_")).write_bytes(body)
