@@ -6,8 +6,11 @@ monitor's politeness per host (two requests at a time, starts one second apart)
 does not stretch a round to one page per second. The daemon runs as a subprocess
 on a fresh store with every watch on the same interval (no jitter), so its checks
 come in rounds: round 0 records the baselines, then after each round of checks the
-servers switch to the next corpus round (timestamps, tokens and nonces change on
-every page; every third round also edits the main text of 20 % of the pages).
+servers switch to the next corpus round. The rounds after the baseline cycle through
+three kinds: *noise* (timestamps, tokens and nonces change on every page, the main
+text does not), *changed* (the main text of 20 % of the pages is edited, and only
+those pages change) and *again* (nothing changes). The servers send a strong ETag
+per page and answer a matching If-None-Match with 304, and count their 304s.
 
 Every second the daemon's ``VmRSS`` and ``VmHWM`` (``/proc/PID/status``) and its
 CPU time (``utime + stime`` of ``/proc/PID/stat``) are sampled; ``/metrics``
@@ -19,6 +22,10 @@ table to stdout. Nothing but 127.x addresses is ever contacted.
 
     .venv/bin/python -m bench.daemon            # 2,000 watches, 10 rounds (about 35 min)
     .venv/bin/python -m bench.daemon --quick    # 200 watches, 3 rounds (about 4 min)
+
+The CPU time per check is reported for each round kind: baseline (every check new),
+noise (every page 200 and unchanged), changed (20 % changed, the rest 304) and again
+(every page 304).
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 QUIET = frozenset({"unchanged", "not_modified"})
 _CHECK_LINE = re.compile(r"^(page-\d{4,}): (\w+)")
 _METRIC = re.compile(r'^monitor_checks_total\{outcome="(\w+)"\} ([0-9.e+]+)$', re.M)
+KINDS = ("again", "noise", "changed")  # round r > 0 is KINDS[r % 3]
+CHANGED_SHARE = 0.2
 
 
 @dataclass
@@ -105,6 +114,13 @@ class Farm:
 
     def manifest(self) -> dict[str, object]:
         return {"round": self.round, "pages": len(self.corpus.specs)}
+
+    def counts(self) -> Counter[str]:
+        """Requests, conditional requests and 304s so far, summed over the servers."""
+        total: Counter[str] = Counter()
+        for server in self.servers:
+            total.update(server.counts.snapshot())
+        return total
 
     def close(self) -> None:
         for server in self.servers:
@@ -300,7 +316,7 @@ class Round:
     """What one round of checks did to the daemon."""
 
     round: int
-    kind: str  # baseline, unchanged, changed
+    kind: str  # baseline, noise, changed, again
     checks: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     wrong: dict[str, list[str]] = field(default_factory=dict)
@@ -316,6 +332,7 @@ class Round:
     complete: bool = False
     cpu_end: float = 0.0  # the daemon's total CPU seconds when the round ended
     rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (s, MB) each second
+    responses: dict[str, int] = field(default_factory=dict)  # requests, conditional, 304s
 
 
 @dataclass
@@ -359,10 +376,13 @@ def wrong_outcomes(found: list[tuple[str, str]], want: dict[str, str]) -> dict[s
     return wrong
 
 
-def round_kind(corpus: Corpus, round_: int) -> str:
-    if round_ == 0:
-        return "baseline"
-    return "changed" if round_ in corpus.changed_rounds else "unchanged"
+def round_kind(round_: int) -> str:
+    return "baseline" if round_ == 0 else KINDS[round_ % 3]
+
+
+def kind_rounds(rounds: int, kind: str) -> list[int]:
+    """The rounds 1 ... ``rounds`` of one kind."""
+    return [r for r in range(1, rounds + 1) if round_kind(r) == kind]
 
 
 def run_round(
@@ -373,7 +393,7 @@ def run_round(
     The round's CPU time runs from ``cpu_start`` (the end of the previous round), so
     what the daemon spends between rounds (heartbeats, delivery passes) is counted too.
     """
-    result = Round(round_, round_kind(corpus, round_))
+    result = Round(round_, round_kind(round_))
     begun, first_check = time.monotonic(), len(daemon.log.checks)
     sampler = Sampler(daemon, cpu_start)
     target = (round_ + 1) * options.watches
@@ -430,9 +450,14 @@ def scrape_cost(daemon: Daemon, count: int = 10) -> float:
 def soak(options: Options) -> dict[str, Any]:
     work = options.out.with_suffix("")
     work.mkdir(parents=True, exist_ok=True)
-    changed = [r for r in range(1, options.rounds + 1) if r % 3 == 0]
     print(f"rendering {options.watches} pages on {options.hosts} loopback hosts ...", flush=True)
-    corpus = Corpus(options.watches, seed=DEFAULT_SEED, changed_rounds=changed, share=0.2)
+    corpus = Corpus(
+        options.watches,
+        seed=DEFAULT_SEED,
+        changed_rounds=kind_rounds(options.rounds, "changed"),
+        share=CHANGED_SHARE,
+        noise_rounds=kind_rounds(options.rounds, "noise"),
+    )
     farm = Farm(corpus, options.hosts)
     try:
         watchlist = work / "watchlist.yaml"
@@ -465,9 +490,13 @@ def _drive(daemon: Daemon, farm: Farm, options: Options) -> dict[str, Any]:
     print(f"daemon {daemon.pid} ready after {ready} s; /metrics on port {daemon.port}", flush=True)
     rounds: list[Round] = []
     cpu = ready_cpu = proc_cpu(daemon.pid)
+    counts = farm.counts()
     for round_ in range(options.rounds + 1):
         result = run_round(daemon, farm.corpus, round_, options, cpu)
         cpu = result.cpu_end
+        now = farm.counts()
+        result.responses = {k: now[k] - counts[k] for k in now}
+        counts = now
         rounds.append(result)
         _progress(result)
         if not result.complete or round_ == options.rounds:
@@ -492,8 +521,8 @@ def _progress(result: Round) -> None:
     print(
         f"round {result.round} ({result.kind}): {result.checks} checks {result.outcomes} "
         f"in {result.wall_s} s, {result.cpu_ms_per_check} ms CPU/check, "
-        f"RSS {result.rss_end_mb} MB (max {result.rss_max_mb}), wrong: "
-        f"{ {k: len(v) for k, v in result.wrong.items()} }",
+        f"RSS {result.rss_end_mb} MB (max {result.rss_max_mb}), responses "
+        f"{result.responses}, wrong: { {k: len(v) for k, v in result.wrong.items()} }",
         flush=True,
     )
 
@@ -524,6 +553,38 @@ def memory_trend(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+KIND_LABELS = {
+    "baseline": "baseline (every check new)",
+    "noise": "noise (every page 200, unchanged)",
+    "changed": "changed (edited pages changed, the rest 304)",
+    "again": "again (every page 304)",
+}
+
+
+def by_kind(rounds: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """CPU per check for each round kind, over all its rounds (total CPU / total checks)."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for kind in KIND_LABELS:
+        runs = [r for r in rounds if r["kind"] == kind and r["checks"]]
+        if not runs:
+            continue
+        checks = sum(r["checks"] for r in runs)
+        nets = [r["cpu_ms_per_check_net"] for r in runs]
+        net = (
+            sum(n * r["checks"] for n, r in zip(nets, runs, strict=True))
+            if None not in nets
+            else None
+        )
+        kinds[kind] = {
+            "rounds": [r["round"] for r in runs],
+            "checks": checks,
+            "cpu_ms_per_check": round(1000 * sum(r["cpu_s"] for r in runs) / checks, 1),
+            "cpu_ms_per_check_net": None if net is None else round(net / checks, 1),
+            "not_modified": sum(r["responses"].get("not_modified", 0) for r in runs),
+        }
+    return kinds
+
+
 def _summary(
     options: Options, snapshot: dict[str, str], work: Path, daemon: Daemon
 ) -> dict[str, Any]:
@@ -546,17 +607,35 @@ def _summary(
 def table(report: dict[str, Any]) -> str:
     """The per-round Markdown table."""
     lines = [
-        "| round | kind | checks | outcomes | wrong | RSS end MB | RSS max MB | CPU s "
-        "| CPU ms/check | net of scrapes | wall s |",
-        "|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "| round | kind | checks | outcomes | wrong | 304s / conditional / requests "
+        "| RSS end MB | RSS max MB | CPU s | CPU ms/check | net of scrapes | wall s |",
+        "|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["rounds"]:
         outcomes = ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
         wrong = ", ".join(f"{k} {len(v)}" for k, v in r["wrong"].items()) or "none"
+        got = r.get("responses") or {}
+        responses = "/".join(str(got.get(k, "-")) for k in ("not_modified", "conditional"))
         lines.append(
             f"| {r['round']} | {r['kind']} | {r['checks']:,} | {outcomes} | {wrong} "
+            f"| {responses}/{got.get('requests', '-')} "
             f"| {r['rss_end_mb']} | {r['rss_max_mb']} | {r['cpu_s']} "
             f"| {r['cpu_ms_per_check']} | {r['cpu_ms_per_check_net']} | {r['wall_s']} |"
+        )
+    return "\n".join(lines)
+
+
+def kind_table(report: dict[str, Any]) -> str:
+    """CPU per check by round kind."""
+    lines = [
+        "| round kind | rounds | checks | 304s | CPU ms/check | net of scrapes |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for kind, k in report["by_kind"].items():
+        rounds = ", ".join(str(r) for r in k["rounds"])
+        lines.append(
+            f"| {KIND_LABELS[kind]} | {rounds} | {k['checks']:,} | {k['not_modified']:,} "
+            f"| {k['cpu_ms_per_check']} | {k['cpu_ms_per_check_net']} |"
         )
     return "\n".join(lines)
 
@@ -603,8 +682,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("--spread must be shorter than --interval, or rounds overlap")
     report = soak(options)
     report["memory"] = memory_trend(report["rounds"])
+    report["by_kind"] = by_kind(report["rounds"])
     options.out.write_text(json.dumps(report, indent=1) + "\n", "utf-8")
     print(table(report))
+    print()
+    print(kind_table(report))
     print(footer(report))
     print(f"\nwritten: {options.out}")
 

@@ -1,13 +1,14 @@
-"""Where monitor's check time goes: cProfile over the benchmark's three rounds.
+"""Where monitor's check time goes: cProfile over the benchmark's rounds.
 
-It serves the same corpus as ``bench.run``, runs ``monitor check`` under cProfile for
-the first, unchanged and changed rounds, and splits each run's time by pipeline
-stage: the time spent inside a module's functions when called from outside it
-(fetch, extract, relevance, diff, store, ...), the JSON output of ``check --json``,
-the event loop's idle wait, and the rest. Profiles are kept as
+It serves the same corpus as ``bench.run`` (with its ETags), runs ``monitor check``
+under cProfile for each of its rounds (first, noise, changed, again) on one store,
+and splits each run's time by pipeline stage: the time spent inside a module's
+functions when called from outside it (fetch, extract, relevance, diff, store, ...),
+the JSON output of ``check --json``, the event loop's idle wait, and the rest.
+Profiles are kept as
 ``bench/out/profile-<pages>/<round>.prof`` for ``python -m pstats`` or snakeviz.
 
-    .venv/bin/python -m bench.profile --pages 200
+    .venv/bin/python -m bench.profile --pages 300
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from bench.corpus import DEFAULT_SEED
 from bench.run import (
+    DEFAULT_PAGES,
     OUT,
     ROOT,
     ROUNDS,
@@ -186,7 +188,7 @@ def reanalyse(report: dict[str, Any], work: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Profile monitor check by pipeline stage.")
-    parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--hosts", type=int, default=None)

@@ -1,18 +1,23 @@
 """The check benchmark: monitor against urlwatch 2.29 on the same local corpus.
 
-Three rounds are served by the local corpus server, and every tool checks every page
-once per round, as a subprocess:
+Four rounds are served by the local corpus server, with a strong ETag per page (304
+Not Modified for a matching If-None-Match), and every tool checks every page once per
+round, as a subprocess:
 
-    first      nothing stored yet: every page is new
-    unchanged  only the footer timestamp, CSRF token and script nonces changed
-    changed    the same, and the main text of 20 % of the pages was edited
+    first    nothing stored yet: every page is new
+    noise    every page's footer timestamp, CSRF token and script nonces changed (new
+             bytes, new ETag), its main text did not: every page is unchanged
+    changed  the main text of a seeded 14 % of the pages was edited; only those pages'
+             bytes (and ETags) changed, the others are served as in the noise round
+    again    nothing changed: every page is served as in the changed round
 
 For each tool and round it measures the wall time, the CPU time (user + system) and
 the peak resident memory of the child process (``os.wait4``), the size of the
-tool's store afterwards, and whether each page got the outcome it should have.
-Results go to ``bench/out/results.json`` and a Markdown table to stdout.
+tool's store afterwards, how many requests were conditional and got 304 (the
+server's counters), and whether each page got the outcome it should have. Results
+go to ``bench/out/results.json`` and Markdown tables to stdout.
 
-    .venv/bin/python -m bench.run            # 1,000 pages (about 30 minutes)
+    .venv/bin/python -m bench.run            # 300 pages (about 12 minutes)
     .venv/bin/python -m bench.run --quick    # 100 pages, a sanity run
 """
 
@@ -44,12 +49,16 @@ URLWATCH_VENV = OUT / "urlwatch-venv"
 MONITOR_SNAPSHOT = OUT / "monitor-snapshot"
 URLWATCH_VERSION = "2.29"
 URLWATCH_WORKERS = 10  # urlwatch.worker.MAX_WORKERS: fixed, no command-line option
-ROUNDS = (("first", 0), ("unchanged", 1), ("changed", 2))
+ROUNDS = (("first", 0), ("noise", 1), ("changed", 2), ("again", 3))
+NOISE_ROUND = 1
 CHANGED_ROUND = 2
+CHANGED_SHARE = 0.14  # 42 of 300 pages
+DEFAULT_PAGES = 300
 POLITENESS_DELAY = 1.0  # monitor.limits.HostLimiter: one request start per host per second
-GOALS = {"first": 0.5, "unchanged": 0.25, "changed": 0.5}  # CPU share of urlwatch's
-RSS_GOAL_MB = 100.0
-STORE_GOAL = 0.25
+GOALS = {"first": 0.5, "noise": 0.5, "changed": 0.5, "again": 0.25}  # CPU share of urlwatch's
+RSS_GOAL_MB = 100.0  # peak RSS, every round
+STORE_GOAL = 0.25  # store size as a share of urlwatch's, after the changed round
+QUIET = frozenset({"unchanged", "not_modified"})  # right where "unchanged" is expected
 
 Outcomes = dict[str, list[int]]  # outcome -> page indexes
 
@@ -81,6 +90,7 @@ class Measurement:
     exit_code: int
     outcomes: dict[str, int]
     wrong: dict[str, list[int]]
+    responses: dict[str, int] = field(default_factory=dict)  # requests, conditional, 304s
 
 
 # --- running and measuring a child ----------------------------------------------------
@@ -138,13 +148,15 @@ def _child_env() -> dict[str, str]:
 
 
 def _wrong(found: Outcomes, expected: dict[int, str]) -> dict[str, list[int]]:
-    """Pages whose outcome is not the expected one, as 'expected->found': indexes."""
+    """Pages whose outcome is not the expected one, as 'expected->found': indexes.
+    A 304 (monitor's `not_modified`) is right where `unchanged` is expected."""
     wrong: dict[str, list[int]] = {}
     seen: set[int] = set()
     for outcome, pages in found.items():
         for page in pages:
             seen.add(page)
-            if expected.get(page) != outcome:
+            want = expected.get(page)
+            if want != outcome and not (want == "unchanged" and outcome in QUIET):
                 wrong.setdefault(f"{expected.get(page)}->{outcome}", []).append(page)
     for page in sorted(set(expected) - seen):
         wrong.setdefault(f"{expected[page]}->missing", []).append(page)
@@ -319,11 +331,18 @@ class Manifest:
     paths: list[str]
     sizes: list[int]
     changed: dict[int, frozenset[int]]
+    touched: dict[int, int]  # round -> pages served with new bytes (new ETags)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         changed = {int(r): frozenset(pages) for r, pages in data["changed"].items()}
-        return cls(list(data["paths"]), list(data["bytes"]), changed)
+        touched = {int(r): int(n) for r, n in data["touched"].items()}
+        return cls(list(data["paths"]), list(data["bytes"]), changed, touched)
+
+    def unmodified(self, round_: int) -> int:
+        """Pages served byte for byte as in the round before: a 304 to a conditional
+        request that names the previous round's ETag."""
+        return 0 if round_ == 0 else len(self.paths) - self.touched[round_]
 
     def expected(self, round_name: str, round_: int) -> dict[int, str]:
         """The outcome each page should get in a round."""
@@ -341,6 +360,7 @@ class ServerProcess:
     def __init__(self, pages: int, seed: int) -> None:
         command = [sys.executable, "-m", "bench.server", "--pages", str(pages)]
         command += ["--seed", str(seed), "--changed", str(CHANGED_ROUND), "--until-eof"]
+        command += ["--noise", str(NOISE_ROUND), "--share", str(CHANGED_SHARE)]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=_child_env()
         )
@@ -354,6 +374,10 @@ class ServerProcess:
 
     def set_round(self, round_: int) -> None:
         self._call("POST", f"/_control/round/{round_}")
+
+    def counts(self) -> dict[str, int]:
+        """Requests answered so far, conditional ones, 304s."""
+        return dict(json.loads(self._call("GET", "/_control/counts")))
 
     def _call(self, method: str, path: str) -> bytes:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
@@ -408,7 +432,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             floors[round_name] = rss_floor(work)
             for tool in tools:
                 print(f"[{time.strftime('%H:%M:%S')}] {tool.name}: {round_name} ...", flush=True)
+                before = server.counts()
                 results.append(run_round(tool, round_name, work, expected))
+                after = server.counts()
+                results[-1].responses = {k: after[k] - before[k] for k in after}
                 print(f"    {_line(results[-1])}", flush=True)
     finally:
         server.close()
@@ -432,7 +459,7 @@ def _line(m: Measurement) -> str:
     wrong = {k: len(v) for k, v in m.wrong.items()}
     return (
         f"wall {m.wall_s}s cpu {m.cpu_s}s rss {m.max_rss_mb}MB store {m.store_bytes:,}B "
-        f"exit {m.exit_code} {m.outcomes} wrong {wrong}"
+        f"exit {m.exit_code} {m.outcomes} wrong {wrong} responses {m.responses}"
     )
 
 
@@ -461,6 +488,7 @@ def _report(
             "total": sum(sizes),
         },
         "changed_pages": len(manifest.changed.get(CHANGED_ROUND, ())),
+        "unmodified_pages": {name: manifest.unmodified(r) for name, r in ROUNDS},
         "hosts": hosts,
         "monitor_concurrency": args.concurrency,
         "urlwatch_workers": URLWATCH_WORKERS,
@@ -474,19 +502,30 @@ def _report(
 
 def markdown_table(report: dict[str, Any]) -> str:
     rows = [
-        "| tool | round | wall s | CPU s (user+sys) | peak RSS MB | store after | outcomes "
-        "| wrong |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| tool | round | wall s | CPU s (user+sys) | peak RSS MB | store after "
+        "| 304s / conditional / requests (304s possible) | outcomes | wrong |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
+    possible = report.get("unmodified_pages", {})
     for m in report["results"]:
         outcomes = ", ".join(f"{v} {k}" for k, v in m["outcomes"].items())
         wrong = ", ".join(f"{len(v)} {k}" for k, v in m["wrong"].items()) or "none"
         rows.append(
             f"| {m['tool']} | {m['round']} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} "
             f"({m['user_s']:.1f}+{m['sys_s']:.1f}) | {m['max_rss_mb']:.0f} | "
-            f"{_mb(m['store_bytes'])} | {outcomes} | {wrong} |"
+            f"{_mb(m['store_bytes'])} | {_responses(m, possible)} | {outcomes} | {wrong} |"
         )
     return "\n".join(rows)
+
+
+def _responses(m: dict[str, Any], possible: dict[str, int]) -> str:
+    counts = m.get("responses")
+    if not counts:
+        return "-"
+    return (
+        f"{counts['not_modified']} / {counts['conditional']} / {counts['requests']} "
+        f"({possible.get(m['round'], '?')})"
+    )
 
 
 def _mb(size: int) -> str:
@@ -494,26 +533,48 @@ def _mb(size: int) -> str:
 
 
 def goals_table(report: dict[str, Any], baseline: str = "urlwatch") -> str:
-    """monitor's figures as shares of urlwatch's, against the issue's goals."""
+    """monitor's CPU time per round as a share of ``baseline``'s, against the issue's goals."""
     by = {(m["tool"], m["round"]): m for m in report["results"]}
     rows = [
-        f"| monitor variant | round | CPU / {baseline} (goal) | peak RSS MB (goal < 100) "
-        f"| store / {baseline} (goal <= 0.25) |",
-        "|---|---|---:|---:|---:|",
+        f"| monitor variant | round | monitor CPU s | {baseline} CPU s | ratio | goal | verdict |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
-    for tool in ("monitor", "monitor select:main"):
+    for tool in MONITOR_VARIANTS:
         for round_name, _ in ROUNDS:
             ours, theirs = by.get((tool, round_name)), by.get((baseline, round_name))
             if ours is None or theirs is None:
                 continue
-            cpu = ours["cpu_s"] / max(theirs["cpu_s"], 1e-9)
-            store = ours["store_bytes"] / max(theirs["store_bytes"], 1)
+            ratio = ours["cpu_s"] / max(theirs["cpu_s"], 1e-9)
             rows.append(
-                f"| {tool} | {round_name} | {cpu:.2f} ({GOALS[round_name]}) "
-                f"{_verdict(cpu <= GOALS[round_name])} | {ours['max_rss_mb']:.0f} "
-                f"{_verdict(ours['max_rss_mb'] < RSS_GOAL_MB)} | {store:.2f} "
-                f"{_verdict(store <= STORE_GOAL)} |"
+                f"| {tool} | {round_name} | {ours['cpu_s']:.2f} | {theirs['cpu_s']:.2f} "
+                f"| {ratio:.2f} | <= {GOALS[round_name]} | {_verdict(ratio <= GOALS[round_name])} |"
             )
+    return "\n".join(rows)
+
+
+MONITOR_VARIANTS = ("monitor", "monitor select:main")
+
+
+def memory_goals_table(report: dict[str, Any], baseline: str = "urlwatch") -> str:
+    """Peak RSS over every round, and the store after the changed round against ``baseline``'s."""
+    by = {(m["tool"], m["round"]): m for m in report["results"]}
+    rows = [
+        f"| monitor variant | peak RSS MB, all rounds (goal <= {RSS_GOAL_MB:.0f}) "
+        f"| store after changed / {baseline} (goal <= {STORE_GOAL}) |",
+        "|---|---:|---:|",
+    ]
+    for tool in MONITOR_VARIANTS:
+        runs = [m for m in report["results"] if m["tool"] == tool]
+        ours, theirs = by.get((tool, "changed")), by.get((baseline, "changed"))
+        if not runs or ours is None or theirs is None:
+            continue
+        peak = max(m["max_rss_mb"] for m in runs)
+        store = ours["store_bytes"] / max(theirs["store_bytes"], 1)
+        rows.append(
+            f"| {tool} | {peak:.0f} {_verdict(peak <= RSS_GOAL_MB)} | {store:.2f} "
+            f"({_mb(ours['store_bytes'])} / {_mb(theirs['store_bytes'])}) "
+            f"{_verdict(store <= STORE_GOAL)} |"
+        )
     return "\n".join(rows)
 
 
@@ -523,7 +584,7 @@ def _verdict(ok: bool) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark monitor check against urlwatch.")
-    parser.add_argument("--pages", type=int, default=1000, help="pages in the corpus")
+    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES, help="pages in the corpus")
     parser.add_argument("--quick", action="store_true", help="100 pages: a sanity run")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument(
@@ -564,6 +625,8 @@ def print_tables(report: dict[str, Any]) -> None:
         if baseline in tools:
             print()
             print(goals_table(report, baseline))
+            print()
+            print(memory_goals_table(report, baseline))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -573,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     report = run(args)
     OUT.mkdir(exist_ok=True)
-    name = "results.json" if args.pages == 1000 else f"results-{args.pages}.json"
+    name = "results.json" if args.pages == DEFAULT_PAGES else f"results-{args.pages}.json"
     (OUT / name).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     print(f"\n{args.pages} pages, hosts {report['hosts']}, written to {OUT / name}\n")
     print_tables(report)
