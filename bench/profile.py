@@ -4,9 +4,10 @@ It serves the same corpus as ``bench.run`` (with its ETags), runs ``monitor chec
 under cProfile for each of its rounds (first, noise, changed, again) on one store,
 and splits each run's time by pipeline stage: the time spent inside a module's
 functions when called from outside it (fetch, extract, relevance, diff, store, ...),
-the JSON output of ``check --json``, the event loop's idle wait, and the rest.
-Profiles are kept as
-``bench/out/profile-<pages>/<round>.prof`` for ``python -m pstats`` or snakeviz.
+the JSON output of ``check --json``, the idle waits (the event loop's, and the worker
+threads' that evaluate responses: every thread is profiled), and the rest. Profiles
+are kept as ``bench/out/profile-<pages>/<round>.prof`` for ``python -m pstats`` or
+snakeviz.
 
     .venv/bin/python -m bench.profile --pages 300
 """
@@ -55,7 +56,39 @@ STORE_PARTS = {  # part of the store stage -> (module, function) in monitor/stor
 }
 STORE_PACKAGE = "/monitor/store/"  # calls between the store's own modules stay in the store
 JSON_OUTPUT = ("monitor/cli.py", "show")  # _Progress.show: json.dumps + print per check
-IDLE = ("~", 0, "<method 'poll' of 'select.epoll' objects>")
+IDLE = (
+    ("~", 0, "<method 'poll' of 'select.epoll' objects>"),  # the event loop waits
+    ("~", 0, "<method 'get' of '_queue.SimpleQueue' objects>"),  # a worker thread waits
+)
+
+# cProfile profiles the thread that enables it, and monitor evaluates each response in
+# a worker thread (asyncio.to_thread): every thread gets its own profiler, all merged
+# into one file when `monitor` exits. Times are wall seconds summed over the threads.
+LAUNCH = """
+import cProfile, pstats, runpy, sys, threading
+out = sys.argv.pop(1)
+sys.argv[0] = "monitor"
+profiles = [cProfile.Profile()]
+thread_run = threading.Thread.run
+def profiled(self):
+    profile = cProfile.Profile()
+    profiles.append(profile)
+    profile.enable()
+    try:
+        thread_run(self)
+    finally:
+        profile.disable()
+threading.Thread.run = profiled
+profiles[0].enable()
+try:
+    runpy.run_module("monitor", run_name="__main__", alter_sys=True)
+finally:
+    profiles[0].disable()
+    stats = pstats.Stats(profiles[0])
+    for profile in profiles[1:]:
+        stats.add(profile)
+    stats.dump_stats(out)
+"""
 
 
 def entry_time(stats: pstats.Stats, suffix: str) -> float:
@@ -92,7 +125,10 @@ def breakdown(path: Path) -> dict[str, float]:
     total = stats.total_tt  # type: ignore[attr-defined]
     parts = {stage: entry_time(stats, suffix) for stage, suffix in STAGES.items()}
     parts["json output"] = cumulative(stats, *JSON_OUTPUT)
-    parts["event-loop idle"] = stats.stats.get(IDLE, (0, 0, 0.0))[2]  # type: ignore[attr-defined]
+    parts["idle (event loop, worker threads)"] = sum(
+        stats.stats.get(key, (0, 0, 0.0))[2]  # type: ignore[attr-defined]
+        for key in IDLE
+    )
     parts["other"] = total - sum(parts.values())
     parts["total"] = total
     for part, (module, name) in STORE_PARTS.items():
@@ -106,7 +142,7 @@ def top_functions(path: Path, limit: int = 15) -> list[tuple[str, float, float]]
     rows = [
         (f"{Path(f[0]).name}:{f[1]}({f[2]})", row[2], row[3])
         for f, row in stats.stats.items()  # type: ignore[attr-defined]
-        if f != IDLE
+        if f not in IDLE
     ]
     return sorted(rows, key=lambda r: r[1], reverse=True)[:limit]
 
@@ -147,8 +183,8 @@ def profile(args: argparse.Namespace) -> dict[str, object]:
 
 def _profile_round(work: Path, watchlist: Path, round_name: str, concurrency: int) -> object:
     prof = work / f"{round_name}.prof"
-    command = [str(ROOT / ".venv/bin/python"), "-m", "cProfile", "-o", str(prof)]
-    command += ["-m", "monitor", "check", "--json", "--watchlist", str(watchlist)]
+    command = [str(ROOT / ".venv/bin/python"), "-c", LAUNCH, str(prof)]
+    command += ["check", "--json", "--watchlist", str(watchlist)]
     command += ["--db", str(work / "monitor.db"), "--concurrency", str(concurrency)]
     code, wall, usage = measure(command, {**_child_env(), **_snapshot_env()}, work / round_name)
     if code != 0:
