@@ -438,7 +438,7 @@ def test_a_missing_timestamp_is_damage_not_now() -> None:
         "created_at": None,
     }
     with pytest.raises(StoreError, match="version 7 has no timestamp"):
-        versions_mod.decode_version(row)  # type: ignore[arg-type]
+        versions_mod.decode_version(None, row)  # type: ignore[arg-type]
 
 
 OPEN_AND_REPORT = """
