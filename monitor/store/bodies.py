@@ -30,10 +30,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 import zstandard
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Select, bindparam, insert, select
 from sqlalchemy import update as sa_update
 
 from monitor.errors import NotKept, StoreError
@@ -46,7 +47,7 @@ SITE_SHARE = 0.125  # a first body's delta from its site's keyframe up to this s
 # raw body is kept as it is; above it, the whole body is compressed too and the smaller kept
 LEVEL = 3  # zstd level: 4x faster than 10 for ~10 % more bytes; deltas make the rest
 DICTIONARY_LIMIT = 4_000_000  # a larger body is not a document's dictionary (indexing it costs)
-KEYFRAMES_KEPT = 4_000_000  # bytes of keyframes remembered in the process (see _keyframe)
+RECENT_KEPT = 4_000_000  # bytes of bodies remembered in the process (see read_body)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _AGAINST_BODY = b"\x00zb"  # a document compressed with its snapshot's body as dictionary
 DROPPED = "dropped"  # codec of a body not kept: an unchanged check's, far from its keyframe
@@ -144,17 +145,46 @@ def store_body(
     return _remember(sha, body)
 
 
-def read_body(conn: Connection, sha: str) -> bytes:
-    """The exact bytes of a body, following its keyframe (at most two hops)."""
-    row = conn.execute(select(bodies).where(bodies.c.sha256 == sha)).first()
-    if row is None:
+def read_body(conn: Connection, sha: str, *, recent: bool = False) -> bytes:
+    """The exact bytes of a body, following its keyframes (at most two hops), read
+    with them in one query. `recent`: taken from (and kept in) the bodies the process
+    read or wrote last, for a body that serves as a dictionary: a check reads the
+    latest version's body with its document, then compresses the next body against
+    the watch's keyframe, often the same one. `monitor verify` reads the store."""
+    if recent and (hit := _recall(sha)) is not None:
+        return hit
+    chain = conn.execute(_CHAIN, {"chain_sha": sha}).first()
+    if chain is None:
         raise StoreError(f"missing body {sha}")
-    m = row._mapping
-    if m["codec"] in NOT_KEPT:
-        raise NotKept(f"the raw body {sha[:12]} is not kept ({NOT_KEPT[m['codec']]})")
-    if m["codec"] == "zstd":
-        return zstandard.ZstdDecompressor().decompress(m["data"])
-    return _decompress(m["data"], read_body(conn, m["base"]))
+    links = [chain[i : i + 3] for i in range(0, len(chain), 3)]  # (codec, base, data) each
+    data = _decoded(conn, sha, links)
+    if recent:
+        _keep(sha, data)
+    return data
+
+
+def _decoded(conn: Connection, sha: str, links: list[Any]) -> bytes:
+    codec, base, data = links[0]
+    if codec in NOT_KEPT:
+        raise NotKept(f"the raw body {sha[:12]} is not kept ({NOT_KEPT[codec]})")
+    if codec == "zstd":
+        return zstandard.ZstdDecompressor().decompress(data)
+    if len(links) == 1 or links[1][0] is None:  # deeper than the query reads (or missing)
+        return _decompress(data, read_body(conn, base))
+    return _decompress(data, _decoded(conn, base, links[1:]))
+
+
+def _chain() -> Select[Any]:
+    """A body with its keyframe and that one's keyframe: (codec, base, data) x 3."""
+    own, first, second = (bodies.alias(name) for name in ("own", "first", "second"))
+    links = [c for t in (own, first, second) for c in (t.c.codec, t.c.base, t.c.data)]
+    joined = own.outerjoin(first, first.c.sha256 == own.c.base).outerjoin(
+        second, second.c.sha256 == first.c.base
+    )
+    return select(*links).select_from(joined).where(own.c.sha256 == bindparam("chain_sha"))
+
+
+_CHAIN = _chain()
 
 
 def _put_body(
@@ -171,7 +201,10 @@ def _put_body(
     if update:
         conn.execute(sa_update(bodies).where(bodies.c.sha256 == sha).values(**values))
     else:
-        conn.execute(insert(bodies).values(sha256=sha, **values))
+        conn.execute(_INSERT_BODY, {"sha256": sha, **values})
+
+
+_INSERT_BODY = insert(bodies)
 
 
 def _set_site_keyframe(conn: Connection, key: str, sha: str, *, exists: bool) -> None:
@@ -181,38 +214,46 @@ def _set_site_keyframe(conn: Connection, key: str, sha: str, *, exists: bool) ->
         conn.execute(insert(meta).values(key=key, value=sha))
 
 
-_keyframes: OrderedDict[str, zstandard.ZstdCompressionDict] = OrderedDict()
-_keyframes_lock = threading.Lock()
+_recent: OrderedDict[str, bytes] = OrderedDict()  # body by hash, least recent first
+_recent_held = [0]  # their bytes
+_recent_lock = threading.Lock()
 
 
 def _keyframe(conn: Connection, sha: str) -> zstandard.ZstdCompressionDict:
-    """A keyframe as a dictionary, remembered in the process (least recently used
-    first out, a few MB): the first bodies of a site's pages and the daemon's next
-    check of a watch compress against the same ones. A body never changes under its
-    hash, and keyframes are never pruned, so a remembered one is always right."""
-    with _keyframes_lock:
-        if (hit := _keyframes.get(sha)) is not None:
-            _keyframes.move_to_end(sha)
-            return hit
-    return _dictionary(read_body(conn, sha), remember=sha)
+    """A keyframe as a dictionary, from the bodies the process used last when it is
+    one of them: the first bodies of a site's pages compress against the same one,
+    and a watch's keyframe is often its latest version's body, read just before."""
+    return _dictionary(read_body(conn, sha, recent=True))
 
 
 def _remember(sha: str, body: bytes) -> str:
-    """Remember a body that just became a keyframe; return its hash."""
-    _dictionary(body, remember=sha)
+    """Keep a body that just became a keyframe among the recent ones; return its hash."""
+    _keep(sha, body)
     return sha
 
 
-def _dictionary(data: bytes, remember: str | None = None) -> zstandard.ZstdCompressionDict:
-    dictionary = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-    if remember is not None and len(data) <= KEYFRAMES_KEPT // 8:
-        with _keyframes_lock:
-            _keyframes[remember] = dictionary
-            held = sum(len(d.as_bytes()) for d in _keyframes.values())
-            while held > KEYFRAMES_KEPT:
-                _, dropped = _keyframes.popitem(last=False)
-                held -= len(dropped.as_bytes())
-    return dictionary
+def _recall(sha: str) -> bytes | None:
+    """A recently used body. A body never changes under its hash, so it is right."""
+    with _recent_lock:
+        if (hit := _recent.get(sha)) is not None:
+            _recent.move_to_end(sha)
+        return hit
+
+
+def _keep(sha: str, data: bytes) -> None:
+    if len(data) > RECENT_KEPT // 8:
+        return
+    with _recent_lock:
+        if (old := _recent.pop(sha, None)) is not None:
+            _recent_held[0] -= len(old)
+        _recent[sha] = data
+        _recent_held[0] += len(data)
+        while _recent_held[0] > RECENT_KEPT:
+            _recent_held[0] -= len(_recent.popitem(last=False)[1])
+
+
+def _dictionary(data: bytes) -> zstandard.ZstdCompressionDict:
+    return zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 
 
 def _compressor(dictionary: zstandard.ZstdCompressionDict) -> zstandard.ZstdCompressor:

@@ -17,7 +17,17 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    Select,
+    String,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from monitor.errors import Conflict, FailureKind, StoreError
 from monitor.model import (
@@ -106,17 +116,18 @@ def record(conn: Connection, rec: CheckRecord, seen: History | None = None) -> i
     for alert in rec.alerts:
         insert_alert(conn, alert, (version_id, number), rec.started_at)
     conn.execute(
-        insert(checks).values(
-            watch_id=rec.watch_id,
-            started_at=rec.started_at,
-            elapsed=rec.elapsed,
-            outcome=rec.outcome,
-            failure_kind=rec.failure_kind,
-            message=rec.message or rec.note,
-            snapshot_id=snapshot_id,
-            version_id=version_id,
-            technical=rec.technical,
-        )
+        _INSERT["checks"],
+        {
+            "watch_id": rec.watch_id,
+            "started_at": rec.started_at,
+            "elapsed": rec.elapsed,
+            "outcome": rec.outcome,
+            "failure_kind": rec.failure_kind,
+            "message": rec.message or rec.note,
+            "snapshot_id": snapshot_id,
+            "version_id": version_id,
+            "technical": rec.technical,
+        },
     )
     _update_state(conn, rec, prior.state, keyframe)
     return number
@@ -141,28 +152,39 @@ class _Prior:
 def _prior(conn: Connection, rec: CheckRecord) -> _Prior:
     """The watch's state, its latest version's id and number, and, with a snapshot,
     whether its body is stored already and the keyframe of its site: one statement."""
+    params = {"prior_watch": rec.watch_id}
+    if rec.snapshot is not None:
+        params |= {"prior_sha": rec.snapshot.sha256, "prior_site": site_key(rec.snapshot)}
+    row = conn.execute(_PRIOR if rec.snapshot is None else _PRIOR_BODY, params).one()
+    named = len(watch_state.c)
+    state = dict(zip(watch_state.c.keys(), row[2 : 2 + named], strict=True))
+    held = Held(row[2 + named], row[3 + named]) if rec.snapshot is not None else Held(None, None)
+    return _Prior(state if state["watch_id"] else {}, row[0], int(row[1] or 0), held)
+
+
+def _prior_query(*, body: bool) -> Select[Any]:
+    """`_prior`'s statement, built once (building one costs more than running it)."""
+    watch = bindparam("prior_watch", type_=String())
     latest = (
         select(
             func.max(versions.c.id).label("latest_id"),
             func.max(versions.c.number).label("latest_number"),
         )
-        .where(versions.c.watch_id == rec.watch_id)
+        .where(versions.c.watch_id == watch)
         .subquery()
     )
-    held, site = Held(None, None), None
     columns: list[Any] = [latest.c.latest_id, latest.c.latest_number, *watch_state.c]
-    if rec.snapshot is not None:
-        site = site_key(rec.snapshot)
-        codec = select(bodies.c.codec).where(bodies.c.sha256 == rec.snapshot.sha256)
-        keyframe = select(meta.c.value).where(meta.c.key == site)
+    if body:
+        codec = select(bodies.c.codec).where(bodies.c.sha256 == bindparam("prior_sha"))
+        keyframe = select(meta.c.value).where(meta.c.key == bindparam("prior_site"))
         columns += [codec.scalar_subquery(), keyframe.scalar_subquery()]
-    joined = latest.outerjoin(watch_state, watch_state.c.watch_id == rec.watch_id)
-    row = conn.execute(select(*columns).select_from(joined)).one()
-    named = len(watch_state.c)
-    state = dict(zip(watch_state.c.keys(), row[2 : 2 + named], strict=True))
-    if site is not None:
-        held = Held(row[2 + named], row[3 + named])
-    return _Prior(state if state["watch_id"] else {}, row[0], int(row[1] or 0), held)
+    joined = latest.outerjoin(watch_state, watch_state.c.watch_id == watch)
+    return select(*columns).select_from(joined)
+
+
+_PRIOR, _PRIOR_BODY = _prior_query(body=False), _prior_query(body=True)
+_INSERT = {t.name: insert(t) for t in (checks, snapshots, versions, watch_state)}
+_UPDATE_STATE = update(watch_state).where(watch_state.c.watch_id == bindparam("state_watch"))
 
 
 def _update_state(
@@ -190,9 +212,9 @@ def _update_state(
     if rec.health_alerted is not None:
         values["health_alerted"] = rec.health_alerted
     if not prior:  # the watch's first check: its row is written whole
-        conn.execute(insert(watch_state).values(watch_id=rec.watch_id, **values))
+        conn.execute(_INSERT["watch_state"], {"watch_id": rec.watch_id, **values})
         return
-    conn.execute(update(watch_state).where(watch_state.c.watch_id == rec.watch_id).values(**values))
+    conn.execute(_UPDATE_STATE, {"state_watch": rec.watch_id, **values})
 
 
 def _insert_snapshot(
@@ -202,18 +224,19 @@ def _insert_snapshot(
     assert snap is not None
     keyframe = store_body(conn, snap, keyframe, held, optional=optional)
     result = conn.execute(
-        insert(snapshots).values(
-            watch_id=rec.watch_id,
-            url=snap.url,
-            final_url=snap.final_url,
-            status=snap.status,
-            headers=json.dumps([list(h) for h in snap.headers]),
-            body_sha256=snap.sha256,
-            encoding=snap.encoding,
-            fetched_at=snap.fetched_at,
-            elapsed=snap.elapsed,
-            rendered=snap.rendered,
-        )
+        _INSERT["snapshots"],
+        {
+            "watch_id": rec.watch_id,
+            "url": snap.url,
+            "final_url": snap.final_url,
+            "status": snap.status,
+            "headers": json.dumps([list(h) for h in snap.headers]),
+            "body_sha256": snap.sha256,
+            "encoding": snap.encoding,
+            "fetched_at": snap.fetched_at,
+            "elapsed": snap.elapsed,
+            "rendered": snap.rendered,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
@@ -226,16 +249,17 @@ def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int, number
     assert rec.document is not None and rec.snapshot is not None
     assert rec.version_kind is not None
     result = conn.execute(
-        insert(versions).values(
-            watch_id=rec.watch_id,
-            snapshot_id=snapshot_id,
-            rules_hash=rec.rules_hash,
-            doc_hash=document_hash(rec.document),
-            document=pack_document(document_json(rec.document).encode(), rec.snapshot.body),
-            kind=rec.version_kind,
-            created_at=rec.started_at,
-            number=number,
-        )
+        _INSERT["versions"],
+        {
+            "watch_id": rec.watch_id,
+            "snapshot_id": snapshot_id,
+            "rules_hash": rec.rules_hash,
+            "doc_hash": document_hash(rec.document),
+            "document": pack_document(document_json(rec.document).encode(), rec.snapshot.body),
+            "kind": rec.version_kind,
+            "created_at": rec.started_at,
+            "number": number,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
@@ -433,7 +457,7 @@ def _body_of(conn: Connection, m: RowMapping) -> bytes:
     sha = m.get("body_sha256") or snapshot_sha(conn, m["snapshot_id"])
     if sha is None:
         raise StoreError(f"version {m['id']}: no snapshot {m['snapshot_id']}")
-    return read_body(conn, sha)
+    return read_body(conn, sha, recent=True)
 
 
 def _check_entry(m: RowMapping) -> CheckLogEntry:
