@@ -11,6 +11,7 @@ import functools
 import hashlib
 import hmac
 import json
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -253,13 +254,37 @@ def _strings(data: dict[str, object], name: str) -> tuple[str, ...]:
 Document = tuple[Block, ...]
 
 
-@functools.lru_cache(maxsize=32)
 def document_json(document: Document) -> str:
-    """Canonical JSON of a document: byte-identical for identical documents.
+    """Canonical JSON of a document: byte-identical for identical documents."""
+    return _encoded(document)[0]
 
-    Remembered for the last few documents: a check hashes, compares and stores the
-    same document, and encoding a 600-block page costs more than looking it up."""
-    return json.dumps([b.to_json() for b in document], ensure_ascii=False, separators=(",", ":"))
+
+def document_hash(document: Document) -> str:
+    """The SHA-256 of `document_json`: what versions are compared and verified by."""
+    return _encoded(document)[1]
+
+
+_ENCODED_KEPT = 16  # documents remembered: a check hashes, compares and stores the same one
+_encoded_documents: dict[int, tuple[Document, str, str]] = {}
+_encoded_lock = threading.Lock()
+
+
+def _encoded(document: Document) -> tuple[str, str]:
+    """The JSON and hash of a document, encoded once: a check hashes, compares and
+    stores the same document object, so it is remembered by identity (the entry
+    holds the document, so its id is not reused while remembered). An equal
+    document that is another object is encoded again, which is as correct."""
+    with _encoded_lock:
+        hit = _encoded_documents.get(id(document))
+    if hit is not None and hit[0] is document:
+        return hit[1], hit[2]
+    text = json.dumps([b.to_json() for b in document], ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    with _encoded_lock:
+        _encoded_documents[id(document)] = (document, text, digest)
+        while len(_encoded_documents) > _ENCODED_KEPT:
+            del _encoded_documents[next(iter(_encoded_documents))]
+    return text, digest
 
 
 def destination_id(url: str, key: bytes) -> str:
@@ -275,10 +300,6 @@ def rekeyed(url_sha256: str, key: bytes) -> str:
     """The destination id of a URL whose SHA-256 is `url_sha256` (what older stores
     kept): the store's migration turns every old id into its keyed one."""
     return hmac.new(key, url_sha256.encode(), hashlib.sha256).hexdigest()
-
-
-def document_hash(document: Document) -> str:
-    return hashlib.sha256(document_json(document).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,7 @@ def test_raw_retention_keeps_versions_and_what_alerts_and_next_checks_need(store
         store.body(sha("unalerted"))
     unalerted = store.version(ids["unalerted"])
     assert store.snapshot_sha(unalerted.snapshot_id) == sha("unalerted")  # the hash stays
+    assert unalerted.document  # its document, stored against that body, was re-packed first
     assert store.verify() == []
     assert store.prune(None, NOW - 90 * DAY, dry_run=False) == Pruned()  # nothing twice
 

@@ -33,7 +33,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.errors import Conflict, StoreError
+from monitor.errors import StoreError
 from monitor.model import (
     AlertRecord,
     CheckRecord,
@@ -172,9 +172,7 @@ class Store:
         """
         try:
             with schema.watch_lock(self.engine, rec.watch_id) as conn:
-                if seen is not None and versions.written_since(conn, rec.watch_id, seen):
-                    raise Conflict(f"{rec.watch_id} was recorded by another process meanwhile")
-                return versions.record(conn, rec)
+                return versions.record(conn, rec, seen)
         except SQLAlchemyError as exc:
             raise StoreError(reason(exc)) from exc
 

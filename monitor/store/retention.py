@@ -4,7 +4,8 @@ Versions older than `keep.versions` are removed, except a watch's latest version
 every version an alert or a finding refers to (the proof of what was reported).
 Raw bodies older than `keep.raw` are removed: a snapshot that no version was made of
 goes with its body; a version's snapshot stays, with its body `pruned` (its SHA-256
-and size are kept, its bytes are not). Never removed: the bodies of the versions
+and size are kept, its bytes are not; the version's document, compressed against
+that body, is compressed on its own first). Never removed: the bodies of the versions
 kept above, what a watch's next check compares with (its last body, its keyframe),
 the sites' keyframes that new watches are compressed against, and any body a kept
 body is a delta of. So `monitor verify` stays sound, and every body that is still
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -36,7 +38,14 @@ from sqlalchemy import (
     update,
 )
 
-from monitor.store.bodies import NOT_KEPT, PRUNED
+from monitor.store.bodies import (
+    NOT_KEPT,
+    PRUNED,
+    needs_body,
+    pack,
+    read_body,
+    unpack_document,
+)
 from monitor.store.schema import alerts, bodies, checks, findings, meta, snapshots, versions
 from monitor.store.schema import watch_state as state
 
@@ -109,11 +118,27 @@ def _prune_bodies(conn: Connection, before: datetime) -> tuple[int, int, int]:
     served = func.coalesce(func.sum(bodies.c.size), 0)
     count, size, raw = conn.execute(select(func.count(), stored, served).where(*condition)).one()
     named = exists().where(snapshots.c.body_sha256 == bodies.c.sha256)
+    _repack_documents(conn, select(bodies.c.sha256).where(*condition, named))
     conn.execute(update(bodies).where(*condition, named).values(codec=PRUNED, base=None, data=b""))
     conn.execute(delete(bodies).where(*condition, ~named))
     conn.execute(delete(bodies).where(bodies.c.codec.in_(list(NOT_KEPT)), ~named))
     keep.drop(conn)
     return int(count), int(size), int(raw)
+
+
+def _repack_documents(conn: Connection, doomed: Select[Any]) -> None:
+    """Documents compressed against a body about to be pruned are compressed on their
+    own first, so every version kept still reads back without its raw body."""
+    query = (
+        select(versions.c.id, versions.c.document, snapshots.c.body_sha256)
+        .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
+        .where(snapshots.c.body_sha256.in_(doomed))
+    )
+    for row in conn.execute(query).all():
+        if needs_body(row.document):
+            document = unpack_document(row.document, partial(read_body, conn, row.body_sha256))
+            repacked = update(versions).where(versions.c.id == row.id)
+            conn.execute(repacked.values(document=pack(document)))
 
 
 def _needed_bodies(conn: Connection, before: datetime) -> Table:

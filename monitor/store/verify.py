@@ -64,7 +64,7 @@ def _version_problems(conn: Connection) -> list[str]:
     problems = []
     for row in conn.execute(select(versions)):
         try:
-            decode_version(row._mapping).document  # noqa: B018  (decoding is the check)
+            decode_version(conn, row._mapping).document  # noqa: B018  (decoding is the check)
         except (ValueError, zstandard.ZstdError, StoreError) as exc:
             problems.append(f"version {row.id}: cannot be decoded ({exc})")
     return problems

@@ -14,11 +14,22 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    Select,
+    String,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
-from monitor.errors import FailureKind, StoreError
+from monitor.errors import Conflict, FailureKind, StoreError
 from monitor.model import (
     CellDelta,
     Change,
@@ -39,9 +50,26 @@ from monitor.model import (
     document_json,
     finding_data,
 )
-from monitor.store.bodies import pack, read_body, store_body, unpack
+from monitor.store.bodies import (
+    Held,
+    pack_document,
+    read_body,
+    site_key,
+    store_body,
+    unpack_document,
+)
 from monitor.store.ledger import insert_alert
-from monitor.store.schema import checks, findings, snapshots, stamp, utc, versions, watch_state
+from monitor.store.schema import (
+    bodies,
+    checks,
+    findings,
+    meta,
+    snapshots,
+    stamp,
+    utc,
+    versions,
+    watch_state,
+)
 
 
 @dataclass(frozen=True)
@@ -63,55 +91,100 @@ class CheckLogEntry:
 # --- the write of a check -------------------------------------------------------------
 
 
-def record(conn: Connection, rec: CheckRecord) -> int | None:
+def record(conn: Connection, rec: CheckRecord, seen: History | None = None) -> int | None:
     """Write one check (snapshot, version, findings, alerts, log, state); return the
     new version's number (the watch's own count). The caller's transaction makes it
-    all-or-nothing."""
-    prior = _state_row(conn, rec.watch_id)
-    snapshot_id, keyframe = None, prior.get("keyframe_sha256")
+    all-or-nothing. Given the `History` the check was evaluated against, raise
+    `Conflict` (writing nothing) when another writer recorded the watch since.
+
+    Everything the write needs to know is read in one query first (`_prior`); the
+    rest are inserts and one update: 8 statements for a check with a new version."""
+    prior = _prior(conn, rec)
+    if seen is not None and prior.mark != seen.mark:
+        raise Conflict(f"{rec.watch_id} was recorded by another process meanwhile")
+    snapshot_id, keyframe = None, prior.state.get("keyframe_sha256")
     if rec.snapshot is not None:
         optional = rec.outcome == Outcome.UNCHANGED and rec.document is None
-        snapshot_id, keyframe = _insert_snapshot(conn, rec, keyframe, optional=optional)
+        snapshot_id, keyframe = _insert_snapshot(conn, rec, keyframe, prior.held, optional)
     version_id = number = None
     if rec.document is not None and rec.version_kind is not None:
         if snapshot_id is None:
             raise StoreError("a version needs the snapshot it was extracted from")
-        version_id, number = _insert_version(conn, rec, snapshot_id)
+        number = prior.number + 1
+        version_id = _insert_version(conn, rec, snapshot_id, number)
         _insert_findings(conn, rec, version_id)
     for alert in rec.alerts:
         insert_alert(conn, alert, (version_id, number), rec.started_at)
     conn.execute(
-        insert(checks).values(
-            watch_id=rec.watch_id,
-            started_at=rec.started_at,
-            elapsed=rec.elapsed,
-            outcome=rec.outcome,
-            failure_kind=rec.failure_kind,
-            message=rec.message or rec.note,
-            snapshot_id=snapshot_id,
-            version_id=version_id,
-            technical=rec.technical,
-        )
+        _INSERT["checks"],
+        {
+            "watch_id": rec.watch_id,
+            "started_at": rec.started_at,
+            "elapsed": rec.elapsed,
+            "outcome": rec.outcome,
+            "failure_kind": rec.failure_kind,
+            "message": rec.message or rec.note,
+            "snapshot_id": snapshot_id,
+            "version_id": version_id,
+            "technical": rec.technical,
+        },
     )
-    _update_state(conn, rec, prior, keyframe)
+    _update_state(conn, rec, prior.state, keyframe)
     return number
 
 
-def written_since(conn: Connection, watch_id: str, seen: History) -> bool:
-    """Whether another writer recorded the watch since `seen` was read: a new
-    version, a failure counted or a health alert sent (see `History.mark`)."""
-    query = select(func.max(versions.c.id)).where(versions.c.watch_id == watch_id)
-    now = state(conn, watch_id)
-    mark = (conn.execute(query).scalar(), now.consecutive_failures, now.health_alerted)
-    return mark != seen.mark
+@dataclass(frozen=True)
+class _Prior:
+    """What a check's write reads before it writes, in one query."""
+
+    state: dict[str, Any]  # the watch's state row; empty when the watch has none yet
+    latest_id: int | None  # its latest version's id (store-wide), None without versions
+    number: int  # its latest version's number, 0 without versions
+    held: Held  # what the store holds for the snapshot's body (see bodies.store_body)
+
+    @property
+    def mark(self) -> tuple[int | None, int, bool]:
+        """As `History.mark`: what another writer of the watch would have changed."""
+        failures = self.state.get("consecutive_failures", 0)
+        return self.latest_id, failures, bool(self.state.get("health_alerted", False))
 
 
-def _state_row(conn: Connection, watch_id: str) -> dict[str, Any]:
-    row = conn.execute(select(watch_state).where(watch_state.c.watch_id == watch_id)).first()
-    if row is None:
-        conn.execute(insert(watch_state).values(watch_id=watch_id, consecutive_failures=0))
-        return {"consecutive_failures": 0}
-    return dict(row._mapping)
+def _prior(conn: Connection, rec: CheckRecord) -> _Prior:
+    """The watch's state, its latest version's id and number, and, with a snapshot,
+    whether its body is stored already and the keyframe of its site: one statement."""
+    params = {"prior_watch": rec.watch_id}
+    if rec.snapshot is not None:
+        params |= {"prior_sha": rec.snapshot.sha256, "prior_site": site_key(rec.snapshot)}
+    row = conn.execute(_PRIOR if rec.snapshot is None else _PRIOR_BODY, params).one()
+    named = len(watch_state.c)
+    state = dict(zip(watch_state.c.keys(), row[2 : 2 + named], strict=True))
+    held = Held(row[2 + named], row[3 + named]) if rec.snapshot is not None else Held(None, None)
+    return _Prior(state if state["watch_id"] else {}, row[0], int(row[1] or 0), held)
+
+
+def _prior_query(*, body: bool) -> Select[Any]:
+    """`_prior`'s statement, built once (building one costs more than running it)."""
+    watch = bindparam("prior_watch", type_=String())
+    latest = (
+        select(
+            func.max(versions.c.id).label("latest_id"),
+            func.max(versions.c.number).label("latest_number"),
+        )
+        .where(versions.c.watch_id == watch)
+        .subquery()
+    )
+    columns: list[Any] = [latest.c.latest_id, latest.c.latest_number, *watch_state.c]
+    if body:
+        codec = select(bodies.c.codec).where(bodies.c.sha256 == bindparam("prior_sha"))
+        keyframe = select(meta.c.value).where(meta.c.key == bindparam("prior_site"))
+        columns += [codec.scalar_subquery(), keyframe.scalar_subquery()]
+    joined = latest.outerjoin(watch_state, watch_state.c.watch_id == watch)
+    return select(*columns).select_from(joined)
+
+
+_PRIOR, _PRIOR_BODY = _prior_query(body=False), _prior_query(body=True)
+_INSERT = {t.name: insert(t) for t in (checks, snapshots, versions, watch_state)}
+_UPDATE_STATE = update(watch_state).where(watch_state.c.watch_id == bindparam("state_watch"))
 
 
 def _update_state(
@@ -123,7 +196,7 @@ def _update_state(
         "keyframe_sha256": keyframe,
     }
     if rec.outcome == Outcome.FAILED:
-        values["consecutive_failures"] = prior["consecutive_failures"] + int(rec.counted)
+        values["consecutive_failures"] = prior.get("consecutive_failures", 0) + int(rec.counted)
         values["last_error"] = rec.message
     else:
         values["consecutive_failures"] = 0
@@ -138,56 +211,59 @@ def _update_state(
         values["last_full_fetch"] = rec.started_at
     if rec.health_alerted is not None:
         values["health_alerted"] = rec.health_alerted
-    conn.execute(update(watch_state).where(watch_state.c.watch_id == rec.watch_id).values(**values))
+    if not prior:  # the watch's first check: its row is written whole
+        conn.execute(_INSERT["watch_state"], {"watch_id": rec.watch_id, **values})
+        return
+    conn.execute(_UPDATE_STATE, {"state_watch": rec.watch_id, **values})
 
 
 def _insert_snapshot(
-    conn: Connection, rec: CheckRecord, keyframe: str | None, *, optional: bool
+    conn: Connection, rec: CheckRecord, keyframe: str | None, held: Held, optional: bool
 ) -> tuple[int, str | None]:
     snap = rec.snapshot
     assert snap is not None
-    keyframe = store_body(conn, snap, keyframe, optional=optional)
+    keyframe = store_body(conn, snap, keyframe, held, optional=optional)
     result = conn.execute(
-        insert(snapshots).values(
-            watch_id=rec.watch_id,
-            url=snap.url,
-            final_url=snap.final_url,
-            status=snap.status,
-            headers=json.dumps([list(h) for h in snap.headers]),
-            body_sha256=snap.sha256,
-            encoding=snap.encoding,
-            fetched_at=snap.fetched_at,
-            elapsed=snap.elapsed,
-            rendered=snap.rendered,
-        )
+        _INSERT["snapshots"],
+        {
+            "watch_id": rec.watch_id,
+            "url": snap.url,
+            "final_url": snap.final_url,
+            "status": snap.status,
+            "headers": json.dumps([list(h) for h in snap.headers]),
+            "body_sha256": snap.sha256,
+            "encoding": snap.encoding,
+            "fetched_at": snap.fetched_at,
+            "elapsed": snap.elapsed,
+            "rendered": snap.rendered,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0]), keyframe
 
 
-def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> tuple[int, int]:
-    """The new version's (id, number)."""
-    assert rec.document is not None and rec.version_kind is not None
-    last = select(func.coalesce(func.max(versions.c.number), 0)).where(
-        versions.c.watch_id == rec.watch_id
-    )
-    number = int(conn.execute(last).scalar_one()) + 1
+def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int, number: int) -> int:
+    """The new version's id. Its document is serialised and hashed once, and
+    compressed against the snapshot's body (`bodies.pack_document`)."""
+    assert rec.document is not None and rec.snapshot is not None
+    assert rec.version_kind is not None
     result = conn.execute(
-        insert(versions).values(
-            watch_id=rec.watch_id,
-            snapshot_id=snapshot_id,
-            rules_hash=rec.rules_hash,
-            doc_hash=document_hash(rec.document),
-            document=pack(document_json(rec.document).encode()),
-            kind=rec.version_kind,
-            created_at=rec.started_at,
-            number=number,
-        )
+        _INSERT["versions"],
+        {
+            "watch_id": rec.watch_id,
+            "snapshot_id": snapshot_id,
+            "rules_hash": rec.rules_hash,
+            "doc_hash": document_hash(rec.document),
+            "document": pack_document(document_json(rec.document).encode(), rec.snapshot.body),
+            "kind": rec.version_kind,
+            "created_at": rec.started_at,
+            "number": number,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
-    return int(key[0]), number
+    return int(key[0])
 
 
 def _insert_findings(conn: Connection, rec: CheckRecord, version_id: int) -> None:
@@ -228,13 +304,13 @@ def latest_version(conn: Connection, watch_id: str) -> StoredVersion | None:
         .limit(1)
     )
     row = conn.execute(query).first()
-    return decode_version(row._mapping) if row is not None else None
+    return decode_version(conn, row._mapping) if row is not None else None
 
 
 def all_versions(conn: Connection, watch_id: str) -> list[StoredVersion]:
     """Every version of a watch, oldest first."""
     query = select(versions).where(versions.c.watch_id == watch_id).order_by(versions.c.id)
-    return [decode_version(r._mapping) for r in conn.execute(query)]
+    return [decode_version(conn, r._mapping) for r in conn.execute(query)]
 
 
 def load(
@@ -262,7 +338,7 @@ def load(
         .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
         .where(versions.c.id == known[0].id)
     ).one()
-    latest = decode_version(row._mapping)
+    latest = decode_version(conn, row._mapping)
     raw = snapshot(conn, latest.snapshot_id) if wants_raw(latest, current) else None
     return History(current, latest, row.body_sha256, known, raw)
 
@@ -271,7 +347,7 @@ def version(conn: Connection, version_id: int) -> StoredVersion:
     row = conn.execute(select(versions).where(versions.c.id == version_id)).first()
     if row is None:
         raise StoreError(f"no version {version_id}")
-    return decode_version(row._mapping)
+    return decode_version(conn, row._mapping)
 
 
 def stored_findings(
@@ -360,19 +436,28 @@ def decode_state(m: RowMapping) -> WatchState:
     )
 
 
-def decode_version(m: RowMapping) -> StoredVersion:
-    """A version row as a value; its document is decompressed here, decoded on use."""
+def decode_version(conn: Connection, m: RowMapping) -> StoredVersion:
+    """A version row as a value; its document is decompressed here (with its
+    snapshot's body when it was compressed against it), decoded on use."""
     return StoredVersion(
         id=m["id"],
         watch_id=m["watch_id"],
         snapshot_id=m["snapshot_id"],
         rules_hash=m["rules_hash"],
         doc_hash=m["doc_hash"],
-        document_json=unpack(m["document"]).decode(),
+        document_json=unpack_document(m["document"], partial(_body_of, conn, m)).decode(),
         kind=VersionKind(m["kind"]),
         created_at=stamp(m["created_at"], f"version {m['id']}"),
         number=m["number"],
     )
+
+
+def _body_of(conn: Connection, m: RowMapping) -> bytes:
+    """The raw body of a version row's snapshot (the row may carry its hash)."""
+    sha = m.get("body_sha256") or snapshot_sha(conn, m["snapshot_id"])
+    if sha is None:
+        raise StoreError(f"version {m['id']}: no snapshot {m['snapshot_id']}")
+    return read_body(conn, sha, recent=True)
 
 
 def _check_entry(m: RowMapping) -> CheckLogEntry:
