@@ -11,6 +11,7 @@ import functools
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -360,10 +361,21 @@ class StoredVersion:
     snapshot_id: int
     rules_hash: str
     doc_hash: str
-    document_json: str = field(repr=False)
-    kind: VersionKind = field()
-    created_at: datetime = field()
+    kind: VersionKind
+    created_at: datetime
     number: int = 0  # the watch's own count: 1, 2, 3 … (what people see and type)
+    # what its blocks were read from (`extract.Extraction.digest`); None: not HTML
+    content_digest: str | None = None
+    # the document's canonical JSON from the stored bytes; None: read without them
+    read_document: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def document_json(self) -> str:
+        """Decompressed on first use: a check whose response is a 304, the same bytes
+        or the same content never needs it."""
+        if self.read_document is None:
+            raise LookupError(f"version {self.id} of {self.watch_id} was read without its text")
+        return self.read_document()
 
     @functools.cached_property
     def document(self) -> Document:
@@ -462,6 +474,7 @@ class CheckRecord:
     alerts: tuple[AlertRecord, ...] = ()
     health_alerted: bool | None = None  # set the watch's health-alert flag to this
     counted: bool = True  # False: a failure that is the monitor's own, not the watch's
+    content_digest: str | None = None  # stored with the version (`extract.Extraction`)
 
 
 def finding_data(finding: Finding) -> dict[str, Any]:

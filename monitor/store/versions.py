@@ -11,14 +11,14 @@ one transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
-from monitor.errors import FailureKind, StoreError
+from monitor.errors import Conflict, FailureKind, StoreError
 from monitor.model import (
     CellDelta,
     Change,
@@ -63,11 +63,20 @@ class CheckLogEntry:
 # --- the write of a check -------------------------------------------------------------
 
 
-def record(conn: Connection, rec: CheckRecord) -> int | None:
+def record(conn: Connection, rec: CheckRecord, seen: History | None = None) -> int | None:
     """Write one check (snapshot, version, findings, alerts, log, state); return the
     new version's number (the watch's own count). The caller's transaction makes it
-    all-or-nothing."""
+    all-or-nothing.
+
+    Given the `History` the check was evaluated against, it raises `Conflict` and
+    writes nothing when another writer recorded the watch since (`History.mark`).
+    A check that stores no snapshot (a 304, a failure without a response) costs one
+    read of the watch's state and mark, the check log's row and the state's update."""
     prior = _state_row(conn, rec.watch_id)
+    if seen is not None and _mark(prior) != seen.mark:
+        raise Conflict(f"{rec.watch_id} was recorded by another process meanwhile")
+    if not prior["recorded"]:
+        conn.execute(insert(watch_state).values(watch_id=rec.watch_id, consecutive_failures=0))
     snapshot_id, keyframe = None, prior.get("keyframe_sha256")
     if rec.snapshot is not None:
         optional = rec.outcome == Outcome.UNCHANGED and rec.document is None
@@ -97,21 +106,23 @@ def record(conn: Connection, rec: CheckRecord) -> int | None:
     return number
 
 
-def written_since(conn: Connection, watch_id: str, seen: History) -> bool:
-    """Whether another writer recorded the watch since `seen` was read: a new
-    version, a failure counted or a health alert sent (see `History.mark`)."""
-    query = select(func.max(versions.c.id)).where(versions.c.watch_id == watch_id)
-    now = state(conn, watch_id)
-    mark = (conn.execute(query).scalar(), now.consecutive_failures, now.health_alerted)
-    return mark != seen.mark
-
-
 def _state_row(conn: Connection, watch_id: str) -> dict[str, Any]:
-    row = conn.execute(select(watch_state).where(watch_state.c.watch_id == watch_id)).first()
+    """The watch's state with its latest version's id, in one query; a watch never
+    recorded has an empty one (`recorded` False)."""
+    latest = select(func.max(versions.c.id)).where(versions.c.watch_id == watch_id)
+    query = select(watch_state, latest.scalar_subquery().label("latest_version"))
+    row = conn.execute(query.where(watch_state.c.watch_id == watch_id)).first()
     if row is None:
-        conn.execute(insert(watch_state).values(watch_id=watch_id, consecutive_failures=0))
-        return {"consecutive_failures": 0}
-    return dict(row._mapping)
+        # Versions are only ever written with their watch's state: none without one.
+        empty = {"consecutive_failures": 0, "health_alerted": False, "latest_version": None}
+        return empty | {"recorded": False}
+    return dict(row._mapping) | {"recorded": True}
+
+
+def _mark(prior: dict[str, Any]) -> tuple[int | None, int, bool]:
+    """What `History.mark` was when the watch's state read `prior`."""
+    failures, alerted = prior["consecutive_failures"], bool(prior["health_alerted"])
+    return prior["latest_version"], failures, alerted
 
 
 def _update_state(
@@ -180,6 +191,7 @@ def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int) -> tup
             rules_hash=rec.rules_hash,
             doc_hash=document_hash(rec.document),
             document=pack(document_json(rec.document).encode()),
+            content_digest=rec.content_digest,
             kind=rec.version_kind,
             created_at=rec.started_at,
             number=number,
@@ -237,34 +249,44 @@ def all_versions(conn: Connection, watch_id: str) -> list[StoredVersion]:
     return [decode_version(r._mapping) for r in conn.execute(query)]
 
 
-def load(
-    conn: Connection,
-    watch_id: str,
-    wants_raw: Callable[[StoredVersion, WatchState], bool],
-    recent: int,
-) -> History:
-    """What a check compares a response with: state, latest version, recent versions,
-    and the latest version's raw body only when `wants_raw` asks for it."""
+_METADATA = tuple(c for c in versions.c if c.name != "document")
+
+
+def load(conn: Connection, watch_id: str, recent: int) -> History:
+    """What a check needs to know of a watch before its response is read: its state,
+    its latest version without the document, and its `recent` versions' hashes. Two
+    queries; the document and the raw body are read by `complete`, when needed."""
+    current = state(conn, watch_id)
     query = (
-        select(versions.c.id, versions.c.doc_hash, versions.c.kind, versions.c.number)
+        select(*_METADATA, snapshots.c.body_sha256)
+        .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
         .where(versions.c.watch_id == watch_id)
         .order_by(versions.c.id.desc())
         .limit(recent)
     )
-    known = tuple(
-        RecentVersion(r.id, r.doc_hash, VersionKind(r.kind), r.number) for r in conn.execute(query)
-    )
-    current = state(conn, watch_id)
-    if not known:
+    rows = conn.execute(query).all()
+    if not rows:
         return History(current)
-    row = conn.execute(
-        select(versions, snapshots.c.body_sha256)
-        .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
-        .where(versions.c.id == known[0].id)
-    ).one()
-    latest = decode_version(row._mapping)
-    raw = snapshot(conn, latest.snapshot_id) if wants_raw(latest, current) else None
-    return History(current, latest, row.body_sha256, known, raw)
+    known = tuple(RecentVersion(r.id, r.doc_hash, VersionKind(r.kind), r.number) for r in rows)
+    latest = decode_version(rows[0]._mapping)
+    return History(current, latest, rows[0].body_sha256, known)
+
+
+def complete(conn: Connection, history: History, *, document: bool, raw: bool) -> History:
+    """`history` with what evaluating a response needs besides: the latest version's
+    document (its stored bytes, decompressed and decoded on first use) and the raw
+    body it came from. What it already holds is not read again."""
+    latest = history.latest
+    if latest is None:
+        return history
+    if document and latest.read_document is None:
+        query = select(versions.c.document).where(versions.c.id == latest.id)
+        stored: bytes = conn.execute(query).scalar_one()
+        latest = replace(latest, read_document=partial(_unpacked, stored))
+    body = history.raw
+    if raw and body is None:
+        body = snapshot(conn, latest.snapshot_id)
+    return replace(history, latest=latest, raw=body)
 
 
 def version(conn: Connection, version_id: int) -> StoredVersion:
@@ -361,18 +383,25 @@ def decode_state(m: RowMapping) -> WatchState:
 
 
 def decode_version(m: RowMapping) -> StoredVersion:
-    """A version row as a value; its document is decompressed here, decoded on use."""
+    """A version row as a value; its document (when the row has it) is decompressed
+    and decoded on first use."""
+    stored = m.get("document")
     return StoredVersion(
         id=m["id"],
         watch_id=m["watch_id"],
         snapshot_id=m["snapshot_id"],
         rules_hash=m["rules_hash"],
         doc_hash=m["doc_hash"],
-        document_json=unpack(m["document"]).decode(),
         kind=VersionKind(m["kind"]),
         created_at=stamp(m["created_at"], f"version {m['id']}"),
         number=m["number"],
+        content_digest=m["content_digest"],
+        read_document=partial(_unpacked, stored) if stored is not None else None,
     )
+
+
+def _unpacked(stored: bytes) -> str:
+    return unpack(stored).decode()
 
 
 def _check_entry(m: RowMapping) -> CheckLogEntry:
