@@ -474,7 +474,9 @@ class CheckRecord:
     alerts: tuple[AlertRecord, ...] = ()
     health_alerted: bool | None = None  # set the watch's health-alert flag to this
     counted: bool = True  # False: a failure that is the monitor's own, not the watch's
-    content_digest: str | None = None  # stored with the version (`extract.Extraction`)
+    # what the blocks were read from (`extract.Extraction`): stored with the version
+    # written, or, unchanged, given to the latest version when it has none yet
+    content_digest: str | None = None
 
 
 def finding_data(finding: Finding) -> dict[str, Any]:

@@ -378,7 +378,9 @@ def _compare(
     if previous.rules_hash != base.rules_hash:
         return replace(base, document=document, version_kind=VersionKind.TECHNICAL, technical=True)
     if document_hash(document) == previous.doc_hash:
-        return base
+        # The same blocks: this content's digest is the version's, if it has none yet
+        # (written before digests were kept), so its next check is not walked.
+        return base if previous.content_digest is None else replace(base, content_digest=None)
     if same_wording(previous.document, document):
         # Only how the page shows its words changed (full-width or typographic
         # punctuation): kept as evidence, never a change.

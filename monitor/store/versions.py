@@ -87,6 +87,8 @@ def record(conn: Connection, rec: CheckRecord, seen: History | None = None) -> i
             raise StoreError("a version needs the snapshot it was extracted from")
         version_id, number = _insert_version(conn, rec, snapshot_id)
         _insert_findings(conn, rec, version_id)
+    elif rec.content_digest is not None and prior["latest_version"] is not None:
+        _keep_digest(conn, prior["latest_version"], rec.content_digest)
     for alert in rec.alerts:
         insert_alert(conn, alert, (version_id, number), rec.started_at)
     conn.execute(
@@ -117,6 +119,13 @@ def _state_row(conn: Connection, watch_id: str) -> dict[str, Any]:
         empty = {"consecutive_failures": 0, "health_alerted": False, "latest_version": None}
         return empty | {"recorded": False}
     return dict(row._mapping) | {"recorded": True}
+
+
+def _keep_digest(conn: Connection, version_id: int, digest: str) -> None:
+    """Give the latest version the digest of the content an unchanged check read it
+    from again, when it has none (a version written before schema 7)."""
+    query = update(versions).where(versions.c.id == version_id, versions.c.content_digest.is_(None))
+    conn.execute(query.values(content_digest=digest))
 
 
 def _mark(prior: dict[str, Any]) -> tuple[int | None, int, bool]:
