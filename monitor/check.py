@@ -1,14 +1,15 @@
 """The shell of a check: one read, the pure middle, one write.
 
-    fetch ─▶ store.load ─▶ pipeline.evaluate ─▶ store.record
+    store.load ─▶ fetch ─▶ (store.complete) ─▶ pipeline.evaluate ─▶ store.record
 
-It is the only module that does a check's I/O: it fetches the page, reads what the
-pipeline needs of the watch's past from the store in one go (after the fetch, so a
-check queued for minutes behind its host holds no stored version in memory), lets
-the pure pipeline decide what the response means, and writes the resulting
-`CheckRecord` in one transaction. The result of a check is a value (`CheckResult`
-with an `Outcome`); what follows from it (logs, JSON lines, metrics) is decided by
-the caller from that value.
+It is the only module that does a check's I/O: it reads the watch's state and its
+versions' hashes (no document: a check queued for minutes behind its host holds
+next to nothing), fetches the page, reads what else the response needs of the
+watch's past (`pipeline.needs`: nothing for a 304 or the same bytes, the latest
+version's document for new bytes), lets the pure pipeline decide what the response
+means, and writes the resulting `CheckRecord` in one transaction. The result of a
+check is a value (`CheckResult` with an `Outcome`); what follows from it (logs, JSON
+lines, metrics) is decided by the caller from that value.
 """
 
 from __future__ import annotations

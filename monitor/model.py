@@ -401,7 +401,7 @@ class History:
     latest: StoredVersion | None = None
     latest_sha: str | None = None  # SHA-256 of the body the latest version came from
     recent: tuple[RecentVersion, ...] = ()  # newest first, the latest included
-    raw: Snapshot | None = None  # that body itself, when `needs_raw` asked for it
+    raw: Snapshot | None = None  # that body itself, when `pipeline.needs` asked for it
 
     @property
     def mark(self) -> tuple[int | None, int, bool]:
