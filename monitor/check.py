@@ -1,14 +1,15 @@
 """The shell of a check: one read, the pure middle, one write.
 
-    fetch ─▶ store.load ─▶ pipeline.evaluate ─▶ store.record
+    store.load ─▶ fetch ─▶ (store.complete) ─▶ pipeline.evaluate ─▶ store.record
 
-It is the only module that does a check's I/O: it fetches the page, reads what the
-pipeline needs of the watch's past from the store in one go (after the fetch, so a
-check queued for minutes behind its host holds no stored version in memory), lets
-the pure pipeline decide what the response means, and writes the resulting
-`CheckRecord` in one transaction. The result of a check is a value (`CheckResult`
-with an `Outcome`); what follows from it (logs, JSON lines, metrics) is decided by
-the caller from that value.
+It is the only module that does a check's I/O: it reads the watch's state and its
+versions' hashes (no document: a check queued for minutes behind its host holds
+next to nothing), fetches the page, reads what else the response needs of the
+watch's past (`pipeline.needs`: nothing for a 304 or the same bytes, the latest
+version's document for new bytes), lets the pure pipeline decide what the response
+means, and writes the resulting `CheckRecord` in one transaction. The result of a
+check is a value (`CheckResult` with an `Outcome`); what follows from it (logs, JSON
+lines, metrics) is decided by the caller from that value.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from monitor.pipeline import (
     Matchers,
     Setting,
     evaluate,
-    needs_raw,
+    needs,
 )
 from monitor.store import Store
 
@@ -175,9 +176,9 @@ async def check(watch: Watch, ctx: Context) -> CheckResult:
 async def _check(watch: Watch, ctx: Context) -> CheckResult:
     started, clock = ctx.now(), time.monotonic()
     try:
-        state = ctx.store.state(watch.id)
-        full = _full_fetch_due(state, started) or watch.browser == "always"
-        (fetched, hint), evaluated = await _read(watch, ctx, started, full, state)
+        history = ctx.store.load(watch.id, recent=REVERT_WINDOW)
+        full = _full_fetch_due(history.state, started) or watch.browser == "always"
+        (fetched, hint), evaluated = await _read(watch, ctx, started, full, history)
         for _ in range(WRITE_TRIES):
             history, record = evaluated
             record = replace(record, elapsed=time.monotonic() - clock, full_fetch=full)
@@ -187,7 +188,8 @@ async def _check(watch: Watch, ctx: Context) -> CheckResult:
             try:
                 return _result(record, ctx.store.record(record, seen=history), history)
             except Conflict:  # another process recorded the watch: decide again
-                evaluated = await _evaluated(watch, ctx, fetched, started, hint)
+                history = ctx.store.load(watch.id, recent=REVERT_WINDOW)
+                evaluated = await _evaluated(watch, ctx, history, fetched, started, hint)
         raise StoreError(f"other processes kept recording {watch.id} ({WRITE_TRIES} tries)")
     except StoreError as exc:
         return CheckResult(
@@ -207,30 +209,39 @@ Read = tuple[tuple[Fetched, str | None], tuple[History, CheckRecord]]
 
 
 async def _read(
-    watch: Watch, ctx: Context, started: datetime, full: bool, state: WatchState
+    watch: Watch, ctx: Context, started: datetime, full: bool, history: History
 ) -> Read:
     """The response (plain, or rendered when the watch needs it) with a hint for a
     failure, and what they mean."""
     if watch.browser == "always":
         fetched = await _render(watch, ctx)
     else:
-        fetched = await _fetch(watch, ctx, Validators() if full else state.validators)
-    evaluated = await _evaluated(watch, ctx, fetched, started)
+        validators = Validators() if full else history.state.validators
+        fetched = await _fetch(watch, ctx, validators)
+    evaluated = await _evaluated(watch, ctx, history, fetched, started)
     if watch.browser == "auto" and _browser_could_read(watch, evaluated[1]):
         return await _read_rendered(watch, ctx, started, (fetched, evaluated))
     return (fetched, None), evaluated
 
 
 async def _evaluated(
-    watch: Watch, ctx: Context, fetched: Fetched, started: datetime, hint: str | None = None
+    watch: Watch,
+    ctx: Context,
+    history: History,
+    fetched: Fetched,
+    started: datetime,
+    hint: str | None = None,
 ) -> tuple[History, CheckRecord]:
-    """The store's one read for this response, and what the pipeline makes of it.
+    """What the pipeline makes of this response, against `history` with what the
+    response needs of the store besides (`pipeline.needs`: nothing for a 304 or the
+    same bytes; the latest version's document for new bytes).
 
-    Run again when the store refuses the write because another process recorded the
-    watch meanwhile: against the fresh history, a page that process already stored
-    is unchanged, and one that changed again is compared with its newest version."""
-    wants_raw = partial(needs_raw, fetched, watch.rules.digest())
-    history = ctx.store.load(watch.id, wants_raw, recent=REVERT_WINDOW)
+    Run again, on a fresh history, when the store refuses the write because another
+    process recorded the watch meanwhile: a page that process already stored is
+    unchanged, and one that changed again is compared with its newest version."""
+    wanted = needs(fetched, watch.rules.digest(), history)
+    if wanted:
+        history = ctx.store.complete(history, document=wanted.document, raw=wanted.raw)
     judge = partial(evaluate, watch, history, started=started, setting=ctx.setting)
     try:
         async with asyncio.timeout(ctx.evaluation_deadline):
@@ -284,11 +295,11 @@ async def _read_rendered(
     """`browser: auto` on a page a plain fetch could not read. With no browser on this
     machine the failure stays the page's own, with a hint of what would help."""
     rendered = await _render(watch, ctx)
+    fetched, (history, record) = plain
     if isinstance(rendered, Failure) and rendered.kind is FailureKind.NEEDS_BROWSER:
-        fetched, (history, record) = plain
         hinted = replace(record, message=f"{record.message} ({MIGHT_READ})")
         return (fetched, MIGHT_READ), (history, hinted)
-    return (rendered, None), await _evaluated(watch, ctx, rendered, started)
+    return (rendered, None), await _evaluated(watch, ctx, history, rendered, started)
 
 
 async def _render(watch: Watch, ctx: Context) -> Fetched:

@@ -41,9 +41,14 @@ Plain text (``content_type`` ``text/plain``) is split into paragraphs on blank l
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
+import sys
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cssselect import SelectorError
 from lxml import etree
@@ -57,7 +62,7 @@ from monitor.model import Block, Document, ExtractRules
 from monitor.text import Builder, UserPattern, compile_ignore, expect_texts, refuse_css
 from monitor.wording import normalize
 
-__all__ = ["extract", "markdown_document", "normalize"]
+__all__ = ["Extraction", "extract", "extract_unless", "markdown_document", "normalize"]
 
 # --- the entry point -----------------------------------------------------------------
 
@@ -116,18 +121,85 @@ def _plain_text_blocks(text: str, ignore: tuple[UserPattern, ...]) -> list[Block
 
 def _html_blocks(html: str, rules: ExtractRules, ignore: tuple[UserPattern, ...]) -> list[Block]:
     """Parse, clean and walk an HTML page: the pipeline of the module docstring."""
+    for roots in _contents(html, rules):
+        blocks = _walk_roots(roots, ignore)
+        if blocks:
+            return blocks
+    return []
+
+
+def _contents(html: str, rules: ExtractRules) -> Iterator[list[Element]]:
+    """The candidate contents of a page, best first: the ``select`` matches, or the
+    heuristics' (steps 1-4 of the module docstring)."""
     root = _parse(html)
     _drop_invisible(root)
     _expect_elements(root, rules.expect_css)
     for element in _match_all(root, rules.remove):
         _drop(element)
     if rules.select:
-        return _walk_roots(_select(root, rules.select), ignore)
-    for roots in _heuristic_roots(root):
-        blocks = _walk_roots(roots, ignore)
-        if blocks:
-            return blocks
-    return []
+        yield _select(root, rules.select)
+        return
+    yield from _heuristic_roots(root)
+
+
+# --- the same content again ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """A page's blocks and the digest of what they were read from."""
+
+    digest: str | None  # None: not read from HTML (or the extractor cannot be named)
+    document: Document | None  # None: the content's digest is the one known
+
+
+def extract_unless(html: str, rules: ExtractRules, known: str | None) -> Extraction:
+    """`extract`, unless the content chosen from the page is the one whose digest is
+    `known`: then its blocks are those read from it then, and it is not walked.
+
+    The walk (steps 5-6) reads nothing but the content chosen (steps 1-4), the
+    watch's rules and the extractor's code, so the digest covers those: each
+    candidate content tried, as lxml serialises it once cleaned, with the rules'
+    digest and the extractor's. A page that differs outside its content (a footer's
+    timestamp, a token, a nonce in the head) is known before its walk; one whose
+    content differs in anything, even an attribute the walk ignores, is walked.
+    """
+    salt = _extractor()
+    if salt is None:
+        return Extraction(None, extract(html, rules))
+    ignore = compile_ignore(rules.ignore)
+    digest = hashlib.sha256(f"{salt}\n{rules.digest()}".encode())
+    try:
+        for roots in _contents(html, rules):
+            for root in roots:
+                serialised = etree.tostring(root, encoding="utf-8", with_tail=False)
+                digest.update(b"%d:%d\n" % (len(roots), len(serialised)) + serialised)
+            if digest.hexdigest() == known:
+                return Extraction(known, None)
+            blocks = _walk_roots(roots, ignore)
+            if blocks:
+                expect_texts(blocks, rules.expect_text)
+                return Extraction(digest.hexdigest(), tuple(blocks))
+    except RecursionError:
+        raise ExtractError(_TOO_DEEP.format(limit="about 900")) from None
+    raise ExtractError(f"no text found in the page ({_describe(rules)})")
+
+
+@functools.cache
+def _extractor() -> str | None:
+    """A digest of everything besides the content and the rules that blocks depend
+    on: the code of the walk, the block builder and the wording (this module,
+    `text`, `wording`, `model`), lxml's and libxml2's versions and Unicode's. Any
+    change of them walks every page again. None when the code cannot be read."""
+    from monitor import model, text, wording
+
+    parts = [str(etree.LXML_VERSION), str(etree.LIBXML_VERSION), unicodedata.unidata_version]
+    try:
+        for module in (sys.modules[__name__], text, wording, model):
+            parts.append(hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest())
+    except OSError:
+        return None
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 # --- parsing and cleaning ------------------------------------------------------------

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -381,10 +382,21 @@ class StoredVersion:
     snapshot_id: int
     rules_hash: str
     doc_hash: str
-    document_json: str = field(repr=False)
-    kind: VersionKind = field()
-    created_at: datetime = field()
+    kind: VersionKind
+    created_at: datetime
     number: int = 0  # the watch's own count: 1, 2, 3 … (what people see and type)
+    # what its blocks were read from (`extract.Extraction.digest`); None: not HTML
+    content_digest: str | None = None
+    # the document's canonical JSON from the stored bytes; None: read without them
+    read_document: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def document_json(self) -> str:
+        """Decompressed on first use: a check whose response is a 304, the same bytes
+        or the same content never needs it."""
+        if self.read_document is None:
+            raise LookupError(f"version {self.id} of {self.watch_id} was read without its text")
+        return self.read_document()
 
     @functools.cached_property
     def document(self) -> Document:
@@ -410,7 +422,7 @@ class History:
     latest: StoredVersion | None = None
     latest_sha: str | None = None  # SHA-256 of the body the latest version came from
     recent: tuple[RecentVersion, ...] = ()  # newest first, the latest included
-    raw: Snapshot | None = None  # that body itself, when `needs_raw` asked for it
+    raw: Snapshot | None = None  # that body itself, when `pipeline.needs` asked for it
 
     @property
     def mark(self) -> tuple[int | None, int, bool]:
@@ -483,6 +495,9 @@ class CheckRecord:
     alerts: tuple[AlertRecord, ...] = ()
     health_alerted: bool | None = None  # set the watch's health-alert flag to this
     counted: bool = True  # False: a failure that is the monitor's own, not the watch's
+    # what the blocks were read from (`extract.Extraction`): stored with the version
+    # written, or, unchanged, given to the latest version when it has none yet
+    content_digest: str | None = None
 
 
 def finding_data(finding: Finding) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from monitor.alerting import decide
 from monitor.config import Route, Watch, Watchlist
 from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind
-from monitor.extract import extract, markdown_document
+from monitor.extract import Extraction, extract, extract_unless, markdown_document
 from monitor.fetch import asks_for_javascript
 from monitor.jurisdictions import ExtraSpec, Jurisdiction, Watching, catalog, extend, matcher_for
 from monitor.model import (
@@ -50,7 +50,6 @@ from monitor.model import (
     StoredVersion,
     Validators,
     VersionKind,
-    WatchState,
     document_hash,
 )
 from monitor.relevance import assess
@@ -188,20 +187,36 @@ def numbered(versions: Sequence[_V], watch_id: str, number: int | None) -> _V:
     raise LookupError(f"no version {number} of {watch_id!r} (see monitor history {watch_id})")
 
 
-def needs_raw(fetched: Fetched, rules_hash: str, version: StoredVersion, state: WatchState) -> bool:
-    """Whether evaluating `fetched` may need the body the latest version came from.
+@dataclass(frozen=True)
+class Needs:
+    """What evaluating a response may need of the store besides the `History` read
+    before the fetch (`Store.complete` reads it)."""
 
-    Only two cases do: a 304 after the watch's rules changed (the stored body is
-    re-extracted), and new bytes without `</html>` (they may have been cut off, which
-    the stored body tells). Every other check is spared reading and decompressing a
-    stored body; a site that never closes its `</html>` pays for one read per check
-    whose bytes changed.
+    document: bool = False  # the latest version's document, to compare with
+    raw: bool = False  # the raw body the latest version came from
+
+    def __bool__(self) -> bool:
+        return self.document or self.raw
+
+
+def needs(fetched: Fetched, rules_hash: str, history: History) -> Needs:
+    """What evaluating `fetched` may need besides `history`.
+
+    A 304, a failure and the same bytes again need nothing: the check is decided on
+    the latest version's hashes. New bytes may be a change, compared with the latest
+    version's document; those without `</html>` may have been cut off, which the
+    body the latest version came from tells. A 304 after the watch's rules changed
+    re-extracts that body. (A site that never closes its `</html>` pays for one
+    body read per check whose bytes changed.)
     """
+    version = history.latest
+    if version is None or isinstance(fetched, Failure):
+        return Needs()
     if isinstance(fetched, NotModified):
-        return version.rules_hash != rules_hash
-    if isinstance(fetched, Failure) or version.rules_hash != rules_hash:
-        return False
-    return fetched.sha256 != state.last_body_sha256 and not _HTML_END_BYTES.search(fetched.body)
+        return Needs(raw=version.rules_hash != rules_hash)
+    if version.rules_hash != rules_hash or fetched.sha256 == history.state.last_body_sha256:
+        return Needs()
+    return Needs(document=True, raw=not _HTML_END_BYTES.search(fetched.body))
 
 
 def evaluate(
@@ -246,8 +261,12 @@ def _interpret(
     same_rules = previous is not None and previous.rules_hash == rules
     if same_rules and fetched.sha256 == history.state.last_body_sha256:
         return base  # the same bytes: no need to extract them again
-    document = _extract(watch, fetched)
-    record = _compare(previous, document, fetched, base)
+    known = previous.content_digest if previous is not None and same_rules else None
+    read_now = _extract(watch, fetched, known)
+    if read_now.document is None:
+        return base  # the same content: the same blocks, not walked again
+    document = read_now.document
+    record = _compare(previous, document, fetched, replace(base, content_digest=read_now.digest))
     if record.version_kind != VersionKind.CHANGE or previous is None:
         return record
     _refuse_cut_off(fetched, document, previous, history.raw)
@@ -281,10 +300,12 @@ def _not_modified(watch: Watch, history: History, started: datetime, rules: str)
     previous, raw = history.latest, history.raw
     if previous is None or previous.rules_hash == rules or raw is None:
         return base
+    extracted = _extract(watch, raw, known=None)
     return replace(
         base,
         snapshot=raw,
-        document=_extract(watch, raw),
+        document=extracted.document,
+        content_digest=extracted.digest,
         version_kind=VersionKind.TECHNICAL,
         technical=True,
     )
@@ -295,9 +316,27 @@ def read(snapshot: Snapshot, rules: ExtractRules, *, max_bytes: int = MAX_BYTES)
     content type, magic bytes, the watch's `format:`); raises ExtractError. The one
     place that picks the extractor: checks and `monitor preview`. `max_bytes` caps
     what a ZIP member may inflate to."""
+    return _read(snapshot, rules, _format(snapshot, rules), max_bytes)
+
+
+def read_unless(
+    snapshot: Snapshot, rules: ExtractRules, known: str | None, *, max_bytes: int = MAX_BYTES
+) -> Extraction:
+    """`read`, with the digest of an HTML page's content; a page whose content has the
+    digest `known` is not walked again (`extract.extract_unless`): no document."""
+    fmt = _format(snapshot, rules)
+    if fmt in _NOT_HTML:
+        return Extraction(None, _read(snapshot, rules, fmt, max_bytes))
+    return extract_unless(snapshot.text(), rules, known)
+
+
+def _format(snapshot: Snapshot, rules: ExtractRules) -> Format | None:
     head = snapshot.body[: formats.SNIFF_BYTES]
     url = snapshot.final_url
-    fmt = formats.decide(snapshot.content_type, head, declared=rules.format, url=url)
+    return formats.decide(snapshot.content_type, head, declared=rules.format, url=url)
+
+
+def _read(snapshot: Snapshot, rules: ExtractRules, fmt: Format | None, max_bytes: int) -> Document:
     if fmt in _DATA:
         assert fmt is not None
         document = tabulate(
@@ -316,11 +355,12 @@ def read(snapshot: Snapshot, rules: ExtractRules, *, max_bytes: int = MAX_BYTES)
 
 
 _DATA = frozenset({Format.CSV, Format.TSV, Format.JSON, Format.ZIP})
+_NOT_HTML = _DATA | {Format.PDF, Format.MARKDOWN, Format.TEXT}
 
 
-def _extract(watch: Watch, snapshot: Snapshot) -> Document:
+def _extract(watch: Watch, snapshot: Snapshot, known: str | None) -> Extraction:
     try:
-        return read(snapshot, watch.rules, max_bytes=watch.max_size)
+        return read_unless(snapshot, watch.rules, known, max_bytes=watch.max_size)
     except ExtractError as exc:
         if exc.kind is FailureKind.EXTRACTION and asks_for_javascript(snapshot.body):
             message = f"{exc}: the page asks for JavaScript (a bot wall or an app shell)"
@@ -338,7 +378,9 @@ def _compare(
     if previous.rules_hash != base.rules_hash:
         return replace(base, document=document, version_kind=VersionKind.TECHNICAL, technical=True)
     if document_hash(document) == previous.doc_hash:
-        return base
+        # The same blocks: this content's digest is the version's, if it has none yet
+        # (written before digests were kept), so its next check is not walked.
+        return base if previous.content_digest is None else replace(base, content_digest=None)
     if same_wording(previous.document, document):
         # Only how the page shows its words changed (full-width or typographic
         # punctuation): kept as evidence, never a change.

@@ -383,13 +383,13 @@ def test_one_unreachable_host_is_the_watchs_own_failure() -> None:
 
 
 class StoreTraffic:
-    """Counts a store's transactions and the stored snapshots it reads back whole
-    (headers and body), by SQL event. (Writing a body reads its keyframe to compress
-    against it; that is the write's own business and not counted.)"""
+    """Counts a store's transactions, its SQL statements, the stored snapshots it reads
+    back whole (headers and body) and the versions' documents it reads, by SQL event.
+    (Writing a body reads its keyframe to compress against it; that is the write's
+    own business and not counted.)"""
 
     def __init__(self, store: Store) -> None:
-        self.transactions = 0
-        self.body_reads = 0
+        self.transactions = self.statements = self.body_reads = self.document_reads = 0
         sqlalchemy.event.listen(store.engine, "begin", self._begin)
         sqlalchemy.event.listen(store.engine, "before_cursor_execute", self._execute)
 
@@ -397,43 +397,51 @@ class StoreTraffic:
         self.transactions += 1
 
     def _execute(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "snapshots.headers" in statement:
-            self.body_reads += 1
+        self.statements += 1
+        if statement.lstrip().upper().startswith("SELECT"):
+            self.body_reads += "snapshots.headers" in statement
+            self.document_reads += "versions.document" in statement
 
     def reset(self) -> None:
-        self.transactions = self.body_reads = 0
+        self.transactions = self.statements = self.body_reads = self.document_reads = 0
 
 
 @pytest.mark.parametrize(
-    "second",
+    ("second", "transactions", "document_reads"),
     [
-        pytest.param(page(stamp="11:00", token="b2"), id="unchanged-new-bytes"),
-        pytest.param(page(HK_CHANGED + OTHER, stamp="12:00"), id="changed"),
-        pytest.param(page(), id="same-bytes"),
+        pytest.param(page(stamp="11:00", token="b2"), 3, 1, id="unchanged-new-bytes"),
+        pytest.param(page(HK_CHANGED + OTHER, stamp="12:00"), 3, 1, id="changed"),
+        pytest.param(page(), 2, 0, id="same-bytes"),
     ],
 )
 def test_a_check_reads_the_store_once_and_writes_once(
-    site: LocalSite, harness: Harness, second: str
+    site: LocalSite, harness: Harness, second: str, transactions: int, document_reads: int
 ) -> None:
-    """State before the fetch (for its validators), one load after it, one write."""
+    """The watch's state and latest version's hashes before the fetch, that version's
+    document only for new bytes (which may be a change), one write."""
     site["/le"] = page()
     wl = watchlist(site)
     harness.run(wl)
     traffic = StoreTraffic(harness.store)
     site["/le"] = second
     harness.run(wl)
-    assert traffic.transactions == 3
+    assert traffic.transactions == transactions
+    assert traffic.document_reads == document_reads
     assert traffic.body_reads == 0  # a page with its </html> never needs the stored body
 
 
-def test_a_304_reads_no_stored_body(site: LocalSite, harness: Harness) -> None:
+def test_a_304_reads_no_stored_body_nor_document(site: LocalSite, harness: Harness) -> None:
+    """A 304 is decided on the latest version's hashes: one read (the watch's state,
+    its versions' hashes), then the check log's row and the state's update."""
     site["/le"] = Page(page().encode(), headers={"Content-Type": "text/html", "ETag": '"v1"'})
     wl = watchlist(site)
     harness.run(wl)
     site["/le"] = Page(b"", 304, {"ETag": '"v1"'})
     traffic = StoreTraffic(harness.store)
     assert harness.run(wl).outcome is Outcome.NOT_MODIFIED
-    assert (traffic.transactions, traffic.body_reads) == (3, 0)
+    assert (traffic.transactions, traffic.body_reads, traffic.document_reads) == (2, 0, 0)
+    # read: state, versions; write: BEGIN IMMEDIATE, state and mark, log, state, COMMIT
+    assert traffic.statements <= 7
 
 
 def test_a_version_without_what_the_watch_expects_is_a_failure_not_a_change(

@@ -645,7 +645,7 @@ def test_a_check_is_written_in_a_bounded_number_of_statements(store: Store) -> N
         ("changed", 2, DOC[:1]),
     ):
         kind = {"new": "baseline", "changed": "change"}.get(outcome)
-        seen = store.load("w", lambda v, s: False)
+        seen = store.load("w")
         statements.clear()
         rec = CheckRecord(
             "w", T0, 0.3, outcome, snapshot=snap(PAGE.format(POLICY, minute)), rules_hash="r1"

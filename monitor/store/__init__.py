@@ -25,7 +25,7 @@ Those functions take an open `Connection`, so a method that needs several reads
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -176,20 +176,19 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(reason(exc)) from exc
 
-    def load(
-        self,
-        watch_id: str,
-        wants_raw: Callable[[StoredVersion, WatchState], bool],
-        *,
-        recent: int = 10,
-    ) -> History:
-        """Everything a check compares a response with, read in one transaction.
-
-        The latest version's raw body is read (and decompressed) only when `wants_raw`
-        says the check may need it: most checks never do.
-        """
+    def load(self, watch_id: str, *, recent: int = 10) -> History:
+        """What a check knows of a watch before it reads a response, in one
+        transaction: its state (validators, failures), its latest version without
+        the document, and its `recent` versions' hashes (for reverts)."""
         with self._tx() as conn:
-            return versions.load(conn, watch_id, wants_raw, recent)
+            return versions.load(conn, watch_id, recent)
+
+    def complete(self, history: History, *, document: bool, raw: bool) -> History:
+        """`history` with the latest version's document and/or the raw body it came
+        from, for a response that may need them (`pipeline.needs`): most checks (a
+        304, the same bytes) never do."""
+        with self._tx() as conn:
+            return versions.complete(conn, history, document=document, raw=raw)
 
     def state(self, watch_id: str) -> WatchState:
         with self._tx() as conn:

@@ -93,6 +93,9 @@ versions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # The watch's own count, 1, 2, 3 …: what people see and type (schema 5).
     Column("number", Integer),
+    # A digest of what the blocks were read from (extract.Extraction), so a page whose
+    # content is the same is not walked again; NULL: not HTML, or older (schema 7).
+    Column("content_digest", String(64)),
     Index("ix_versions_watch", "watch_id", "id"),
 )
 
@@ -271,6 +274,16 @@ def _relabel(label: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{rest}"
 
 
+def _migrate_7(conn: Connection) -> None:
+    """Schema 7: a version keeps the digest of the content its blocks were read from,
+    so a check whose page differs only outside that content (a footer's timestamp, a
+    token) is recognised without extracting it. Older versions have none: the next
+    check of each watch extracts as before."""
+    columns = {c["name"] for c in inspect(conn).get_columns("versions")}
+    if "content_digest" not in columns:  # schema 1 created versions without it
+        conn.execute(text("ALTER TABLE versions ADD COLUMN content_digest VARCHAR(64)"))
+
+
 MIGRATIONS: Sequence[Callable[[Connection], None]] = (
     _migrate_1,
     _migrate_2,
@@ -278,6 +291,7 @@ MIGRATIONS: Sequence[Callable[[Connection], None]] = (
     _migrate_4,
     _migrate_5,
     _migrate_6,
+    _migrate_7,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -113,6 +113,8 @@ def record(conn: Connection, rec: CheckRecord, seen: History | None = None) -> i
         number = prior.number + 1
         version_id = _insert_version(conn, rec, snapshot_id, number)
         _insert_findings(conn, rec, version_id)
+    elif rec.content_digest is not None and prior.latest_id is not None:
+        _keep_digest(conn, prior.latest_id, rec.content_digest)
     for alert in rec.alerts:
         insert_alert(conn, alert, (version_id, number), rec.started_at)
     conn.execute(
@@ -187,6 +189,13 @@ _INSERT = {t.name: insert(t) for t in (checks, snapshots, versions, watch_state)
 _UPDATE_STATE = update(watch_state).where(watch_state.c.watch_id == bindparam("state_watch"))
 
 
+def _keep_digest(conn: Connection, version_id: int, digest: str) -> None:
+    """Give the latest version the digest of the content an unchanged check read it
+    from again, when it has none (a version written before schema 7)."""
+    query = update(versions).where(versions.c.id == version_id, versions.c.content_digest.is_(None))
+    conn.execute(query.values(content_digest=digest))
+
+
 def _update_state(
     conn: Connection, rec: CheckRecord, prior: dict[str, Any], keyframe: str | None
 ) -> None:
@@ -256,6 +265,7 @@ def _insert_version(conn: Connection, rec: CheckRecord, snapshot_id: int, number
             "rules_hash": rec.rules_hash,
             "doc_hash": document_hash(rec.document),
             "document": pack_document(document_json(rec.document).encode(), rec.snapshot.body),
+            "content_digest": rec.content_digest,
             "kind": rec.version_kind,
             "created_at": rec.started_at,
             "number": number,
@@ -313,34 +323,50 @@ def all_versions(conn: Connection, watch_id: str) -> list[StoredVersion]:
     return [decode_version(conn, r._mapping) for r in conn.execute(query)]
 
 
-def load(
-    conn: Connection,
-    watch_id: str,
-    wants_raw: Callable[[StoredVersion, WatchState], bool],
-    recent: int,
-) -> History:
-    """What a check compares a response with: state, latest version, recent versions,
-    and the latest version's raw body only when `wants_raw` asks for it."""
+_METADATA = tuple(c for c in versions.c if c.name != "document")
+
+
+def load(conn: Connection, watch_id: str, recent: int) -> History:
+    """What a check needs to know of a watch before its response is read: its state,
+    its latest version without the document, and its `recent` versions' hashes. Two
+    queries; the document and the raw body are read by `complete`, when needed."""
+    current = state(conn, watch_id)
     query = (
-        select(versions.c.id, versions.c.doc_hash, versions.c.kind, versions.c.number)
+        select(*_METADATA, snapshots.c.body_sha256)
+        .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
         .where(versions.c.watch_id == watch_id)
         .order_by(versions.c.id.desc())
         .limit(recent)
     )
-    known = tuple(
-        RecentVersion(r.id, r.doc_hash, VersionKind(r.kind), r.number) for r in conn.execute(query)
-    )
-    current = state(conn, watch_id)
-    if not known:
+    rows = conn.execute(query).all()
+    if not rows:
         return History(current)
-    row = conn.execute(
-        select(versions, snapshots.c.body_sha256)
-        .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
-        .where(versions.c.id == known[0].id)
-    ).one()
-    latest = decode_version(conn, row._mapping)
-    raw = snapshot(conn, latest.snapshot_id) if wants_raw(latest, current) else None
-    return History(current, latest, row.body_sha256, known, raw)
+    known = tuple(RecentVersion(r.id, r.doc_hash, VersionKind(r.kind), r.number) for r in rows)
+    latest = decode_version(conn, rows[0]._mapping)
+    return History(current, latest, rows[0].body_sha256, known)
+
+
+def complete(conn: Connection, history: History, *, document: bool, raw: bool) -> History:
+    """`history` with what evaluating a response needs besides: the latest version's
+    document (its stored bytes, decompressed and decoded on first use) and the raw
+    body it came from. What it already holds is not read again."""
+    latest = history.latest
+    if latest is None:
+        return history
+    body = history.raw
+    if raw and body is None:
+        body = snapshot(conn, latest.snapshot_id)
+    if document and latest.read_document is None:
+        query = select(versions.c.document).where(versions.c.id == latest.id)
+        stored: bytes = conn.execute(query).scalar_one()
+        held = body
+        source = (
+            partial(_body_of, conn, latest.id, latest.snapshot_id, history.latest_sha)
+            if held is None
+            else lambda: held.body
+        )
+        latest = replace(latest, read_document=_reader(stored, source))
+    return replace(history, latest=latest, raw=body)
 
 
 def version(conn: Connection, version_id: int) -> StoredVersion:
@@ -437,26 +463,40 @@ def decode_state(m: RowMapping) -> WatchState:
 
 
 def decode_version(conn: Connection, m: RowMapping) -> StoredVersion:
-    """A version row as a value; its document is decompressed here (with its
-    snapshot's body when it was compressed against it), decoded on use."""
+    """A version row as a value; its document (when the row has it) is decompressed
+    here, with its snapshot's body when it was compressed against it, and decoded on
+    first use."""
+    stored = m.get("document")
     return StoredVersion(
         id=m["id"],
         watch_id=m["watch_id"],
         snapshot_id=m["snapshot_id"],
         rules_hash=m["rules_hash"],
         doc_hash=m["doc_hash"],
-        document_json=unpack_document(m["document"], partial(_body_of, conn, m)).decode(),
         kind=VersionKind(m["kind"]),
         created_at=stamp(m["created_at"], f"version {m['id']}"),
         number=m["number"],
+        content_digest=m["content_digest"],
+        read_document=_reader(
+            stored, partial(_body_of, conn, m["id"], m["snapshot_id"], m.get("body_sha256"))
+        )
+        if stored is not None
+        else None,
     )
 
 
-def _body_of(conn: Connection, m: RowMapping) -> bytes:
-    """The raw body of a version row's snapshot (the row may carry its hash)."""
-    sha = m.get("body_sha256") or snapshot_sha(conn, m["snapshot_id"])
+def _reader(stored: bytes, body: Callable[[], bytes]) -> Callable[[], str]:
+    """What reads a stored document's JSON: decompressed now, while the connection that
+    reads the body it may have been compressed against is open; decoded on first use."""
+    text = unpack_document(stored, body).decode()
+    return lambda: text
+
+
+def _body_of(conn: Connection, version_id: int, snapshot_id: int, sha: str | None) -> bytes:
+    """The raw body of a version's snapshot (`sha`: its hash, when already known)."""
+    sha = sha or snapshot_sha(conn, snapshot_id)
     if sha is None:
-        raise StoreError(f"version {m['id']}: no snapshot {m['snapshot_id']}")
+        raise StoreError(f"version {version_id}: no snapshot {snapshot_id}")
     return read_body(conn, sha, recent=True)
 
 
