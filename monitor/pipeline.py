@@ -54,7 +54,6 @@ from monitor.model import (
     document_hash,
 )
 from monitor.relevance import assess
-from monitor.tabular import tabulate
 from monitor.text import expect_texts
 
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
@@ -300,6 +299,8 @@ def read(snapshot: Snapshot, rules: ExtractRules, *, max_bytes: int = MAX_BYTES)
     fmt = formats.decide(snapshot.content_type, head, declared=rules.format, url=url)
     if fmt in _DATA:
         assert fmt is not None
+        from monitor.tabular import tabulate  # jmespath and csv: data files only
+
         document = tabulate(
             snapshot.body, fmt, rules, encoding=snapshot.encoding, max_bytes=max_bytes
         )
