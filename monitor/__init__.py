@@ -6,9 +6,6 @@ jurisdiction appears, disappears or changes on a platform's policy pages.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("monitor")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it from here (setuptools'
+# `dynamic` version), so the installed metadata always agrees with it.
+__version__ = "0.1.0"

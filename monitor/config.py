@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
-import jmespath
 import yaml
-from cssselect import GenericTranslator, SelectorError
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -102,6 +100,8 @@ def _check_cron(value: str) -> str:
 
 
 def _check_selector(value: str) -> str:
+    from cssselect import GenericTranslator, SelectorError  # a watchlist with selectors
+
     try:
         GenericTranslator().css_to_xpath(value)
     except SelectorError as exc:
@@ -127,6 +127,8 @@ def _check_url(value: str) -> str:
 
 
 def _check_query(value: str) -> str:
+    import jmespath  # a watchlist with a JSON query
+
     try:
         jmespath.compile(value)
     except jmespath.exceptions.JMESPathError as exc:

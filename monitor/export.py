@@ -47,7 +47,8 @@ from monitor.fetch import make_client
 from monitor.messages import Message
 from monitor.model import Block, ExtractRules, Format, Snapshot, document_hash, finding_data
 from monitor.pipeline import numbered, read
-from monitor.store import SnapshotRef, Store, VersionRef
+from monitor.store import Store
+from monitor.store.evidence import SnapshotRef, VersionRef
 
 FORMAT = "monitor-evidence/1"
 MANIFEST_SUFFIX = ".manifest.json"

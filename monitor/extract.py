@@ -49,18 +49,21 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cssselect import SelectorError
 from lxml import etree
-from lxml.cssselect import CSSSelector
 from lxml.etree import _Element as Element
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, Document, ExtractRules
 from monitor.text import Builder, UserPattern, compile_ignore, expect_texts, refuse_css
 from monitor.wording import normalize
+
+if TYPE_CHECKING:  # imported where used: a page without selectors, or not in Markdown,
+    # never loads cssselect or markdown-it
+    from lxml.cssselect import CSSSelector
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 __all__ = ["Extraction", "extract", "extract_unless", "markdown_document", "normalize"]
 
@@ -300,6 +303,9 @@ def _elements(result: object) -> list[Element]:
 
 def _compile_css(selector: str) -> CSSSelector:
     """Compile a CSS selector with HTML semantics; a bad one is the watch's fault."""
+    from cssselect import SelectorError
+    from lxml.cssselect import CSSSelector
+
     try:
         return CSSSelector(selector, translator="html")
     except SelectorError as exc:
@@ -653,7 +659,15 @@ def _all_text(element: Element) -> str:
 
 # --- Markdown ------------------------------------------------------------------------
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table")
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    """The Markdown parser, built by the first Markdown file."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table")
+
+
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]*>")
 _HTML_BREAK = re.compile(r"<br\b", re.IGNORECASE)
@@ -670,7 +684,7 @@ def markdown_document(text: str, rules: ExtractRules) -> Document:
     ``<br>`` is a space)."""
     refuse_css(rules, "a Markdown file")
     out = Builder(compile_ignore(rules.ignore))
-    tokens = _MARKDOWN.parse(text)
+    tokens = _markdown().parse(text)
     items, cells = 0, []
     for index, token in enumerate(tokens):
         if token.type in ("list_item_open", "list_item_close"):

@@ -54,7 +54,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn, cast
 
-import charset_normalizer
 import httpx
 
 from monitor import __version__, formats
@@ -917,5 +916,7 @@ def _codec(label: str | None) -> str | None:
 
 
 def _detected_codec(body: bytes) -> str | None:
+    import charset_normalizer  # only for a body that declares no charset
+
     best = charset_normalizer.from_bytes(body[:_DETECT_BYTES]).best()
     return _codec(best.encoding) if best else None

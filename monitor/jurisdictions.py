@@ -66,6 +66,14 @@ __all__ = [
 # character whose lower case is two characters, so it is folded to I first.
 _SAME_LENGTH_FIXES = {"\u2019": "'", "\u2018": "'", "\u201b": "'", "\u02bc": "'", "\u0130": "I"}
 _FIXES_TABLE = str.maketrans(_SAME_LENGTH_FIXES)
+_NEEDS_FIXES = re.compile("[" + "".join(_SAME_LENGTH_FIXES) + "]")
+
+
+def _fixed(text: str) -> str:
+    """`text` with the same-length fixes applied; a text without any is not copied
+    (`str.translate` with a table costs a dictionary lookup per character)."""
+    return text.translate(_FIXES_TABLE) if _NEEDS_FIXES.search(text) else text
+
 
 # Scripts written without spaces between words: a name in them matches anywhere.
 _UNSPACED_RANGES = (
@@ -168,7 +176,7 @@ def normalise(term: str) -> str:
     look-alikes (U+2019 and kin) become ``'`` so "Hong Kong's" matches however
     the apostrophe was typed.
     """
-    return unicodedata.normalize("NFKC", term).translate(_FIXES_TABLE)
+    return _fixed(unicodedata.normalize("NFKC", term))
 
 
 def is_abbreviation(term: str) -> bool:
@@ -198,8 +206,19 @@ def needs_boundary(char: str) -> bool:
 class _Catalog:
     places: dict[str, Jurisdiction]
     exclusions: tuple[str, ...]
-    labels: re.Pattern[str]  # language labels, over lower-case text
-    label_tail: re.Pattern[str]  # "(English)" after a region: the pair is a label
+    label_sources: tuple[str, ...]
+    label_tail_source: str
+
+    @functools.cached_property
+    def labels(self) -> re.Pattern[str]:
+        """Language labels, over lower-case text (compiled by the first text that may
+        hold one: loading a watchlist only needs the ids)."""
+        return re.compile("|".join(f"(?:{source})" for source in self.label_sources), re.M)
+
+    @functools.cached_property
+    def label_tail(self) -> re.Pattern[str]:
+        """ "(English)" after a region: the pair is a label."""
+        return re.compile(self.label_tail_source)
 
 
 @functools.cache
@@ -217,8 +236,7 @@ def _load() -> _Catalog:
         )
         for code, entry in data["jurisdictions"].items()
     }
-    labels = re.compile("|".join(f"(?:{source})" for source in data["labels"]), re.MULTILINE)
-    return _Catalog(places, tuple(data["exclusions"]), labels, re.compile(data["label_tail"]))
+    return _Catalog(places, tuple(data["exclusions"]), tuple(data["labels"]), data["label_tail"])
 
 
 def catalog() -> dict[str, Jurisdiction]:
@@ -326,17 +344,42 @@ def _rivals_matcher(
     ids = {place.id for place in watched}
     keys = {normalise(n).strip().lower() for place in watched for n in place.names}
     keys.discard("")
-    probe = re.compile(_trie(sorted(keys))) if keys else None
+    others = tuple(place for place in everyone if place.id not in ids)
+    hits = _containing(keys, [n for place in others for n in place.names])
     rivals = []
-    for place in everyone:
-        if place.id in ids or probe is None:
-            continue
-        names = tuple(n for n in place.names if probe.search(normalise(n).lower()))
+    for place in others:
+        names = tuple(n for n in place.names if n in hits)
         if names:
             keep = tuple(n for n in place.case_sensitive if n in names)
             forms = tuple(f for f in place.forms if f[0] in names)
             rivals.append(Jurisdiction(place.id, place.name, names, keep, forms))
     return Matcher((*watched, *rivals))
+
+
+def _containing(keys: set[str], names: list[str]) -> set[str]:
+    """The names whose normalised lower-case form contains one of ``keys``.
+
+    One search over all the names joined by newlines, on RE2 (a DFA: linear in the
+    text, however many keys), instead of a search of each name: the catalog holds
+    some 37,000 names. A match cannot span two names, as no key holds a newline (a
+    key that does falls back to a search of each name), and each name's form is the
+    same on its own as in the joined text (a newline never combines with a neighbour
+    in NFKC, nor changes how one is lower-cased)."""
+    if not keys or not names:
+        return set()
+    import re2  # the RE2 module `text.user_regex` also uses
+
+    probe = re2.compile(_trie(sorted(keys)))
+    folded = normalise("\n".join(names)).lower().split("\n")
+    if len(folded) != len(names) or any("\n" in key for key in keys):
+        folded = [normalise(n).lower() for n in names]
+        return {n for n, form in zip(names, folded, strict=True) if probe.search(form)}
+    starts, at = [], 0
+    for form in folded:
+        starts.append(at)
+        at += len(form) + 1
+    joined = "\n".join(folded)
+    return {names[bisect.bisect_right(starts, m.start()) - 1] for m in probe.finditer(joined)}
 
 
 class Watching:
@@ -567,8 +610,14 @@ class _Scanner:
     """
 
     firsts: frozenset[str]
-    regex: re.Pattern[str]
+    keys: tuple[str, ...]
     lead: int  # 1 if the regex also consumes the character before the name
+
+    @functools.cached_property
+    def regex(self) -> re.Pattern[str]:
+        """Compiled by the first text that holds one of `firsts`: compiling is most of a
+        matcher's build, and a page meets the scanners of few scripts."""
+        return _compile(list(self.keys), lead=bool(self.lead))
 
 
 def _scanners(keys: Iterable[str]) -> tuple[_Scanner, ...]:
@@ -578,7 +627,7 @@ def _scanners(keys: Iterable[str]) -> tuple[_Scanner, ...]:
         script = unicodedata.name(key[0], "?").split(" ")[0]
         groups.setdefault((script, needs_boundary(key[0])), []).append(key)
     return tuple(
-        _Scanner(frozenset(k[0] for k in group), _compile(group, lead=lead), int(lead))
+        _Scanner(frozenset(k[0] for k in group), tuple(group), int(lead))
         for (_, lead), group in sorted(groups.items())
     )
 
@@ -702,7 +751,7 @@ def _normalise_text(text: str) -> tuple[str, _Offsets]:
     """
     if unicodedata.is_normalized("NFKC", text):
         identity = _Offsets((0,), (0,), (True,), len(text))
-        return text.translate(_FIXES_TABLE), identity
+        return _fixed(text), identity
     pieces: list[tuple[int, str, bool]] = []
     _split_normalise(text, 0, len(text), pieces)
     norm_starts, orig_starts, linear, out = [], [], [], []
@@ -721,7 +770,7 @@ def _split_normalise(text: str, lo: int, hi: int, out: list[tuple[int, str, bool
     """Normalise ``text[lo:hi]`` into ``out`` as (original start, piece, linear)."""
     chunk = text[lo:hi]
     if unicodedata.is_normalized("NFKC", chunk):
-        out.append((lo, chunk.translate(_FIXES_TABLE), True))
+        out.append((lo, _fixed(chunk), True))
         return
     mid = _split_point(text, (lo + hi) // 2, hi) if hi - lo > 64 else hi
     if mid >= hi:

@@ -29,7 +29,6 @@ from typing import Protocol, TypeVar
 from monitor import formats
 from monitor.alerting import decide
 from monitor.config import Route, Watch, Watchlist
-from monitor.diff import compare
 from monitor.errors import ExtractError, FailureKind
 from monitor.extract import Extraction, extract, extract_unless, markdown_document
 from monitor.fetch import asks_for_javascript
@@ -53,7 +52,6 @@ from monitor.model import (
     document_hash,
 )
 from monitor.relevance import assess
-from monitor.tabular import tabulate
 from monitor.text import expect_texts
 
 LOST_SHARE = 0.5  # text shrinking below this share of the last version is suspicious
@@ -130,6 +128,8 @@ class _Failed(Exception):
 
 def detect(before: Document, after: Document, matcher: Watching, about: str | None) -> Detection:
     """The one detection step: the changes from `before` to `after`, and the findings."""
+    from monitor.diff import compare  # its regexes compile in 30 ms: changed pages only
+
     changes = compare(before, after)
     findings = assess(before, after, changes, matcher, about=about)
     return Detection(tuple(changes), tuple(findings))
@@ -339,6 +339,8 @@ def _format(snapshot: Snapshot, rules: ExtractRules) -> Format | None:
 def _read(snapshot: Snapshot, rules: ExtractRules, fmt: Format | None, max_bytes: int) -> Document:
     if fmt in _DATA:
         assert fmt is not None
+        from monitor.tabular import tabulate  # jmespath and csv: data files only
+
         document = tabulate(
             snapshot.body, fmt, rules, encoding=snapshot.encoding, max_bytes=max_bytes
         )

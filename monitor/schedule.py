@@ -18,13 +18,14 @@ The daemon asks three questions, and each answer follows from plain values alone
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TypeAlias
-
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import TYPE_CHECKING, TypeAlias
 
 from monitor.config import Schedule, Watch
 from monitor.model import WatchState
+
+if TYPE_CHECKING:  # APScheduler loads with the first trigger: `monitor check` never needs one
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
 
 HEARTBEAT_EVERY = 30.0  # seconds between the daemon's heartbeats
 HEALTH_MAX_AGE = 4 * HEARTBEAT_EVERY  # a heartbeat older than this: the daemon is gone
@@ -42,6 +43,9 @@ def trigger(schedule: Schedule) -> Trigger:
     fields are passed to the constructor the same way it does (weekday 0 is Monday,
     as in every 3.x release).
     """
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
     jitter = int(schedule.jitter) or None
     if schedule.cron:
         fields = schedule.cron.split()

@@ -665,3 +665,51 @@ def test_the_command_line_loads_servers_warc_and_pdf_code_only_when_used() -> No
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert loaded == []
+
+
+# What a check of a plain HTML page never uses, and what loads each when it is needed
+NOT_FOR_A_PAGE = (
+    "starlette",  # the dashboard and the /metrics endpoint: `serve`, `run --http`
+    "hypercorn",
+    "prometheus_client",  # `run --http`
+    "apscheduler",  # the daemon's schedule: `run`, `health`
+    "jinja2",  # the dashboard
+    "feedgen",
+    "warcio",  # `export`
+    "monitor.export",
+    "monitor.store.evidence",
+    "monitor.store.verify",  # `verify`
+    "monitor.store.retention",  # `prune`
+    "apprise",  # sending an alert (there is none to send here)
+    "playwright",  # a page that needs a browser
+    "pdfplumber",  # a PDF
+    "markdown_it",  # a Markdown file
+    "monitor.tabular",  # CSV, TSV, JSON and ZIP files
+    "jmespath",
+    "charset_normalizer",  # a page that declares no charset
+    "cssselect",  # a watch with `select`, `remove` or `expect: {css: ...}`
+)
+
+
+def test_a_check_of_a_page_loads_only_the_code_it_runs(tmp_path: Path, site: LocalSite) -> None:
+    """A cron job that checks one page pays at every run for each library it imports:
+    a first check and a changed one, with its diff and its findings, load none of the
+    code of the other commands, of other formats, of rendering or of sending."""
+    site["/p"] = "<html><body><main><p>Requests from Hong Kong.</p></main></body></html>"
+    path = tmp_path / "w.yaml"
+    path.write_text(f"watches:\n  - {{id: p, platform: P, url: '{site.url('/p')}'}}\n")
+    args = ["check", "--watchlist", str(path), "--db", str(tmp_path / "m.db"), "--json"]
+    code = (
+        f"import sys; from monitor.cli import main; code = main({args!r}); "
+        f"print(code, *(m for m in {NOT_FOR_A_PAGE!r} if m in sys.modules))"
+    )
+    outcomes = []
+    for text in ("Requests from Hong Kong.", "Requests from Hong Kong and Macau."):
+        site["/p"] = f"<html><body><main><p>{text}</p></main></body></html>"
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True
+        )
+        *lines, loaded = run.stdout.splitlines()
+        outcomes.append(json.loads(lines[0])["outcome"])
+        assert loaded.split() == ["0"]
+    assert outcomes == ["new", "changed"]

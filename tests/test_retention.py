@@ -25,7 +25,8 @@ from monitor.model import (
     Outcome,
     VersionKind,
 )
-from monitor.store import Pruned, Store
+from monitor.store import Store
+from monitor.store.retention import Pruned
 from tests.test_postgres import URL as POSTGRES
 from tests.test_postgres import empty_database
 from tests.test_store import DOC, PAGE, POLICY, T0, record, snap

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,14 +46,16 @@ from monitor.model import (
     StoredVersion,
     WatchState,
 )
-from monitor.store import bodies, evidence, heartbeat, ledger, retention, schema, verify, versions
+from monitor.store import bodies, heartbeat, ledger, schema, versions
 from monitor.store.connection import MissingStore, connect, database_url, reason, redact_db
-from monitor.store.evidence import SnapshotRef, VersionRef
 from monitor.store.ledger import AlertRow, DeliveryRow, insert_alert
-from monitor.store.retention import Pruned
 from monitor.store.schema import SCHEMA_VERSION
 from monitor.store.turns import Turn
 from monitor.store.versions import CheckLogEntry
+
+if TYPE_CHECKING:  # imported by the methods that use them: a check never loads them
+    from monitor.store.evidence import SnapshotRef, VersionRef
+    from monitor.store.retention import Pruned
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -60,11 +63,8 @@ __all__ = [
     "CheckLogEntry",
     "DeliveryRow",
     "MissingStore",
-    "Pruned",
-    "SnapshotRef",
     "Store",
     "Turn",
-    "VersionRef",
     "database_url",
     "insert_alert",
     "redact_db",
@@ -319,6 +319,8 @@ class Store:
     ) -> Pruned:
         """Remove versions and raw bodies past retention, in one transaction under the
         store's write lock; a dry run rolls it back and says what it would remove."""
+        from monitor.store import retention
+
         try:
             with schema.migration_lock(self.engine) as conn:
                 pruned = retention.prune(conn, versions_before, raw_before)
@@ -333,11 +335,15 @@ class Store:
     # --- verify (verify.py) ---------------------------------------------------------
 
     def count(self, table: str) -> int:
+        from monitor.store import verify
+
         with self._tx() as conn:
             return verify.count(conn, table)
 
     def verify(self) -> list[str]:
         """Every problem found in the store, or none (see verify.py for what is checked)."""
+        from monitor.store import verify
+
         with self._tx() as conn:
             return verify.verify(conn)
 
@@ -345,19 +351,27 @@ class Store:
 
     def snapshot_refs(self, watch_id: str) -> list[SnapshotRef]:
         """A watch's snapshots without their bodies, oldest first (`snapshot` reads one)."""
+        from monitor.store import evidence
+
         with self._tx() as conn:
             return evidence.snapshot_refs(conn, watch_id)
 
     def version_refs(self, watch_id: str) -> list[VersionRef]:
         """A watch's versions without their documents, oldest first (`version` reads one)."""
+        from monitor.store import evidence
+
         with self._tx() as conn:
             return evidence.version_refs(conn, watch_id)
 
     def alert(self, alert_id: int) -> AlertRow:
+        from monitor.store import evidence
+
         with self._tx() as conn:
             return evidence.alert(conn, alert_id)
 
     def version_alerts(self, version_id: int) -> list[AlertRow]:
+        from monitor.store import evidence
+
         with self._tx() as conn:
             return evidence.version_alerts(conn, version_id)
 
