@@ -16,7 +16,7 @@ from typing import Protocol
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, ExtractRules
-from monitor.wording import normalize, shown_as
+from monitor.wording import normalize, read, unnumbered
 
 __all__ = ["Builder", "UserPattern", "compile_ignore", "expect_texts", "refuse_css", "user_regex"]
 
@@ -79,23 +79,24 @@ class Builder:
     headings: list[tuple[int, str]] = field(default_factory=list)
     path: tuple[str, ...] = ()
 
-    def clean(self, raw: str, *, strip_numbering: bool) -> str:
-        """Normalise, then apply the watch's ignore patterns."""
-        text = normalize(raw, strip_numbering=strip_numbering)
+    def clean(self, raw: str, *, strip_numbering: bool) -> tuple[str, str]:
+        """Normalise, then apply the watch's ignore patterns; return the text and its
+        verbatim form (`wording.shown_as`)."""
+        reading = read(raw)
+        text = unnumbered(reading.wording) if strip_numbering else reading.wording
         if text and self.ignore:
             for pattern in self.ignore:
                 text = pattern.sub("", text)
             text = " ".join(text.split())
-        return text
+        return text, reading.shown(text)
 
     def heading(self, level: int, raw: str) -> None:
-        text = self.clean(raw, strip_numbering=False)
+        text, shown = self.clean(raw, strip_numbering=False)
         if not text:
             return
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
         path = tuple(heading for _, heading in self.headings)
-        shown = shown_as(raw, text)
         self.blocks.append(Block("heading", text, path, level=level, shown=shown))
         self.headings.append((level, text))
         self.path = (*path, text)
@@ -103,9 +104,9 @@ class Builder:
     def text(self, kind: str, raw: str) -> str | None:
         """Add a block; return its text (None when nothing visible was left)."""
         if raw and not raw.isspace():
-            text = self.clean(raw, strip_numbering=True)
+            text, shown = self.clean(raw, strip_numbering=True)
             if text:
-                self.blocks.append(Block(kind, text, self.path, shown=shown_as(raw, text)))
+                self.blocks.append(Block(kind, text, self.path, shown=shown))
                 return text
         return None
 
@@ -122,12 +123,11 @@ class Builder:
     def row(self, raw_cells: Sequence[str]) -> None:
         """A row keeps its empty cells, so that a value moving to another column is a
         change; ignore patterns apply to each cell, so that text and cells agree."""
-        cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
+        cleaned = [self.clean(raw, strip_numbering=False) for raw in raw_cells]
+        cells = tuple(cell for cell, _ in cleaned)
         if any(cells):
             text = " | ".join(cells)
-            shown = " | ".join(
-                shown_as(raw, cell) or cell for raw, cell in zip(raw_cells, cells, strict=True)
-            )
+            shown = " | ".join(shown or cell for cell, shown in cleaned)
             shown = "" if shown == text else shown
             self.blocks.append(Block("row", text, self.path, cells=cells, shown=shown))
 

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Alignment", "normalize", "shown_as", "verbatim"]
+__all__ = ["Alignment", "Reading", "normalize", "read", "shown_as", "unnumbered", "verbatim"]
 
 
 # Characters that do not change the wording: invisible ones (zero-width, soft hyphen,
@@ -78,9 +78,13 @@ def normalize(text: str, *, strip_numbering: bool = True) -> str:
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
     text = " ".join(text.split())
-    if strip_numbering:
-        while match := _NUMBERING.match(text):
-            text = text[match.end() :]
+    return unnumbered(text) if strip_numbering else text
+
+
+def unnumbered(text: str) -> str:
+    """A normalised text without the list markers it starts with."""
+    while match := _NUMBERING.match(text):
+        text = text[match.end() :]
     return text
 
 
@@ -119,6 +123,42 @@ def shown_as(raw: str, wording: str) -> str:
     if shown == wording or not normalize(shown, strip_numbering=False).endswith(wording):
         return ""
     return shown
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A text read once for a block: its wording with any numbering kept
+    (``normalize(raw, strip_numbering=False)``), its verbatim form ("" for ASCII text,
+    which shows as its wording) and that verbatim form's own wording."""
+
+    wording: str
+    verbatim: str
+    verbatim_wording: str
+
+    def shown(self, wording: str) -> str:
+        """`shown_as` for the block whose final wording is ``wording``."""
+        if not self.verbatim or self.verbatim == wording:
+            return ""
+        return self.verbatim if self.verbatim_wording.endswith(wording) else ""
+
+
+def read(raw: str) -> Reading:
+    """Read a block's text with one normalisation where one is enough.
+
+    Without control characters, the verbatim form normalises to the same wording as
+    the text itself (verbatim only drops invisible characters, which normalising drops
+    too, and collapses whitespace, which NFKC neither composes across nor makes out of
+    other characters), so the verbatim form is normalised, once, for both. A control
+    character between a letter and a combining mark blocks their composition in the
+    raw text and not in the verbatim one, so then both are normalised."""
+    if raw.isascii():
+        wording = normalize(raw, strip_numbering=False)
+        return Reading(wording, "", wording)
+    shown = verbatim(raw)
+    shown_wording = normalize(shown, strip_numbering=False)
+    if _CONTROL.search(raw):
+        return Reading(normalize(raw, strip_numbering=False), shown, shown_wording)
+    return Reading(shown_wording, shown, shown_wording)
 
 
 @dataclass(frozen=True)
