@@ -57,9 +57,9 @@ def _pass(pages: Sequence[str], rules: ExtractRules) -> list[float]:
     """One extraction of every page; milliseconds per page."""
     times = []
     for html in pages:
-        started = time.perf_counter()
+        started = time.process_time()
         extract(html, rules)
-        times.append((time.perf_counter() - started) * 1000)
+        times.append((time.process_time() - started) * 1000)
     return times
 
 

@@ -75,10 +75,26 @@ def normalize(text: str, *, strip_numbering: bool = True) -> str:
         text = _plain(text)
         if not unicodedata.is_normalized("NFKC", text):
             text = _plain(unicodedata.normalize("NFKC", text))
+    text = _spaced(text)
+    return unnumbered(text) if strip_numbering else text
+
+
+# In ASCII text, what `_spaced` has to change once the ends are stripped: a control
+# character (or a whitespace one other than the space), or two spaces in a row.
+_UNSPACED = re.compile("[\x00-\x1f\x7f]|  ")
+
+
+def _spaced(text: str) -> str:
+    """The text without control characters, whitespace runs made one space. Most texts
+    are already spaced so once their ends are stripped: one search says so, and saves
+    splitting them into words."""
+    if text.isascii():
+        stripped = text.strip()
+        if not _UNSPACED.search(stripped):
+            return stripped
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
-    text = " ".join(text.split())
-    return unnumbered(text) if strip_numbering else text
+    return " ".join(text.split())
 
 
 def unnumbered(text: str) -> str:
@@ -102,9 +118,7 @@ def verbatim(text: str) -> str:
     if not text.isascii():
         for char in set(_INVISIBLE_CHARS.findall(text)):
             text = text.replace(char, "")
-    if _CONTROL.search(text):
-        text = _CONTROL.sub("", text)
-    return " ".join(text.split())
+    return _spaced(text)
 
 
 _INVISIBLE_CHARS = re.compile(f"[{_INVISIBLE}]")
