@@ -171,7 +171,9 @@ _DROP_TAGS = frozenset({
 })
 # fmt: on
 _DROP_TUPLE = (*sorted(_DROP_TAGS), "dialog")
-_MAYBE_HIDDEN = "descendant::*[@hidden or @aria-hidden or @style]"
+# Elements with an attribute are found through their attributes (``@a/..``): libxml2
+# tests a predicate such as ``*[@a]`` on every element, five times slower.
+_MAYBE_HIDDEN = "descendant::*/@hidden/.. | descendant::*/@aria-hidden/.. | descendant::*/@style/.."
 _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
@@ -264,7 +266,9 @@ def _outermost(elements: Iterable[Element]) -> list[Element]:
     return kept
 
 
-_PAGE_CHROME = "descendant::header | descendant::footer | descendant::aside | descendant::*[@role]"
+_PAGE_CHROME = (
+    "descendant::header | descendant::footer | descendant::aside | descendant::*/@role/.."
+)
 _CHROME_ROLES = frozenset({"banner", "contentinfo", "complementary"})
 
 
@@ -281,7 +285,7 @@ def _page_chrome(content: Element) -> list[Element]:
 
 def _heuristic_roots(root: Element) -> Iterator[list[Element]]:
     """Candidate content roots, best first: main, role=main, article(s), body."""
-    for expression in ("descendant::main", "descendant::*[@role='main']"):
+    for expression in ("descendant::main", "descendant::*/@role[. = 'main']/.."):
         found = _outermost(_xpath(root, expression))
         if found:
             yield [_strip_chrome(element, page=False) for element in found]
@@ -309,7 +313,7 @@ def _strip_chrome(content: Element, *, page: bool) -> Element:
     any article or main: they repeat on every page and change for reasons that have
     nothing to do with the policy. (Banners are not searched for inside a main or an
     article: they live outside it, and the search costs a look at every element.)"""
-    expression = "descendant::nav | descendant::*[@role='navigation']"
+    expression = "descendant::nav | descendant::*/@role[. = 'navigation']/.."
     doomed = _xpath(content, expression)
     if page:
         doomed += _page_chrome(content) + _banners(content)
@@ -340,7 +344,11 @@ _NEVER_BANNER = frozenset({"html", "body", "main", "article"})
 
 def _banners(content: Element) -> list[Element]:
     """Cookie and consent banners inside the content (see the module docstring)."""
-    return [el for el in _xpath(content, "descendant::*[@id or @class]") if _is_banner(el)]
+    return [
+        el
+        for el in _xpath(content, "descendant::*/@id/.. | descendant::*/@class/..")
+        if _is_banner(el)
+    ]
 
 
 def _is_banner(element: Element) -> bool:
@@ -394,7 +402,7 @@ _BLOCK_TAGS = frozenset({
 # fmt: on
 _BLOCK_TUPLE = tuple(sorted(_BLOCK_TAGS))
 _HEADING_TUPLE = tuple(_HEADING_LEVELS)
-_ARIA_HEADINGS = "descendant::*[@role='heading']"
+_ARIA_HEADINGS = "descendant::*/@role[. = 'heading']/.."
 
 
 def _walk_roots(roots: Sequence[Element], ignore: tuple[UserPattern, ...]) -> list[Block]:
