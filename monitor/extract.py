@@ -401,7 +401,6 @@ _BLOCK_TAGS = frozenset({
 })
 # fmt: on
 _BLOCK_TUPLE = tuple(sorted(_BLOCK_TAGS))
-_HEADING_TUPLE = tuple(_HEADING_LEVELS)
 _ARIA_HEADINGS = "descendant::*/@role[. = 'heading']/.."
 
 
@@ -430,6 +429,7 @@ class _Marks:
     blocks: set[Element] = field(default_factory=set)
     headings: set[Element] = field(default_factory=set)
     tables: set[Element] = field(default_factory=set)
+    aria_headings: set[Element] = field(default_factory=set)  # role=heading themselves
 
     @classmethod
     def of(cls, roots: Sequence[Element]) -> _Marks:
@@ -443,6 +443,9 @@ class _Marks:
                     _mark_ancestors(element, marks.tables)
             for element in _xpath(root, _ARIA_HEADINGS):
                 _mark_ancestors(element, marks.headings)
+                marks.aria_headings.add(element)
+            if root.get("role") == "heading":
+                marks.aria_headings.add(root)
         return marks
 
 
@@ -456,15 +459,16 @@ class _Walker:
     def walk(self, element: Element) -> None:
         """Emit the blocks of one element and its subtree (an item or paragraph that
         holds a heading, or an item made of paragraphs, is walked as a container)."""
-        level = _heading_level(element)
-        kind = _TEXT_KINDS.get(element.tag)
+        tag = element.tag  # lxml makes a new str at every access
+        level = self.heading_level(element, tag)
+        kind = _TEXT_KINDS.get(tag)
         if level:
             self.out.heading(level, self.text(element))
-        elif element.tag in ("dl", "details"):
+        elif tag in ("dl", "details"):
             self.walk_labelled(element)
-        elif element.tag == "tr":
+        elif tag == "tr":
             self.walk_row(element)
-        elif kind and element not in self.marks.headings and not _holds_paragraphs(element):
+        elif kind and element not in self.marks.headings and not self.holds_paragraphs(element):
             nested: list[Element] = []
             self.out.text(kind, self.text(element, nested))
             for structure in nested:
@@ -521,7 +525,25 @@ class _Walker:
         return (
             element.tag not in _BLOCK_TAGS
             and element not in self.marks.blocks
-            and element.get("role") != "heading"
+            and element not in self.marks.aria_headings
+        )
+
+    def heading_level(self, element: Element, tag: str) -> int:
+        """1-6 for h1-h6 and ARIA headings (aria-level defaults to 2), else 0."""
+        level = _HEADING_LEVELS.get(tag, 0)
+        if level or element not in self.marks.aria_headings:
+            return level
+        aria_level = (element.get("aria-level") or "").strip()
+        return min(max(int(aria_level), 1), 6) if aria_level.isdigit() else 2
+
+    def holds_paragraphs(self, element: Element) -> bool:
+        """An item made of paragraphs is a container: its paragraphs stay apart, so that
+        the last sentence of one never runs into the first of the next. (Paragraphs
+        are blocks: an element without blocks below it holds none.)"""
+        return (
+            element.tag != "p"
+            and element in self.marks.blocks
+            and any(child.tag in _PARAGRAPH_TAGS for child in element)
         )
 
     def walk_row(self, row: Element) -> None:
@@ -551,13 +573,14 @@ class _Walker:
         subtree without blocks is serialised by libxml2 in one call."""
         parts.append(element.text or "")
         for child in element:
-            if nested is not None and child.tag in _NESTED:
+            tag = child.tag
+            if nested is not None and tag in _NESTED:
                 nested.append(child)
             elif child in self.marks.blocks:
                 parts.append(" ")
                 self.gather(child, parts, nested)
                 parts.append(" ")
-            elif child.tag in _BLOCK_TAGS:
+            elif tag in _BLOCK_TAGS:
                 parts.extend((" ", _all_text(child), " "))
             else:
                 parts.append(_all_text(child))
@@ -567,24 +590,12 @@ class _Walker:
 _PARAGRAPH_TAGS = frozenset({"p", "div", "section", "blockquote", "pre", "address", "article"})
 
 
-def _holds_paragraphs(element: Element) -> bool:
-    """An item made of paragraphs is a container: its paragraphs stay apart, so that
-    the last sentence of one never runs into the first of the next."""
-    return element.tag != "p" and any(child.tag in _PARAGRAPH_TAGS for child in element)
-
-
-def _heading_level(element: Element) -> int:
-    """1-6 for h1-h6 and ARIA headings (aria-level defaults to 2), else 0."""
-    level = _HEADING_LEVELS.get(element.tag, 0)
-    if level or element.get("role") != "heading":
-        return level
-    aria_level = (element.get("aria-level") or "").strip()
-    return min(max(int(aria_level), 1), 6) if aria_level.isdigit() else 2
-
-
 def _all_text(element: Element) -> str:
-    """The text of an element without its tail, serialised by libxml2 (fast)."""
-    return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    """The text of an element without its tail, serialised by libxml2 (fast), or
+    its own text when it has no children (faster still)."""
+    if len(element):
+        return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    return element.text or ""
 
 
 # --- Markdown ------------------------------------------------------------------------
