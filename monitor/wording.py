@@ -79,18 +79,14 @@ def normalize(text: str, *, strip_numbering: bool = True) -> str:
     return unnumbered(text) if strip_numbering else text
 
 
-# In ASCII text, what `_spaced` has to change once the ends are stripped: a control
-# character (or a whitespace one other than the space), or two spaces in a row.
-_UNSPACED = re.compile("[\x00-\x1f\x7f]|  ")
-
-
 def _spaced(text: str) -> str:
     """The text without control characters, whitespace runs made one space. Most texts
-    are already spaced so once their ends are stripped: one search says so, and saves
-    splitting them into words."""
+    are already spaced so once their ends are stripped, which is quicker to see than
+    to split them into words: in ASCII, the only characters that are not printable are
+    the control and whitespace ones (the space aside)."""
     if text.isascii():
         stripped = text.strip()
-        if not _UNSPACED.search(stripped):
+        if stripped.isprintable() and "  " not in stripped:
             return stripped
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)

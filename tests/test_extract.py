@@ -528,6 +528,14 @@ def test_normalize_is_idempotent_on_tricky_prefixes(text: str) -> None:
     assert normalize(once) == once
 
 
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_wording_drops_controls_and_collapses_whitespace(text: str) -> None:
+    controls = "".join(map(chr, [*range(0x09), *range(0x0E, 0x1C), 0x7F]))
+    expected = " ".join(text.translate(dict.fromkeys(map(ord, controls))).split())
+    assert normalize(text, strip_numbering=False) == expected
+
+
 _READ_TRICKS = st.sampled_from(
     ["e", "\u0301", "\x01", "\x85", "\u1100", "\u1161", " ", "\n", "\u00a0", "\u3000", "\u200b",
      "\u2019", "\u00a8", "1.", "\u2474", "香"]
