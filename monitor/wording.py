@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Alignment", "Reading", "normalize", "read", "shown_as", "unnumbered", "verbatim"]
 
@@ -135,11 +136,12 @@ def shown_as(raw: str, wording: str) -> str:
     return shown
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """A text read once for a block: its wording with any numbering kept
     (``normalize(raw, strip_numbering=False)``), its verbatim form ("" for ASCII text,
-    which shows as its wording) and that verbatim form's own wording."""
+    which shows as its wording) and that verbatim form's own wording. (A named tuple:
+    one is made for every block of every page, and a frozen dataclass costs three
+    times as much to make.)"""
 
     wording: str
     verbatim: str
@@ -162,7 +164,7 @@ def read(raw: str) -> Reading:
     character between a letter and a combining mark blocks their composition in the
     raw text and not in the verbatim one, so then both are normalised."""
     if raw.isascii():
-        wording = normalize(raw, strip_numbering=False)
+        wording = _spaced(raw)  # all that normalising does to ASCII text
         return Reading(wording, "", wording)
     shown = verbatim(raw)
     shown_wording = normalize(shown, strip_numbering=False)
