@@ -119,8 +119,7 @@ def _html_blocks(html: str, rules: ExtractRules, ignore: tuple[UserPattern, ...]
     root = _parse(html)
     _drop_invisible(root)
     _expect_elements(root, rules.expect_css)
-    for element in _match_all(root, rules.remove):
-        _drop(element)
+    _drop(root, _match_all(root, rules.remove))
     if rules.select:
         return _walk_roots(_select(root, rules.select), ignore)
     for roots in _heuristic_roots(root):
@@ -170,7 +169,6 @@ _DROP_TAGS = frozenset({
     "textarea", "canvas", "video", "audio",
 })
 # fmt: on
-_DROP_TUPLE = (*sorted(_DROP_TAGS), "dialog")
 # Elements with an attribute are found through their attributes (``@a/..``): libxml2
 # tests a predicate such as ``*[@a]`` on every element, five times slower.
 _MAYBE_HIDDEN = "descendant::*/@hidden/.. | descendant::*/@aria-hidden/.. | descendant::*/@style/.."
@@ -178,13 +176,13 @@ _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGN
 
 
 def _drop_invisible(root: Element) -> None:
-    """Remove what a reader never sees, and make every <br> a space."""
-    candidates = [*root.iter(*_DROP_TUPLE), *_xpath(root, _MAYBE_HIDDEN)]
-    for element in candidates:
-        if _is_invisible(element):
-            _drop(element)
+    """Remove what a reader never sees, and make every <br> a space (its text, which
+    it never has, rather than joining a space to its tail)."""
+    etree.strip_elements(root, *_DROP_TAGS, with_tail=False)
+    candidates = [*root.iter("dialog"), *_xpath(root, _MAYBE_HIDDEN)]
+    _drop(root, [element for element in candidates if _is_invisible(element)])
     for br in root.iter("br"):
-        br.tail = " " + (br.tail or "")
+        br.text = " "
 
 
 def _is_invisible(element: Element) -> bool:
@@ -199,18 +197,21 @@ def _is_invisible(element: Element) -> bool:
     )
 
 
-def _drop(element: Element) -> None:
-    """Remove an element and its subtree, keeping the text that follows it."""
-    parent = element.getparent()
-    if parent is None:
-        return
-    if element.tail:
-        previous = element.getprevious()
-        if previous is None:
-            parent.text = (parent.text or "") + element.tail
-        else:
-            previous.tail = (previous.tail or "") + element.tail
-    parent.remove(element)
+# A tag no page has: libxml2's HTML parser lowercases every tag name.
+_DOOMED = "Monitor-Doomed"
+
+
+def _drop(scope: Element, elements: Iterable[Element]) -> None:
+    """Remove elements of ``scope`` (never ``scope`` itself) and their subtrees, keeping
+    the text that follows each: they are renamed, then lxml strips them all in one pass
+    and leaves their tails in place, where they read as part of the text before them
+    (no string is joined in Python, and lxml would refuse to set a text holding a
+    control character, which the parser can keep)."""
+    doomed = [element for element in elements if element is not scope]
+    for element in doomed:
+        element.tag = _DOOMED
+    if doomed:
+        etree.strip_elements(scope, _DOOMED, with_tail=False)
 
 
 def _xpath(element: Element, expression: str) -> list[Element]:
@@ -317,9 +318,7 @@ def _strip_chrome(content: Element, *, page: bool) -> Element:
     doomed = _xpath(content, expression)
     if page:
         doomed += _page_chrome(content) + _banners(content)
-    for element in doomed:
-        if element is not content:
-            _drop(element)
+    _drop(content, doomed)
     return content
 
 
