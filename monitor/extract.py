@@ -41,6 +41,7 @@ Plain text (``content_type`` ``text/plain``) is split into paragraphs on blank l
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ def _expect_elements(root: Element, selectors: Sequence[str]) -> None:
     missing = [
         source
         for source in selectors
-        if not any(_has_text(el) for el in _css(_compile_css(source), root))
+        if not any(_has_text(el) for el in _xpath(root, _css_path(source)))
     ]
     if missing:
         raise Incomplete(f"expected element not found or empty: {', '.join(map(repr, missing))}")
@@ -229,31 +230,31 @@ def _elements(result: object) -> list[Element]:
 # --- choosing the content ------------------------------------------------------------
 
 
-def _compile_css(selector: str) -> CSSSelector:
-    """Compile a CSS selector with HTML semantics; a bad one is the watch's fault."""
+@functools.lru_cache(maxsize=256)
+def _css_path(selector: str) -> str:
+    """The XPath of a CSS selector with HTML semantics; a bad one is the watch's fault.
+
+    Translating is the slow part (cssselect, in Python), so a watch's selectors are
+    translated once and remembered; the XPath is compiled at each use (`_xpath`)."""
     try:
-        return CSSSelector(selector, translator="html")
+        return str(CSSSelector(selector, translator="html").path)
     except SelectorError as exc:
         raise ExtractError(f"invalid CSS selector {selector!r}: {exc}") from exc
 
 
 def _match_all(root: Element, selectors: Iterable[str]) -> list[Element]:
     """Every element matched by any of the selectors (for ``remove``)."""
-    return [el for selector in selectors for el in _css(_compile_css(selector), root)]
-
-
-def _css(selector: CSSSelector, root: Element) -> list[Element]:
-    return _elements(selector(root))
+    return [el for selector in selectors for el in _xpath(root, _css_path(selector))]
 
 
 def _select(root: Element, selectors: Sequence[str]) -> list[Element]:
     """The union of the selectors' matches in document order, nested ones once."""
-    compiled = [_compile_css(selector) for selector in selectors]
-    for source, selector in zip(selectors, compiled, strict=True):
-        if not _css(selector, root):
+    paths = [_css_path(selector) for selector in selectors]
+    for source, path in zip(selectors, paths, strict=True):
+        if not _xpath(root, path):
             raise ExtractError(f"select {source!r} matched nothing")
     # An XPath union returns its nodes in document order, without duplicates.
-    return _outermost(_xpath(root, " | ".join(selector.path for selector in compiled)))
+    return _outermost(_xpath(root, " | ".join(paths)))
 
 
 def _outermost(elements: Iterable[Element]) -> list[Element]:

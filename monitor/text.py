@@ -9,6 +9,7 @@ texts against the result; `refuse_css` refuses CSS rules on a format without HTM
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,7 +61,14 @@ def user_regex(pattern: str) -> UserPattern:
 
 
 def compile_ignore(patterns: Sequence[str]) -> tuple[UserPattern, ...]:
-    """Compile the ignore patterns (RE2) once per call; a bad one is the watch's fault."""
+    """The ignore patterns compiled by RE2; a bad one is the watch's fault. A watch's
+    patterns are compiled once and remembered, not at every check (RE2's compiled
+    patterns can be shared between threads)."""
+    return _compiled_ignore(tuple(patterns))
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_ignore(patterns: tuple[str, ...]) -> tuple[UserPattern, ...]:
     compiled = []
     for pattern in patterns:
         try:
