@@ -83,12 +83,11 @@ def normalize(text: str, *, strip_numbering: bool = True) -> str:
 def _spaced(text: str) -> str:
     """The text without control characters, whitespace runs made one space. Most texts
     are already spaced so once their ends are stripped, which is quicker to see than
-    to split them into words: in ASCII, the only characters that are not printable are
-    the control and whitespace ones (the space aside)."""
-    if text.isascii():
-        stripped = text.strip()
-        if stripped.isprintable() and "  " not in stripped:
-            return stripped
+    to split them into words: control characters and every whitespace character but
+    the space are not printable (categories Cc, Zs, Zl and Zp)."""
+    stripped = text.strip()
+    if stripped.isprintable() and "  " not in stripped:
+        return stripped
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
     return " ".join(text.split())
