@@ -107,10 +107,13 @@ def _describe(rules: ExtractRules) -> str:
     return ", ".join(f"{name}={list(value)!r}" for name, value in named if value)
 
 
+_BLANK_LINE = re.compile(r"\n\s*\n")
+
+
 def _plain_text_blocks(text: str, ignore: tuple[UserPattern, ...]) -> list[Block]:
     """A plain-text page has no markup: its paragraphs are separated by blank lines."""
     out = Builder(ignore)
-    for paragraph in re.split(r"\n\s*\n", text):
+    for paragraph in _BLANK_LINE.split(text):
         out.text("paragraph", paragraph)
     return out.blocks
 
