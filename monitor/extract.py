@@ -61,7 +61,6 @@ from monitor.wording import normalize
 
 if TYPE_CHECKING:  # imported where used: a page without selectors, or not in Markdown,
     # never loads cssselect or markdown-it
-    from lxml.cssselect import CSSSelector
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
@@ -96,7 +95,7 @@ def _expect_elements(root: Element, selectors: Sequence[str]) -> None:
     missing = [
         source
         for source in selectors
-        if not any(_has_text(el) for el in _css(_compile_css(source), root))
+        if not any(_has_text(el) for el in _xpath(root, _css_path(source)))
     ]
     if missing:
         raise Incomplete(f"expected element not found or empty: {', '.join(map(repr, missing))}")
@@ -114,10 +113,13 @@ def _describe(rules: ExtractRules) -> str:
     return ", ".join(f"{name}={list(value)!r}" for name, value in named if value)
 
 
+_BLANK_LINE = re.compile(r"\n\s*\n")
+
+
 def _plain_text_blocks(text: str, ignore: tuple[UserPattern, ...]) -> list[Block]:
     """A plain-text page has no markup: its paragraphs are separated by blank lines."""
     out = Builder(ignore)
-    for paragraph in re.split(r"\n\s*\n", text):
+    for paragraph in _BLANK_LINE.split(text):
         out.text("paragraph", paragraph)
     return out.blocks
 
@@ -137,8 +139,7 @@ def _contents(html: str, rules: ExtractRules) -> Iterator[list[Element]]:
     root = _parse(html)
     _drop_invisible(root)
     _expect_elements(root, rules.expect_css)
-    for element in _match_all(root, rules.remove):
-        _drop(element)
+    _drop(root, _match_all(root, rules.remove))
     if rules.select:
         yield _select(root, rules.select)
         return
@@ -245,19 +246,20 @@ _DROP_TAGS = frozenset({
     "textarea", "canvas", "video", "audio",
 })
 # fmt: on
-_DROP_TUPLE = (*sorted(_DROP_TAGS), "dialog")
-_MAYBE_HIDDEN = "descendant::*[@hidden or @aria-hidden or @style]"
+# Elements with an attribute are found through their attributes (``@a/..``): libxml2
+# tests a predicate such as ``*[@a]`` on every element, five times slower.
+_MAYBE_HIDDEN = "descendant::*/@hidden/.. | descendant::*/@aria-hidden/.. | descendant::*/@style/.."
 _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
 def _drop_invisible(root: Element) -> None:
-    """Remove what a reader never sees, and make every <br> a space."""
-    candidates = [*root.iter(*_DROP_TUPLE), *_xpath(root, _MAYBE_HIDDEN)]
-    for element in candidates:
-        if _is_invisible(element):
-            _drop(element)
+    """Remove what a reader never sees, and make every <br> a space (its text, which
+    it never has, rather than joining a space to its tail)."""
+    etree.strip_elements(root, *_DROP_TAGS, with_tail=False)
+    candidates = [*root.iter("dialog"), *_xpath(root, _MAYBE_HIDDEN)]
+    _drop(root, [element for element in candidates if _is_invisible(element)])
     for br in root.iter("br"):
-        br.tail = " " + (br.tail or "")
+        br.text = " "
 
 
 def _is_invisible(element: Element) -> bool:
@@ -272,18 +274,21 @@ def _is_invisible(element: Element) -> bool:
     )
 
 
-def _drop(element: Element) -> None:
-    """Remove an element and its subtree, keeping the text that follows it."""
-    parent = element.getparent()
-    if parent is None:
-        return
-    if element.tail:
-        previous = element.getprevious()
-        if previous is None:
-            parent.text = (parent.text or "") + element.tail
-        else:
-            previous.tail = (previous.tail or "") + element.tail
-    parent.remove(element)
+# A tag no page has: libxml2's HTML parser lowercases every tag name.
+_DOOMED = "Monitor-Doomed"
+
+
+def _drop(scope: Element, elements: Iterable[Element]) -> None:
+    """Remove elements of ``scope`` (never ``scope`` itself) and their subtrees, keeping
+    the text that follows each: they are renamed, then lxml strips them all in one pass
+    and leaves their tails in place, where they read as part of the text before them
+    (no string is joined in Python, and lxml would refuse to set a text holding a
+    control character, which the parser can keep)."""
+    doomed = [element for element in elements if element is not scope]
+    for element in doomed:
+        element.tag = _DOOMED
+    if doomed:
+        etree.strip_elements(scope, _DOOMED, with_tail=False)
 
 
 def _xpath(element: Element, expression: str) -> list[Element]:
@@ -301,34 +306,34 @@ def _elements(result: object) -> list[Element]:
 # --- choosing the content ------------------------------------------------------------
 
 
-def _compile_css(selector: str) -> CSSSelector:
-    """Compile a CSS selector with HTML semantics; a bad one is the watch's fault."""
+@functools.lru_cache(maxsize=256)
+def _css_path(selector: str) -> str:
+    """The XPath of a CSS selector with HTML semantics; a bad one is the watch's fault.
+
+    Translating is the slow part (cssselect, in Python), so a watch's selectors are
+    translated once and remembered; the XPath is compiled at each use (`_xpath`)."""
     from cssselect import SelectorError
     from lxml.cssselect import CSSSelector
 
     try:
-        return CSSSelector(selector, translator="html")
+        return str(CSSSelector(selector, translator="html").path)
     except SelectorError as exc:
         raise ExtractError(f"invalid CSS selector {selector!r}: {exc}") from exc
 
 
 def _match_all(root: Element, selectors: Iterable[str]) -> list[Element]:
     """Every element matched by any of the selectors (for ``remove``)."""
-    return [el for selector in selectors for el in _css(_compile_css(selector), root)]
-
-
-def _css(selector: CSSSelector, root: Element) -> list[Element]:
-    return _elements(selector(root))
+    return [el for selector in selectors for el in _xpath(root, _css_path(selector))]
 
 
 def _select(root: Element, selectors: Sequence[str]) -> list[Element]:
     """The union of the selectors' matches in document order, nested ones once."""
-    compiled = [_compile_css(selector) for selector in selectors]
-    for source, selector in zip(selectors, compiled, strict=True):
-        if not _css(selector, root):
+    paths = [_css_path(selector) for selector in selectors]
+    for source, path in zip(selectors, paths, strict=True):
+        if not _xpath(root, path):
             raise ExtractError(f"select {source!r} matched nothing")
     # An XPath union returns its nodes in document order, without duplicates.
-    return _outermost(_xpath(root, " | ".join(selector.path for selector in compiled)))
+    return _outermost(_xpath(root, " | ".join(paths)))
 
 
 def _outermost(elements: Iterable[Element]) -> list[Element]:
@@ -342,7 +347,9 @@ def _outermost(elements: Iterable[Element]) -> list[Element]:
     return kept
 
 
-_PAGE_CHROME = "descendant::header | descendant::footer | descendant::aside | descendant::*[@role]"
+_PAGE_CHROME = (
+    "descendant::header | descendant::footer | descendant::aside | descendant::*/@role/.."
+)
 _CHROME_ROLES = frozenset({"banner", "contentinfo", "complementary"})
 
 
@@ -359,7 +366,7 @@ def _page_chrome(content: Element) -> list[Element]:
 
 def _heuristic_roots(root: Element) -> Iterator[list[Element]]:
     """Candidate content roots, best first: main, role=main, article(s), body."""
-    for expression in ("descendant::main", "descendant::*[@role='main']"):
+    for expression in ("descendant::main", "descendant::*/@role[. = 'main']/.."):
         found = _outermost(_xpath(root, expression))
         if found:
             yield [_strip_chrome(element, page=False) for element in found]
@@ -387,13 +394,11 @@ def _strip_chrome(content: Element, *, page: bool) -> Element:
     any article or main: they repeat on every page and change for reasons that have
     nothing to do with the policy. (Banners are not searched for inside a main or an
     article: they live outside it, and the search costs a look at every element.)"""
-    expression = "descendant::nav | descendant::*[@role='navigation']"
+    expression = "descendant::nav | descendant::*/@role[. = 'navigation']/.."
     doomed = _xpath(content, expression)
     if page:
         doomed += _page_chrome(content) + _banners(content)
-    for element in doomed:
-        if element is not content:
-            _drop(element)
+    _drop(content, doomed)
     return content
 
 
@@ -418,7 +423,11 @@ _NEVER_BANNER = frozenset({"html", "body", "main", "article"})
 
 def _banners(content: Element) -> list[Element]:
     """Cookie and consent banners inside the content (see the module docstring)."""
-    return [el for el in _xpath(content, "descendant::*[@id or @class]") if _is_banner(el)]
+    return [
+        el
+        for el in _xpath(content, "descendant::*/@id/.. | descendant::*/@class/..")
+        if _is_banner(el)
+    ]
 
 
 def _is_banner(element: Element) -> bool:
@@ -471,8 +480,7 @@ _BLOCK_TAGS = frozenset({
 })
 # fmt: on
 _BLOCK_TUPLE = tuple(sorted(_BLOCK_TAGS))
-_HEADING_TUPLE = tuple(_HEADING_LEVELS)
-_ARIA_HEADINGS = "descendant::*[@role='heading']"
+_ARIA_HEADINGS = "descendant::*/@role[. = 'heading']/.."
 
 
 def _walk_roots(roots: Sequence[Element], ignore: tuple[UserPattern, ...]) -> list[Block]:
@@ -500,6 +508,7 @@ class _Marks:
     blocks: set[Element] = field(default_factory=set)
     headings: set[Element] = field(default_factory=set)
     tables: set[Element] = field(default_factory=set)
+    aria_headings: set[Element] = field(default_factory=set)  # role=heading themselves
 
     @classmethod
     def of(cls, roots: Sequence[Element]) -> _Marks:
@@ -513,6 +522,9 @@ class _Marks:
                     _mark_ancestors(element, marks.tables)
             for element in _xpath(root, _ARIA_HEADINGS):
                 _mark_ancestors(element, marks.headings)
+                marks.aria_headings.add(element)
+            if root.get("role") == "heading":
+                marks.aria_headings.add(root)
         return marks
 
 
@@ -526,15 +538,16 @@ class _Walker:
     def walk(self, element: Element) -> None:
         """Emit the blocks of one element and its subtree (an item or paragraph that
         holds a heading, or an item made of paragraphs, is walked as a container)."""
-        level = _heading_level(element)
-        kind = _TEXT_KINDS.get(element.tag)
+        tag = element.tag  # lxml makes a new str at every access
+        level = self.heading_level(element, tag)
+        kind = _TEXT_KINDS.get(tag)
         if level:
             self.out.heading(level, self.text(element))
-        elif element.tag in ("dl", "details"):
+        elif tag in ("dl", "details"):
             self.walk_labelled(element)
-        elif element.tag == "tr":
+        elif tag == "tr":
             self.walk_row(element)
-        elif kind and element not in self.marks.headings and not _holds_paragraphs(element):
+        elif kind and element not in self.marks.headings and not self.holds_paragraphs(element):
             nested: list[Element] = []
             self.out.text(kind, self.text(element, nested))
             for structure in nested:
@@ -591,7 +604,25 @@ class _Walker:
         return (
             element.tag not in _BLOCK_TAGS
             and element not in self.marks.blocks
-            and element.get("role") != "heading"
+            and element not in self.marks.aria_headings
+        )
+
+    def heading_level(self, element: Element, tag: str) -> int:
+        """1-6 for h1-h6 and ARIA headings (aria-level defaults to 2), else 0."""
+        level = _HEADING_LEVELS.get(tag, 0)
+        if level or element not in self.marks.aria_headings:
+            return level
+        aria_level = (element.get("aria-level") or "").strip()
+        return min(max(int(aria_level), 1), 6) if aria_level.isdigit() else 2
+
+    def holds_paragraphs(self, element: Element) -> bool:
+        """An item made of paragraphs is a container: its paragraphs stay apart, so that
+        the last sentence of one never runs into the first of the next. (Paragraphs
+        are blocks: an element without blocks below it holds none.)"""
+        return (
+            element.tag != "p"
+            and element in self.marks.blocks
+            and any(child.tag in _PARAGRAPH_TAGS for child in element)
         )
 
     def walk_row(self, row: Element) -> None:
@@ -621,13 +652,14 @@ class _Walker:
         subtree without blocks is serialised by libxml2 in one call."""
         parts.append(element.text or "")
         for child in element:
-            if nested is not None and child.tag in _NESTED:
+            tag = child.tag
+            if nested is not None and tag in _NESTED:
                 nested.append(child)
             elif child in self.marks.blocks:
                 parts.append(" ")
                 self.gather(child, parts, nested)
                 parts.append(" ")
-            elif child.tag in _BLOCK_TAGS:
+            elif tag in _BLOCK_TAGS:
                 parts.extend((" ", _all_text(child), " "))
             else:
                 parts.append(_all_text(child))
@@ -637,24 +669,12 @@ class _Walker:
 _PARAGRAPH_TAGS = frozenset({"p", "div", "section", "blockquote", "pre", "address", "article"})
 
 
-def _holds_paragraphs(element: Element) -> bool:
-    """An item made of paragraphs is a container: its paragraphs stay apart, so that
-    the last sentence of one never runs into the first of the next."""
-    return element.tag != "p" and any(child.tag in _PARAGRAPH_TAGS for child in element)
-
-
-def _heading_level(element: Element) -> int:
-    """1-6 for h1-h6 and ARIA headings (aria-level defaults to 2), else 0."""
-    level = _HEADING_LEVELS.get(element.tag, 0)
-    if level or element.get("role") != "heading":
-        return level
-    aria_level = (element.get("aria-level") or "").strip()
-    return min(max(int(aria_level), 1), 6) if aria_level.isdigit() else 2
-
-
 def _all_text(element: Element) -> str:
-    """The text of an element without its tail, serialised by libxml2 (fast)."""
-    return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    """The text of an element without its tail, serialised by libxml2 (fast), or
+    its own text when it has no children (faster still)."""
+    if len(element):
+        return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    return element.text or ""
 
 
 # --- Markdown ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ texts against the result; `refuse_css` refuses CSS rules on a format without HTM
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Protocol
 
 from monitor.errors import ExtractError, Incomplete
 from monitor.model import Block, ExtractRules
-from monitor.wording import normalize, shown_as
+from monitor.wording import normalize, read, unnumbered
 
 __all__ = ["Builder", "UserPattern", "compile_ignore", "expect_texts", "refuse_css", "user_regex"]
 
@@ -60,7 +61,14 @@ def user_regex(pattern: str) -> UserPattern:
 
 
 def compile_ignore(patterns: Sequence[str]) -> tuple[UserPattern, ...]:
-    """Compile the ignore patterns (RE2) once per call; a bad one is the watch's fault."""
+    """The ignore patterns compiled by RE2; a bad one is the watch's fault. A watch's
+    patterns are compiled once and remembered, not at every check (RE2's compiled
+    patterns can be shared between threads)."""
+    return _compiled_ignore(tuple(patterns))
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_ignore(patterns: tuple[str, ...]) -> tuple[UserPattern, ...]:
     compiled = []
     for pattern in patterns:
         try:
@@ -79,23 +87,24 @@ class Builder:
     headings: list[tuple[int, str]] = field(default_factory=list)
     path: tuple[str, ...] = ()
 
-    def clean(self, raw: str, *, strip_numbering: bool) -> str:
-        """Normalise, then apply the watch's ignore patterns."""
-        text = normalize(raw, strip_numbering=strip_numbering)
+    def clean(self, raw: str, *, strip_numbering: bool) -> tuple[str, str]:
+        """Normalise, then apply the watch's ignore patterns; return the text and its
+        verbatim form (`wording.shown_as`)."""
+        reading = read(raw)
+        text = unnumbered(reading.wording) if strip_numbering else reading.wording
         if text and self.ignore:
             for pattern in self.ignore:
                 text = pattern.sub("", text)
             text = " ".join(text.split())
-        return text
+        return text, reading.shown(text)
 
     def heading(self, level: int, raw: str) -> None:
-        text = self.clean(raw, strip_numbering=False)
+        text, shown = self.clean(raw, strip_numbering=False)
         if not text:
             return
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
         path = tuple(heading for _, heading in self.headings)
-        shown = shown_as(raw, text)
         self.blocks.append(Block("heading", text, path, level=level, shown=shown))
         self.headings.append((level, text))
         self.path = (*path, text)
@@ -103,9 +112,9 @@ class Builder:
     def text(self, kind: str, raw: str) -> str | None:
         """Add a block; return its text (None when nothing visible was left)."""
         if raw and not raw.isspace():
-            text = self.clean(raw, strip_numbering=True)
+            text, shown = self.clean(raw, strip_numbering=True)
             if text:
-                self.blocks.append(Block(kind, text, self.path, shown=shown_as(raw, text)))
+                self.blocks.append(Block(kind, text, self.path, shown=shown))
                 return text
         return None
 
@@ -122,12 +131,11 @@ class Builder:
     def row(self, raw_cells: Sequence[str]) -> None:
         """A row keeps its empty cells, so that a value moving to another column is a
         change; ignore patterns apply to each cell, so that text and cells agree."""
-        cells = tuple(self.clean(raw, strip_numbering=False) for raw in raw_cells)
+        cleaned = [self.clean(raw, strip_numbering=False) for raw in raw_cells]
+        cells = tuple(cell for cell, _ in cleaned)
         if any(cells):
             text = " | ".join(cells)
-            shown = " | ".join(
-                shown_as(raw, cell) or cell for raw, cell in zip(raw_cells, cells, strict=True)
-            )
+            shown = " | ".join(shown or cell for cell, shown in cleaned)
             shown = "" if shown == text else shown
             self.blocks.append(Block("row", text, self.path, cells=cells, shown=shown))
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["Alignment", "normalize", "shown_as", "verbatim"]
+__all__ = ["Alignment", "Reading", "normalize", "read", "shown_as", "unnumbered", "verbatim"]
 
 
 # Characters that do not change the wording: invisible ones (zero-width, soft hyphen,
@@ -75,12 +76,27 @@ def normalize(text: str, *, strip_numbering: bool = True) -> str:
         text = _plain(text)
         if not unicodedata.is_normalized("NFKC", text):
             text = _plain(unicodedata.normalize("NFKC", text))
+    text = _spaced(text)
+    return unnumbered(text) if strip_numbering else text
+
+
+def _spaced(text: str) -> str:
+    """The text without control characters, whitespace runs made one space. Most texts
+    are already spaced so once their ends are stripped, which is quicker to see than
+    to split them into words: control characters and every whitespace character but
+    the space are not printable (categories Cc, Zs, Zl and Zp)."""
+    stripped = text.strip()
+    if stripped.isprintable() and "  " not in stripped:
+        return stripped
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
-    text = " ".join(text.split())
-    if strip_numbering:
-        while match := _NUMBERING.match(text):
-            text = text[match.end() :]
+    return " ".join(text.split())
+
+
+def unnumbered(text: str) -> str:
+    """A normalised text without the list markers it starts with."""
+    while match := _NUMBERING.match(text):
+        text = text[match.end() :]
     return text
 
 
@@ -98,9 +114,7 @@ def verbatim(text: str) -> str:
     if not text.isascii():
         for char in set(_INVISIBLE_CHARS.findall(text)):
             text = text.replace(char, "")
-    if _CONTROL.search(text):
-        text = _CONTROL.sub("", text)
-    return " ".join(text.split())
+    return _spaced(text)
 
 
 _INVISIBLE_CHARS = re.compile(f"[{_INVISIBLE}]")
@@ -119,6 +133,43 @@ def shown_as(raw: str, wording: str) -> str:
     if shown == wording or not normalize(shown, strip_numbering=False).endswith(wording):
         return ""
     return shown
+
+
+class Reading(NamedTuple):
+    """A text read once for a block: its wording with any numbering kept
+    (``normalize(raw, strip_numbering=False)``), its verbatim form ("" for ASCII text,
+    which shows as its wording) and that verbatim form's own wording. (A named tuple:
+    one is made for every block of every page, and a frozen dataclass costs three
+    times as much to make.)"""
+
+    wording: str
+    verbatim: str
+    verbatim_wording: str
+
+    def shown(self, wording: str) -> str:
+        """`shown_as` for the block whose final wording is ``wording``."""
+        if not self.verbatim or self.verbatim == wording:
+            return ""
+        return self.verbatim if self.verbatim_wording.endswith(wording) else ""
+
+
+def read(raw: str) -> Reading:
+    """Read a block's text with one normalisation where one is enough.
+
+    Without control characters, the verbatim form normalises to the same wording as
+    the text itself (verbatim only drops invisible characters, which normalising drops
+    too, and collapses whitespace, which NFKC neither composes across nor makes out of
+    other characters), so the verbatim form is normalised, once, for both. A control
+    character between a letter and a combining mark blocks their composition in the
+    raw text and not in the verbatim one, so then both are normalised."""
+    if raw.isascii():
+        wording = _spaced(raw)  # all that normalising does to ASCII text
+        return Reading(wording, "", wording)
+    shown = verbatim(raw)
+    shown_wording = normalize(shown, strip_numbering=False)
+    if _CONTROL.search(raw):
+        return Reading(normalize(raw, strip_numbering=False), shown, shown_wording)
+    return Reading(shown_wording, shown, shown_wording)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import ExtractError, FailureKind
 from monitor.extract import extract, normalize
 from monitor.model import Block, Document, ExtractRules, document_json
+from monitor.wording import read, shown_as
 
 GOLDEN = Path(__file__).parent / "golden" / "extract"
 PAGES = sorted(path.stem for path in GOLDEN.glob("*.html"))
@@ -525,6 +526,32 @@ _MARKERS = st.sampled_from(
 def test_normalize_is_idempotent_on_tricky_prefixes(text: str) -> None:
     once = normalize(text)
     assert normalize(once) == once
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_wording_drops_controls_and_collapses_whitespace(text: str) -> None:
+    controls = "".join(map(chr, [*range(0x09), *range(0x0E, 0x1C), 0x7F]))
+    expected = " ".join(text.translate(dict.fromkeys(map(ord, controls))).split())
+    assert normalize(text, strip_numbering=False) == expected
+
+
+_READ_TRICKS = st.sampled_from(
+    ["e", "\u0301", "\x01", "\x85", "\u1100", "\u1161", " ", "\n", "\u00a0", "\u3000", "\u200b",
+     "\u2019", "\u00a8", "1.", "\u2474", "香"]
+)  # fmt: skip
+
+
+@settings(max_examples=1000)
+@given(st.one_of(st.text(), st.lists(_READ_TRICKS, max_size=12).map("".join)))
+@example("e\x01\u0301")  # a control character blocks a composition in the raw text only
+def test_a_block_reads_as_its_text_normalised(raw: str) -> None:
+    """A block's wording and the verbatim text quoted beside it are what normalising
+    the page's text gives (extraction reads each text once where that is the same)."""
+    reading = read(raw)
+    assert reading.wording == normalize(raw, strip_numbering=False)
+    for wording in (reading.wording, normalize(raw), reading.wording[1:]):
+        assert reading.shown(wording) == shown_as(raw, wording)
 
 
 @settings(max_examples=200, deadline=None)
