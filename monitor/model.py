@@ -265,7 +265,8 @@ def document_hash(document: Document) -> str:
     return _encoded(document)[1]
 
 
-_ENCODED_KEPT = 16  # documents remembered: a check hashes, compares and stores the same one
+_ENCODED_KEPT = 4  # documents remembered: a check hashes, compares and stores the same one
+# (a page's document can take megabytes as objects: enough for the checks evaluated at once)
 _encoded_documents: dict[int, tuple[Document, str, str]] = {}
 _encoded_lock = threading.Lock()
 
