@@ -348,8 +348,9 @@ def load(conn: Connection, watch_id: str, recent: int) -> History:
 
 def complete(conn: Connection, history: History, *, document: bool, raw: bool) -> History:
     """`history` with what evaluating a response needs besides: the latest version's
-    document (its stored bytes, decompressed and decoded on first use) and the raw
-    body it came from. What it already holds is not read again."""
+    document (decompressed here, with the body it may be compressed against; decoded
+    on first use) and the raw body it came from. What it already holds is not read
+    again."""
     latest = history.latest
     if latest is None:
         return history
