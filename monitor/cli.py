@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from monitor import __version__
+from monitor import __version__, memory
 from monitor.app import check_context, deliverer, load_watchlist, preview
 from monitor.browser import Renderer
 from monitor.check import check_all
@@ -353,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Output piped into a command that stops reading (`monitor alerts --show | head`)
     ends the command quietly with 141, as a Unix tool killed by SIGPIPE."""
+    memory.cap_arenas()  # before any thread starts
     try:
         code = _command(argv)
         sys.stdout.flush()  # here, not at exit, so a closed pipe is caught

@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from starlette.types import ASGIApp
 
-from monitor import schedule
+from monitor import memory, schedule
 from monitor.app import check_context, deliverer
 from monitor.browser import Renderer
 from monitor.check import Context, check
@@ -63,6 +63,7 @@ class Settings:
     http_token: str | None = None  # the dashboard's token ($MONITOR_HTTP_TOKEN)
     watch_file: float = 0.0  # seconds between looks at the watchlist's mtime; 0 = off
     misfire_grace: float = 300.0
+    trim_every: float = 60.0  # seconds between hand-backs of freed heap (monitor.memory)
 
 
 def _utcnow() -> datetime:
@@ -135,6 +136,9 @@ class Daemon:
         self.beat()
         self.scheduler.add_job(
             self.beat, IntervalTrigger(seconds=self.settings.heartbeat_every), id="heartbeat"
+        )
+        self.scheduler.add_job(
+            memory.trim, IntervalTrigger(seconds=self.settings.trim_every), id="trim"
         )
         self.scheduler.add_job(
             self.deliver,

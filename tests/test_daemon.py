@@ -455,6 +455,7 @@ def test_first_runs_follow_the_last_checks_in_the_store(world: World, store: Sto
         for job in (jobs["watch:seen"], jobs["watch:fresh"], jobs["watch:cron"]):
             assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, 300)
         assert jobs["heartbeat"].trigger.interval == timedelta(seconds=30)
+        assert jobs["trim"].trigger.interval == timedelta(seconds=60)  # freed heap back
         await daemon.stop()
 
     run(go)
