@@ -16,6 +16,7 @@ Pure: no I/O, no clock; the matcher is built once by the caller.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 from monitor.jurisdictions import Watching
@@ -182,18 +183,41 @@ def _number(cell: str) -> tuple[float, str] | None:
 
 
 def _presence(before: Document, after: Document, matcher: Watching) -> list[Finding]:
-    """A jurisdiction named on only one side of the comparison appeared or disappeared."""
-    old, new = _page_names(before, matcher), _page_names(after, matcher)
+    """A jurisdiction named on only one side of the comparison appeared or disappeared.
+
+    Names are read block by block, as a change's are: a newline ends a name, and a
+    language label in the next block ("(English)") is not this block's. So only the
+    blocks found on one side only can make a name appear or disappear, and the blocks
+    both sides share are read only when those name a place the others do not: a
+    change on a page of 100 KB of text reads the changed blocks, not both pages."""
+    old_only, new_only = _one_sided(before, after)
+    old, new = _names_in(old_only, matcher), _names_in(new_only, matcher)
+    if old.keys() == new.keys():
+        return []
+    shared = _names_in(_shared(before, after), matcher)
     findings = [
-        Finding(j, FindingKind.APPEARED, "page", tuple(t)) for j, t in new.items() if j not in old
+        Finding(j, FindingKind.APPEARED, "page", tuple(t))
+        for j, t in new.items()
+        if j not in old and j not in shared
     ]
     findings += [
         Finding(j, FindingKind.DISAPPEARED, "page", tuple(t))
         for j, t in old.items()
-        if j not in new
+        if j not in new and j not in shared
     ]
     return findings
 
 
-def _page_names(document: Document, matcher: Watching) -> dict[str, list[str]]:
-    return _names(matcher, "\n".join(b.text for b in document))
+def _one_sided(before: Document, after: Document) -> tuple[list[str], list[str]]:
+    """The texts of the blocks only `before` has, and of those only `after` has, in
+    reading order (a block more often on one side than the other counts there too)."""
+    old, new = Counter(b.text for b in before), Counter(b.text for b in after)
+    return list((old - new).elements()), list((new - old).elements())
+
+
+def _shared(before: Document, after: Document) -> list[str]:
+    return list((Counter(b.text for b in before) & Counter(b.text for b in after)).elements())
+
+
+def _names_in(texts: Iterable[str], matcher: Watching) -> dict[str, list[str]]:
+    return _merge(*(_names(matcher, text) for text in texts))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from monitor.jurisdictions import Watching, catalog, matcher_for
-from monitor.model import Block, Change, Finding
+from monitor.jurisdictions import Match, Watching, catalog, matcher_for
+from monitor.model import Block, Change, Document, Finding
 from monitor.relevance import assess, number_delta
 
 
@@ -171,3 +173,90 @@ def test_text_moving_within_the_hong_kong_section_is_no_finding(matcher: Watchin
         path_after=("Hong Kong", "New"),
     )
     assert assess(DOC, DOC, [change], matcher) == []
+
+
+# --- presence: only the text that differs is read --------------------------------------
+
+
+class Reading(Watching):
+    """The matcher, counting the characters it is given to read."""
+
+    def __init__(self, inner: Watching) -> None:
+        super().__init__(inner.matcher, inner.ids)
+        self.read = 0
+
+    def find(self, text: str) -> list[Match]:
+        self.read += len(text)
+        return super().find(text)
+
+
+def test_a_change_that_names_the_same_places_never_reads_the_pages_whole(
+    matcher: Watching,
+) -> None:
+    filler = [p(f"Paragraph {n}: we review each request for legality.") for n in range(400)]
+    before = (*filler, p("We received 12 requests from Hong Kong."), p("China is listed."))
+    after = (*filler, p("We received 14 requests from Hong Kong."), p("China is listed."))
+    change = Change("modified", "paragraph", before=before[400].text, after=after[400].text)
+    reading = Reading(matcher)
+    found = assess(before, after, [change], reading)
+    assert kinds(found) == [("HK", "sentence_modified", "sentence")]
+    page = sum(len(b.text) for b in after)
+    assert reading.read < page // 10  # the changed sentences and blocks, not 2 x 25 KB
+
+    # a place that disappears with the change still reads both pages, and is found
+    gone = (*filler, p("We received 14 requests."), p("China is listed."))
+    removed = Change("modified", "paragraph", before=before[400].text, after=gone[400].text)
+    found = assess(before, gone, [removed], matcher)
+    assert ("HK", "disappeared", "page") in kinds(found)
+
+
+def test_a_language_label_in_the_next_block_does_not_hide_a_place(matcher: Watching) -> None:
+    """A page that adds "(English)" below a block ending in Macao still names Macao."""
+    before = (p("Offices: Hong Kong, Macao"),)
+    after = (*before, p("(English)"))
+    assert assess(before, after, [], matcher) == []
+
+
+def _presence_of_whole_pages(before: Document, after: Document, matcher: Watching) -> set[str]:
+    """What the pages say about presence, every block of both read: the reference."""
+
+    def named(document: Document) -> set[str]:
+        return {m.jurisdiction for b in document for m in matcher.find(b.text)}
+
+    old, new = named(before), named(after)
+    return {f"appeared {j}" for j in new - old} | {f"disappeared {j}" for j in old - new}
+
+
+PIECES = st.sampled_from(
+    [
+        "Hong Kong",
+        "Hong Kong SAR",
+        "Macao",
+        "China",
+        "Chinese (Hong Kong)",
+        "Hong Kong (English)",
+        "Papua New Guinea",
+        "New Mexico",
+        "requests",
+        "we answered none",
+        "(English)",
+        "中文（香港）",
+        "香港",
+        ".",
+    ]
+)
+BLOCK_TEXTS = st.lists(PIECES, min_size=1, max_size=4).map(" ".join)
+PAGES = st.lists(BLOCK_TEXTS, max_size=8)
+
+
+@given(PAGES, PAGES)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_presence_read_from_the_differing_blocks_is_what_the_whole_pages_say(
+    matcher: Watching, old: list[str], new: list[str]
+) -> None:
+    before, after = tuple(map(p, old)), tuple(map(p, new))
+    found = assess(before, after, [], matcher)
+    presence = {f"{f.kind} {f.jurisdiction}" for f in found}
+    assert presence == _presence_of_whole_pages(before, after, matcher)
