@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import zlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, event, insert, inspect, text
+from sqlalchemy import Engine, create_engine, event, insert, inspect, text
 
 from monitor.errors import FailureKind, StoreError
 from monitor.model import (
@@ -37,6 +38,7 @@ from monitor.model import (
 )
 from monitor.store import MissingStore, Store, database_url, redact_db, schema
 from monitor.store import versions as versions_mod
+from monitor.store.connection import connect
 from monitor.store.schema import SCHEMA_VERSION
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -476,6 +478,41 @@ def test_processes_creating_one_store_at_once_all_get_it_whole(
     assert {out.strip() for out, _ in outputs} == {str(SCHEMA_VERSION)}
     with Store.open(str(db)) as store:
         assert store.verify() == []
+
+
+def _open_at_once(url: str, openers: int) -> list[str]:
+    """What went wrong when `openers` connections open the store at `url` at once."""
+    engines = [connect(url, create=True) for _ in range(openers)]
+    together = threading.Barrier(openers)
+    problems: list[str] = []
+
+    def open_one(engine: Engine) -> None:
+        together.wait()
+        try:
+            with engine.connect() as conn:
+                mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+                if mode != "wal":
+                    problems.append(f"journal mode {mode}")
+        except Exception as exc:  # every failure is the test's finding
+            problems.append(str(exc).splitlines()[0])
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=open_one, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return problems
+
+
+def test_many_openers_of_a_new_store_all_find_it_in_wal_mode(tmp_path: Path) -> None:
+    """Sixteen connections opening one new file at once, a hundred times: SQLite does
+    not wait for the switch to WAL (it answered 'database is locked' at once in about
+    one start in thirty), so the openers take turns until one has switched it."""
+    for attempt in range(100):
+        problems = _open_at_once(str(tmp_path / f"new-{attempt}.db"), 16)
+        assert problems == [], f"start {attempt}: {problems}"
 
 
 def test_versions_are_numbered_per_watch_and_old_stores_are_numbered_on_upgrade(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,37 @@ def _sqlite_path(full: str) -> str | None:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")  # first: another process may be creating it
-    cursor.execute("PRAGMA journal_mode=WAL")  # persistent: set once by whoever creates
+    _write_ahead(cursor)
     cursor.close()
     _sqlite_read_pragmas(dbapi_connection, _record)
+
+
+WAL_WAIT = 10.0  # seconds a new store's first openers wait for one of them to switch it
+_WAL_RETRY = 0.01  # seconds between two tries
+
+
+def _write_ahead(cursor: Any) -> None:
+    """Put the store in WAL mode (persistent: set once, by whoever creates it).
+
+    Switching takes the file for itself, and SQLite does not wait for that (its busy
+    handler is not asked): processes opening a new store at once find it locked, or
+    see the switch refused. They try again until one of them has switched it; a store
+    in WAL mode already is only asked."""
+    import sqlite3  # the driver SQLAlchemy loaded for this SQLite store
+
+    deadline = time.monotonic() + WAL_WAIT
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            if cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise StoreError("the store could not be put in WAL mode: another process holds it")
+        time.sleep(_WAL_RETRY)
 
 
 def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
