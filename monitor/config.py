@@ -691,9 +691,9 @@ def _encoded(url: str, match: re.Match[str], value: str) -> str:
 
 
 def _catalog_ids() -> set[str]:
-    from monitor.jurisdictions import catalog
+    from monitor.jurisdictions import ids
 
-    return set(catalog())
+    return set(ids())
 
 
 def _unknown_forms(jid: str, spec: JurisdictionSpec) -> list[str]:

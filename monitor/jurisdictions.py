@@ -239,6 +239,16 @@ def _load() -> _Catalog:
     return _Catalog(places, tuple(data["exclusions"]), tuple(data["labels"]), data["label_tail"])
 
 
+@functools.cache
+def ids() -> frozenset[str]:
+    """The built-in jurisdictions' ids, without reading their names: what validating a
+    watchlist needs (the whole catalog costs 16 ms and 7 MB to load). The catalog file
+    holds one jurisdiction per line, each line starting with its quoted id
+    (scripts/build_jurisdictions.py writes it so)."""
+    raw = resources.files("monitor").joinpath("data/jurisdictions.json").read_text("utf-8")
+    return frozenset(line[1 : line.index('"', 1)] for line in raw.splitlines()[1:-1])
+
+
 def catalog() -> dict[str, Jurisdiction]:
     """The built-in jurisdictions by id (ISO 3166-1 alpha-2, plus EU and XK).
 

@@ -20,8 +20,9 @@ Rules that keep a failure from ever looking like a change:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -88,16 +89,22 @@ class Detection:
 
 
 class Matchers:
-    """Jurisdiction matchers, built once per distinct set of watched jurisdictions."""
+    """Jurisdiction matchers, built once per distinct set of watched jurisdictions.
+
+    The catalog of names is read when a matcher or a name is first asked for: a pass
+    over pages that did not change never loads it."""
 
     def __init__(self, watchlist: Watchlist | None = None) -> None:
-        extra = {
+        self._extra = {
             jid: ExtraSpec(spec.name, tuple(spec.terms), tuple(spec.drop), tuple(spec.drop_kinds))
             for jid, spec in (watchlist.jurisdictions if watchlist else {}).items()
         }
-        self.jurisdictions: dict[str, Jurisdiction] = extend(catalog(), extra)
-        self.names = {jid: place.name for jid, place in self.jurisdictions.items()}
+        self.names: Mapping[str, str] = _Names(self)
         self._cache: dict[tuple[str, ...], Watching] = {}
+
+    @functools.cached_property
+    def jurisdictions(self) -> dict[str, Jurisdiction]:
+        return extend(catalog(), self._extra)
 
     def for_watch(self, watch: Watch) -> Watching:
         return self.for_ids((*watch.jurisdictions, *([watch.about] if watch.about else [])))
@@ -107,6 +114,26 @@ class Matchers:
         if key not in self._cache:
             self._cache[key] = matcher_for(key, self.jurisdictions)
         return self._cache[key]
+
+
+class _Names(Mapping[str, str]):
+    """Each jurisdiction's display name by id, read from the catalog on first use."""
+
+    def __init__(self, matchers: Matchers) -> None:
+        self._matchers = matchers
+
+    @functools.cached_property
+    def _names(self) -> dict[str, str]:
+        return {jid: place.name for jid, place in self._matchers.jurisdictions.items()}
+
+    def __getitem__(self, jid: str) -> str:
+        return self._names[jid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 @dataclass(frozen=True)

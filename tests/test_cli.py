@@ -691,6 +691,33 @@ NOT_FOR_A_PAGE = (
 )
 
 
+def test_checks_of_pages_that_did_not_change_never_read_the_catalog_of_names(
+    tmp_path: Path, site: LocalSite
+) -> None:
+    """The catalog of jurisdiction names (16 ms and 7 MB to load) is read for a page
+    whose text changed, to find which places the change names; a first check and an
+    unchanged one validate the watchlist's jurisdictions by their ids alone."""
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "defaults: {jurisdictions: [HK, MO]}\n"
+        f"watches:\n  - {{id: p, platform: P, url: '{site.url('/p')}'}}\n"
+    )
+    args = ["check", "--watchlist", str(path), "--db", str(tmp_path / "m.db"), "--json"]
+    code = (
+        "from monitor.cli import main; from monitor import jurisdictions; "
+        f"main({args!r}); print(jurisdictions._load.cache_info().currsize)"
+    )
+    read = {}
+    for text in ("Requests from Hong Kong.", "Requests from Hong Kong.", "From Macau."):
+        site["/p"] = f"<html><body><main><p>{text}</p></main></body></html>"
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True
+        )
+        *lines, loaded = run.stdout.splitlines()
+        read[json.loads(lines[0])["outcome"]] = loaded
+    assert read == {"new": "0", "unchanged": "0", "changed": "1"}
+
+
 def test_a_check_of_a_page_loads_only_the_code_it_runs(tmp_path: Path, site: LocalSite) -> None:
     """A cron job that checks one page pays at every run for each library it imports:
     a first check and a changed one, with its diff and its findings, load none of the

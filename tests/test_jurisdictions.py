@@ -18,6 +18,7 @@ from monitor.jurisdictions import (
     catalog,
     exclusions,
     extend,
+    ids,
     is_abbreviation,
     matcher_for,
     needs_boundary,
@@ -487,3 +488,7 @@ def test_a_long_page_is_matched_whole() -> None:
 def test_normalise_is_nfkc_with_plain_apostrophes() -> None:
     assert normalise("Ｈｏｎｇ Ｋｏｎｇ’s") == "Hong Kong's"
     assert unicodedata.is_normalized("NFKC", normalise("Co\u0302te"))
+
+
+def test_the_ids_read_without_the_names_are_the_catalogs() -> None:
+    assert ids() == set(catalog())

@@ -9,7 +9,7 @@ added to it is the marking of changed words and of jurisdiction names, done here
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -63,7 +63,7 @@ class Index:
     platforms: tuple[str, ...]
     jurisdictions: tuple[str, ...]
     chosen: dict[str, str]
-    names: dict[str, str]
+    names: Mapping[str, str]
     matching: int = 0  # watches that match the filters, over every page
     page: int = 1
     pages: int = 1
@@ -129,7 +129,7 @@ class WatchPage:
     versions: tuple[VersionRow, ...]
     checks: tuple[CheckLogEntry, ...]
     alerts: tuple[AlertRow, ...]
-    names: dict[str, str]
+    names: Mapping[str, str]
 
 
 def watch_page(
@@ -251,7 +251,7 @@ def _proof(store: Store, version: StoredVersion) -> Proof:
 
 
 def _finding_view(
-    finding: Finding, names: dict[str, str], marks: re.Pattern[str] | None
+    finding: Finding, names: Mapping[str, str], marks: re.Pattern[str] | None
 ) -> FindingView:
     return FindingView(
         finding.jurisdiction,
