@@ -232,24 +232,27 @@ class Block:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Block:
-        level = data.get("level", 0)
+        get = data.get
+        level = get("level", 0)
         assert isinstance(level, int)
         return cls(
-            kind=str(data["kind"]),
-            text=str(data["text"]),
-            path=_strings(data, "path"),
-            level=level,
-            cells=_strings(data, "cells"),
-            columns=_strings(data, "columns"),
-            key=_strings(data, "key"),
-            shown=str(data.get("shown", "")),
+            str(data["kind"]),
+            str(data["text"]),
+            _strings(get("path")),
+            level,
+            _strings(get("cells")),
+            _strings(get("columns")),
+            _strings(get("key")),
+            str(get("shown", "")),
         )
 
 
-def _strings(data: dict[str, object], name: str) -> tuple[str, ...]:
-    value = data.get(name, [])
+def _strings(value: object) -> tuple[str, ...]:
+    """A list of strings from JSON as a tuple (most blocks have no cells, columns or key)."""
+    if not value:
+        return ()
     assert isinstance(value, list)
-    return tuple(str(v) for v in value)
+    return tuple(map(str, value))
 
 
 Document = tuple[Block, ...]
