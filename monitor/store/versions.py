@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     RowMapping,
     Select,
     String,
@@ -297,8 +298,12 @@ def _insert_findings(conn: Connection, rec: CheckRecord, version_id: int) -> Non
 
 def state(conn: Connection, watch_id: str) -> WatchState:
     """A watch's state; a watch never checked has the default (empty) state."""
-    row = conn.execute(select(watch_state).where(watch_state.c.watch_id == watch_id)).first()
+    row = conn.execute(_STATE, {"state_of": watch_id}).first()
     return decode_state(row._mapping) if row is not None else WatchState(watch_id)
+
+
+# the statements every check runs, built once: building one costs more than running it
+_STATE = select(watch_state).where(watch_state.c.watch_id == bindparam("state_of"))
 
 
 def states(conn: Connection) -> list[WatchState]:
@@ -324,6 +329,13 @@ def all_versions(conn: Connection, watch_id: str) -> list[StoredVersion]:
 
 
 _METADATA = tuple(c for c in versions.c if c.name != "document")
+_RECENT = (
+    select(*_METADATA, snapshots.c.body_sha256)
+    .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
+    .where(versions.c.watch_id == bindparam("recent_of"))
+    .order_by(versions.c.id.desc())
+    .limit(bindparam("recent", type_=Integer()))
+)
 
 
 def load(conn: Connection, watch_id: str, recent: int) -> History:
@@ -331,14 +343,7 @@ def load(conn: Connection, watch_id: str, recent: int) -> History:
     its latest version without the document, and its `recent` versions' hashes. Two
     queries; the document and the raw body are read by `complete`, when needed."""
     current = state(conn, watch_id)
-    query = (
-        select(*_METADATA, snapshots.c.body_sha256)
-        .join(snapshots, snapshots.c.id == versions.c.snapshot_id)
-        .where(versions.c.watch_id == watch_id)
-        .order_by(versions.c.id.desc())
-        .limit(recent)
-    )
-    rows = conn.execute(query).all()
+    rows = conn.execute(_RECENT, {"recent_of": watch_id, "recent": recent}).all()
     if not rows:
         return History(current)
     known = tuple(RecentVersion(r.id, r.doc_hash, VersionKind(r.kind), r.number) for r in rows)
