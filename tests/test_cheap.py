@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -249,3 +250,32 @@ def test_a_store_from_before_digests_gets_them_from_its_next_unchanged_check(
     assert walks.count == walked + 1
     site["/le"] = page(HK_CHANGED + OTHER, "13:00")
     assert harness.run(wl).outcome is Outcome.CHANGED
+
+
+class Lookups:
+    """Every search for a module that is not imported yet (first on `sys.meta_path`)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        self.names.append(name)
+
+
+def test_checks_that_repeat_search_for_no_module(site: LocalSite, harness: Harness) -> None:
+    """A module a check imports is imported once; one that is missing would be
+    searched for on the whole `sys.path` at every request (httpcore asks for sniffio
+    six times a check: 0.2 ms each time it is not installed)."""
+    site["/le"] = html(page(), {"ETag": '"v1"'})
+    wl = watchlist(site)
+    assert harness.run(wl).outcome is Outcome.NEW
+    site["/le"] = Page(b"", 304, {"ETag": '"v1"'})
+    assert harness.run(wl).outcome is Outcome.NOT_MODIFIED  # what a 304 imports, imported
+    lookups = Lookups()
+    sys.meta_path.insert(0, lookups)
+    try:
+        outcomes = [harness.run(wl).outcome for _ in range(3)]
+    finally:
+        sys.meta_path.remove(lookups)
+    assert outcomes == [Outcome.NOT_MODIFIED] * 3
+    assert lookups.names == []
