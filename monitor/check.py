@@ -243,6 +243,8 @@ async def _evaluated(
     if wanted:
         history = ctx.store.complete(history, document=wanted.document, raw=wanted.raw)
     judge = partial(evaluate, watch, history, started=started, setting=ctx.setting)
+    if not isinstance(fetched, Snapshot):  # a 304 or a failure: nothing to read, no thread
+        return history, _hinted(judge(fetched), hint)
     try:
         async with asyncio.timeout(ctx.evaluation_deadline):
             record = await asyncio.to_thread(judge, fetched)
@@ -252,9 +254,13 @@ async def _evaluated(
             "(too large or too complex to evaluate)"
         )
         record = judge(Failure(FailureKind.TOO_LARGE, message))
+    return history, _hinted(record, hint)
+
+
+def _hinted(record: CheckRecord, hint: str | None) -> CheckRecord:
     if hint is not None and record.outcome is Outcome.FAILED:
-        record = replace(record, message=f"{record.message} ({hint})")
-    return history, record
+        return replace(record, message=f"{record.message} ({hint})")
+    return record
 
 
 def _shown(watch: Watch, record: CheckRecord) -> CheckRecord:
