@@ -220,12 +220,16 @@ class Block:
         return self.shown or self.text
 
     def to_json(self) -> dict[str, object]:
+        """The block as canonical JSON holds it: keys in this order, empty ones left out."""
         data: dict[str, object] = {"kind": self.kind, "text": self.text, "path": list(self.path)}
         if self.level:
             data["level"] = self.level
-        for name in ("cells", "columns", "key"):
-            if value := getattr(self, name):
-                data[name] = list(value)
+        if self.cells:
+            data["cells"] = list(self.cells)
+        if self.columns:
+            data["columns"] = list(self.columns)
+        if self.key:
+            data["key"] = list(self.key)
         if self.shown:
             data["shown"] = self.shown
         return data
