@@ -490,7 +490,8 @@ def _drive(daemon: Daemon, farm: Farm, options: Options) -> dict[str, Any]:
     print(f"daemon {daemon.pid} ready after {ready} s; /metrics on port {daemon.port}", flush=True)
     rounds: list[Round] = []
     cpu = ready_cpu = proc_cpu(daemon.pid)
-    counts = farm.counts()
+    # from zero, not from now: the daemon's first checks may start before it is ready
+    counts: Counter[str] = Counter()
     for round_ in range(options.rounds + 1):
         result = run_round(daemon, farm.corpus, round_, options, cpu)
         cpu = result.cpu_end
