@@ -24,11 +24,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from bench.run import ROOT, monitor_python
 
 PARAGRAPHS = 40
 OLD = "We received 12 requests from Hong Kong and answered none of them."
@@ -82,13 +83,15 @@ class Site:
 
 
 def child(args: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Run `python -m monitor ARGS`: (CPU seconds, peak RSS MB, stdout)."""
+    """Run `python -m monitor ARGS` with monitor's runtime dependencies alone (the
+    working tree's code): (CPU seconds, peak RSS MB, stdout)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", *args],
+        [str(monitor_python()), "-m", "monitor", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")},
+        env=env | {"PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
     out = proc.stdout.read().decode()
