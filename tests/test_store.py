@@ -515,6 +515,15 @@ def test_many_openers_of_a_new_store_all_find_it_in_wal_mode(tmp_path: Path) -> 
         assert problems == [], f"start {attempt}: {problems}"
 
 
+def test_a_store_that_cannot_be_in_wal_mode_opens_in_the_mode_it_keeps() -> None:
+    """SQLite answers a switch it cannot make (an in-memory database, a file system
+    without shared memory) with the mode it keeps: that is no lock to wait out."""
+    with Store.open("sqlite://") as store:  # it was refused after 10 s of retries
+        assert store.schema_version() == SCHEMA_VERSION
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "memory"
+
+
 def test_versions_are_numbered_per_watch_and_old_stores_are_numbered_on_upgrade(
     tmp_path: Path,
 ) -> None:

@@ -150,18 +150,18 @@ def _write_ahead(cursor: Any) -> None:
     """Put the store in WAL mode (persistent: set once, by whoever creates it).
 
     Switching takes the file for itself, and SQLite does not wait for that (its busy
-    handler is not asked): processes opening a new store at once find it locked, or
-    see the switch refused. They try again until one of them has switched it; a store
-    in WAL mode already is only asked."""
+    handler is not asked): processes opening a new store at once find it locked. They
+    try again until one of them has switched it; a store in WAL mode already is only
+    asked. Storage that cannot do WAL (an in-memory database, a file system without
+    shared memory) answers with the mode it keeps, which is used as it is."""
     import sqlite3  # the driver SQLAlchemy loaded for this SQLite store
 
     deadline = time.monotonic() + WAL_WAIT
     while True:
         try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-                return
-            if cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
-                return
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
                 raise
