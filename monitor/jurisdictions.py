@@ -42,6 +42,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
+from typing import Any
 
 __all__ = [
     "FORM_KINDS",
@@ -369,26 +370,38 @@ def _rivals_matcher(
 def _containing(keys: set[str], names: list[str]) -> set[str]:
     """The names whose normalised lower-case form contains one of ``keys``.
 
-    One search over all the names joined by newlines, on RE2 (a DFA: linear in the
-    text, however many keys), instead of a search of each name: the catalog holds
-    some 37,000 names. A match cannot span two names, as no key holds a newline (a
-    key that does falls back to a search of each name), and each name's form is the
-    same on its own as in the joined text (a newline never combines with a neighbour
-    in NFKC, nor changes how one is lower-cased)."""
+    One search over the names joined by newlines, on RE2 (a DFA: linear in the text,
+    however many keys), instead of a search of each name: the catalog holds some
+    37,000 names. They are joined a few thousand at a time, so their text is never
+    held whole in several forms (joined, normalised, lower-cased: 8 MB at once). A
+    match cannot span two names, as no key holds a newline (a key that does falls
+    back to a search of each name), and each name's form is the same on its own as in
+    the joined text (a newline never combines with a neighbour in NFKC, nor changes
+    how one is lower-cased)."""
     if not keys or not names:
         return set()
     import re2  # the RE2 module `text.user_regex` also uses
 
     probe = re2.compile(_trie(sorted(keys)))
-    folded = normalise("\n".join(names)).lower().split("\n")
-    if len(folded) != len(names) or any("\n" in key for key in keys):
-        folded = [normalise(n).lower() for n in names]
-        return {n for n, form in zip(names, folded, strict=True) if probe.search(form)}
-    starts, at = [], 0
-    for form in folded:
-        starts.append(at)
-        at += len(form) + 1
-    joined = "\n".join(folded)
+    if any("\n" in key for key in keys):
+        return {n for n in names if probe.search(normalise(n).lower())}
+    found: set[str] = set()
+    for first in range(0, len(names), _CONTAINING_CHUNK):
+        found |= _containing_in(probe, names[first : first + _CONTAINING_CHUNK])
+    return found
+
+
+_CONTAINING_CHUNK = 4000  # names joined for one search
+
+
+def _containing_in(probe: Any, names: list[str]) -> set[str]:
+    joined = normalise("\n".join(names)).lower()
+    if joined.count("\n") != len(names) - 1:  # normalising merged lines: one by one
+        return {n for n in names if probe.search(normalise(n).lower())}
+    starts, at = [0], joined.find("\n")
+    while at != -1:
+        starts.append(at + 1)
+        at = joined.find("\n", at + 1)
     return {names[bisect.bisect_right(starts, m.start()) - 1] for m in probe.finditer(joined)}
 
 

@@ -492,3 +492,19 @@ def test_normalise_is_nfkc_with_plain_apostrophes() -> None:
 
 def test_the_ids_read_without_the_names_are_the_catalogs() -> None:
     assert ids() == set(catalog())
+
+
+@pytest.mark.parametrize("ids", [("HK", "MO", "CN"), ("TW",), ("GN",), ("US", "GB")])
+def test_rival_names_found_in_chunks_are_those_a_search_of_each_name_finds(
+    ids: tuple[str, ...],
+) -> None:
+    """`_containing` joins the catalog's 37,000 names a few thousand at a time."""
+    import re2
+
+    from monitor.jurisdictions import _containing, _trie, normalise
+
+    places = catalog()
+    keys = {normalise(n).strip().lower() for i in ids for n in places[i].names}
+    others = [n for p in places.values() if p.id not in ids for n in p.names]
+    probe = re2.compile(_trie(sorted(keys)))
+    assert _containing(keys, others) == {n for n in others if probe.search(normalise(n).lower())}
