@@ -383,20 +383,19 @@ def _containing(keys: set[str], names: list[str]) -> set[str]:
     import re2  # the RE2 module `text.user_regex` also uses
 
     probe = re2.compile(_trie(sorted(keys)))
-    if any("\n" in key for key in keys):
-        return {n for n in names if probe.search(normalise(n).lower())}
+    joinable = not any("\n" in key for key in keys)
     found: set[str] = set()
     for first in range(0, len(names), _CONTAINING_CHUNK):
-        found |= _containing_in(probe, names[first : first + _CONTAINING_CHUNK])
+        found |= _containing_in(probe, names[first : first + _CONTAINING_CHUNK], joinable)
     return found
 
 
 _CONTAINING_CHUNK = 4000  # names joined for one search
 
 
-def _containing_in(probe: Any, names: list[str]) -> set[str]:
-    joined = normalise("\n".join(names)).lower()
-    if joined.count("\n") != len(names) - 1:  # normalising merged lines: one by one
+def _containing_in(probe: Any, names: list[str], joinable: bool) -> set[str]:
+    joined = normalise("\n".join(names)).lower() if joinable else ""
+    if not joinable or joined.count("\n") != len(names) - 1:  # one by one
         return {n for n in names if probe.search(normalise(n).lower())}
     starts, at = [0], joined.find("\n")
     while at != -1:

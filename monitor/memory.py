@@ -22,12 +22,11 @@ ARENAS = 2  # the main one and one for the worker threads
 _M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 
 
-def cap_arenas(environ: dict[str, str] | None = None) -> bool:
+def cap_arenas() -> bool:
     """Cap the malloc arenas at `ARENAS`, before the process starts its threads.
     Whether it was capped here (not under glibc, or set by the environment: not)."""
-    env = os.environ if environ is None else environ
     libc = _glibc()
-    if libc is None or "MALLOC_ARENA_MAX" in env:
+    if libc is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
     return bool(libc.mallopt(_M_ARENA_MAX, ARENAS))
 

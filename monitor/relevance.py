@@ -190,11 +190,12 @@ def _presence(before: Document, after: Document, matcher: Watching) -> list[Find
     blocks found on one side only can make a name appear or disappear, and the blocks
     both sides share are read only when those name a place the others do not: a
     change on a page of 100 KB of text reads the changed blocks, not both pages."""
-    old_only, new_only = _one_sided(before, after)
-    old, new = _names_in(old_only, matcher), _names_in(new_only, matcher)
+    old_texts, new_texts = _texts(before), _texts(after)
+    old = _names_in((old_texts - new_texts).elements(), matcher)
+    new = _names_in((new_texts - old_texts).elements(), matcher)
     if old.keys() == new.keys():
         return []
-    shared = _names_in(_shared(before, after), matcher)
+    shared = _names_in((old_texts & new_texts).elements(), matcher)
     findings = [
         Finding(j, FindingKind.APPEARED, "page", tuple(t))
         for j, t in new.items()
@@ -208,15 +209,11 @@ def _presence(before: Document, after: Document, matcher: Watching) -> list[Find
     return findings
 
 
-def _one_sided(before: Document, after: Document) -> tuple[list[str], list[str]]:
-    """The texts of the blocks only `before` has, and of those only `after` has, in
-    reading order (a block more often on one side than the other counts there too)."""
-    old, new = Counter(b.text for b in before), Counter(b.text for b in after)
-    return list((old - new).elements()), list((new - old).elements())
-
-
-def _shared(before: Document, after: Document) -> list[str]:
-    return list((Counter(b.text for b in before) & Counter(b.text for b in after)).elements())
+def _texts(document: Document) -> Counter[str]:
+    """A document's block texts, counted: subtracting one side's from the other's
+    leaves the blocks only that side has (a block more often there counts too), in
+    reading order."""
+    return Counter(b.text for b in document)
 
 
 def _names_in(texts: Iterable[str], matcher: Watching) -> dict[str, list[str]]:
