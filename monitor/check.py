@@ -48,9 +48,11 @@ from monitor.pipeline import (
     Failure,
     Fetched,
     Matchers,
+    Needs,
     Setting,
     evaluate,
     needs,
+    read_new,
 )
 from monitor.store import Store
 
@@ -233,28 +235,37 @@ async def _evaluated(
     hint: str | None = None,
 ) -> tuple[History, CheckRecord]:
     """What the pipeline makes of this response, against `history` with what the
-    response needs of the store besides (`pipeline.needs`: nothing for a 304 or the
-    same bytes; the latest version's document for new bytes).
+    response needs of the store besides (`pipeline.needs`: nothing for a 304, the
+    same bytes or the same content; the latest version's document for new content).
+    New bytes are read (`pipeline.read_new`) before the store is asked for it.
 
     Run again, on a fresh history, when the store refuses the write because another
     process recorded the watch meanwhile: a page that process already stored is
     unchanged, and one that changed again is compared with its newest version."""
-    wanted = needs(fetched, watch.rules.digest(), history)
-    if wanted:
-        history = ctx.store.complete(history, document=wanted.document, raw=wanted.raw)
-    judge = partial(evaluate, watch, history, started=started, setting=ctx.setting)
+    judge = partial(evaluate, watch, started=started, setting=ctx.setting)
     if not isinstance(fetched, Snapshot):  # a 304 or a failure: nothing to read, no thread
-        return history, _hinted(judge(fetched), hint)
+        history = _completed(ctx, history, needs(fetched, watch.rules.digest(), history))
+        return history, _hinted(judge(history, fetched), hint)
     try:
         async with asyncio.timeout(ctx.evaluation_deadline):
-            record = await asyncio.to_thread(judge, fetched)
+            read = await asyncio.to_thread(read_new, watch, history, fetched)
+            history = _completed(ctx, history, needs(fetched, watch.rules.digest(), history, read))
+            walked = not isinstance(read, Failure) and read.document is not None
+            compare = partial(judge, history, fetched, read=read)  # diff and assess: CPU
+            record = await asyncio.to_thread(compare) if walked else compare()
     except TimeoutError:
         message = (
             f"the page took longer than {ctx.evaluation_deadline:g}s to extract and compare "
             "(too large or too complex to evaluate)"
         )
-        record = judge(Failure(FailureKind.TOO_LARGE, message))
+        record = judge(history, Failure(FailureKind.TOO_LARGE, message))
     return history, _hinted(record, hint)
+
+
+def _completed(ctx: Context, history: History, wanted: Needs) -> History:
+    if not wanted:
+        return history
+    return ctx.store.complete(history, document=wanted.document, raw=wanted.raw)
 
 
 def _hinted(record: CheckRecord, hint: str | None) -> CheckRecord:

@@ -226,15 +226,20 @@ class Needs:
         return self.document or self.raw
 
 
-def needs(fetched: Fetched, rules_hash: str, history: History) -> Needs:
-    """What evaluating `fetched` may need besides `history`.
+def needs(
+    fetched: Fetched, rules_hash: str, history: History, read: Reading | None = None
+) -> Needs:
+    """What evaluating `fetched` may need besides `history`; `read`: what `read_new`
+    made of it, when it was asked first.
 
     A 304, a failure and the same bytes again need nothing: the check is decided on
-    the latest version's hashes. New bytes may be a change, compared with the latest
-    version's document; those without `</html>` may have been cut off, which the
-    body the latest version came from tells. A 304 after the watch's rules changed
-    re-extracts that body. (A site that never closes its `</html>` pays for one
-    body read per check whose bytes changed.)
+    the latest version's hashes; so do new bytes whose content has the latest
+    version's digest (only their noise changed), or that could not be read. Other
+    new bytes may be a change, compared with the latest version's document; those
+    without `</html>` may have been cut off, which the body the latest version came
+    from tells. A 304 after the watch's rules changed re-extracts that body. (A site
+    that never closes its `</html>` pays for one body read per check whose content
+    changed.)
     """
     version = history.latest
     if version is None or isinstance(fetched, Failure):
@@ -243,15 +248,44 @@ def needs(fetched: Fetched, rules_hash: str, history: History) -> Needs:
         return Needs(raw=version.rules_hash != rules_hash)
     if version.rules_hash != rules_hash or fetched.sha256 == history.state.last_body_sha256:
         return Needs()
+    if read is not None and (isinstance(read, Failure) or read.document is None):
+        return Needs()
     return Needs(document=True, raw=not _HTML_END_BYTES.search(fetched.body))
 
 
-def evaluate(
-    watch: Watch, history: History, fetched: Fetched, *, started: datetime, setting: Setting
-) -> CheckRecord:
-    """The record of one check: outcome, version to write, findings and alerts."""
+Reading = Extraction | Failure  # what `read_new` makes of a response's bytes
+
+
+def read_new(watch: Watch, history: History, fetched: Snapshot) -> Reading:
+    """The first half of evaluating a response: its bytes read into blocks, before
+    the store is asked for the latest version's document (`needs`), which a page
+    whose content has the latest version's digest never needs. The same bytes again,
+    or the same content, give no document; bytes that cannot be read, a Failure."""
+    rules = watch.rules.digest()
+    previous = history.latest
+    same_rules = previous is not None and previous.rules_hash == rules
+    if same_rules and fetched.sha256 == history.state.last_body_sha256:
+        return Extraction(None, None)  # the same bytes: no need to extract them again
+    known = previous.content_digest if previous is not None and same_rules else None
     try:
-        record = _interpret(watch, history, fetched, started, setting)
+        return _extract(watch, fetched, known)
+    except _Failed as failed:
+        return failed.failure
+
+
+def evaluate(
+    watch: Watch,
+    history: History,
+    fetched: Fetched,
+    *,
+    started: datetime,
+    setting: Setting,
+    read: Reading | None = None,
+) -> CheckRecord:
+    """The record of one check: outcome, version to write, findings and alerts;
+    `read`: `read_new`'s answer for `fetched`, when the caller asked it first."""
+    try:
+        record = _interpret(watch, history, fetched, started, setting, read)
     except _Failed as failed:
         record = _failed(watch, started, failed.failure)
     decision = decide(
@@ -268,13 +302,21 @@ def evaluate(
 
 
 def _interpret(
-    watch: Watch, history: History, fetched: Fetched, started: datetime, setting: Setting
+    watch: Watch,
+    history: History,
+    fetched: Fetched,
+    started: datetime,
+    setting: Setting,
+    read: Reading | None,
 ) -> CheckRecord:
     if isinstance(fetched, Failure):
         raise _Failed(fetched)
     rules = watch.rules.digest()
     if isinstance(fetched, NotModified):
         return _not_modified(watch, history, started, rules)
+    read_now = read_new(watch, history, fetched) if read is None else read
+    if isinstance(read_now, Failure):
+        raise _Failed(read_now)
     base = CheckRecord(
         watch.id,
         started,
@@ -284,15 +326,9 @@ def _interpret(
         rules_hash=rules,
         validators=_validators(fetched),
     )
-    previous = history.latest
-    same_rules = previous is not None and previous.rules_hash == rules
-    if same_rules and fetched.sha256 == history.state.last_body_sha256:
-        return base  # the same bytes: no need to extract them again
-    known = previous.content_digest if previous is not None and same_rules else None
-    read_now = _extract(watch, fetched, known)
     if read_now.document is None:
-        return base  # the same content: the same blocks, not walked again
-    document = read_now.document
+        return base  # the same bytes or content: the same blocks, not walked again
+    previous, document = history.latest, read_now.document
     record = _compare(previous, document, fetched, replace(base, content_digest=read_now.digest))
     if record.version_kind != VersionKind.CHANGE or previous is None:
         return record

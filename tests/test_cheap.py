@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
-import zlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from monitor import extract
-from monitor.errors import FailureKind
+from monitor.errors import FailureKind, StoreError
 from monitor.model import Outcome
 from monitor.store import Store
 from tests.conftest import LocalSite, Page
@@ -76,8 +75,27 @@ def test_a_304_and_the_same_bytes_never_read_the_latest_document(
     harness.now += timedelta(days=1)  # a full fetch, once a day: the same bytes
     site["/le"] = html(page(), {"ETag": '"v1"'})
     assert harness.run(wl).outcome is Outcome.UNCHANGED
-    with pytest.raises(zlib.error):  # reading the version's text does fail
-        harness.store.latest_version(WATCH)
+    with pytest.raises(StoreError, match="version 1: its stored document is damaged"):
+        harness.store.latest_version(WATCH)  # reading the version's text does fail
+
+
+def test_new_bytes_with_the_same_content_never_read_the_latest_document(
+    site: LocalSite, harness: Harness, tmp_path: Path
+) -> None:
+    """Only the footer's time and the tokens changed: the content's digest decides,
+    before the store is asked for the document (a damaged one is not in the way)."""
+    site["/le"] = page()
+    wl = watchlist(site)
+    assert harness.run(wl).outcome is Outcome.NEW
+    with sqlite3.connect(tmp_path / "monitor.db") as conn:
+        conn.execute("UPDATE versions SET document = x'00'")
+    site["/le"] = page(stamp="11:00", token="t1")
+    assert harness.run(wl).outcome is Outcome.UNCHANGED
+    site["/le"] = page(HK_CHANGED + OTHER, "12:00")  # new content is compared with it
+    result = harness.run(wl)  # a failed check, not a crash; recorded nothing
+    assert result.outcome is Outcome.FAILED and result.failure is FailureKind.TRANSIENT
+    assert "version 1: its stored document is damaged" in (result.message or "")
+    assert harness.store.count("versions") == 1
 
 
 def test_a_page_whose_content_is_the_same_is_unchanged_without_a_walk(

@@ -393,6 +393,14 @@ def test_verify_names_a_damaged_body_and_a_version_without_its_alert(
     assert any(p.endswith("findings without their alert") for p in problems), problems
 
 
+def test_verify_names_a_version_whose_document_is_damaged(store: Store, tmp_path: Path) -> None:
+    record(store, PAGE.format(POLICY, 1), document=DOC, version_kind="baseline")
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        db.execute("UPDATE versions SET document = x'00'")
+    [problem] = store.verify()
+    assert problem.startswith("version 1: cannot be decoded (version 1: its stored document")
+
+
 def test_a_store_opened_in_a_with_block_is_closed_after_it(tmp_path: Path) -> None:
     with Store.open(str(tmp_path / "m.db")) as store:
         assert store.count("bodies") == 0

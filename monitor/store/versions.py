@@ -11,12 +11,14 @@ one transaction.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
 
+import zstandard
 from sqlalchemy import (
     Connection,
     Integer,
@@ -371,7 +373,7 @@ def complete(conn: Connection, history: History, *, document: bool, raw: bool) -
             if held is None
             else lambda: held.body
         )
-        latest = replace(latest, read_document=_reader(stored, source))
+        latest = replace(latest, read_document=_reader(latest.id, stored, source))
     return replace(history, latest=latest, raw=body)
 
 
@@ -484,17 +486,25 @@ def decode_version(conn: Connection, m: RowMapping) -> StoredVersion:
         number=m["number"],
         content_digest=m["content_digest"],
         read_document=_reader(
-            stored, partial(_body_of, conn, m["id"], m["snapshot_id"], m.get("body_sha256"))
+            m["id"],
+            stored,
+            partial(_body_of, conn, m["id"], m["snapshot_id"], m.get("body_sha256")),
         )
         if stored is not None
         else None,
     )
 
 
-def _reader(stored: bytes, body: Callable[[], bytes]) -> Callable[[], str]:
+def _reader(version_id: int, stored: bytes, body: Callable[[], bytes]) -> Callable[[], str]:
     """What reads a stored document's JSON: decompressed now, while the connection that
-    reads the body it may have been compressed against is open; decoded on first use."""
-    text = unpack_document(stored, body).decode()
+    reads the body it may have been compressed against is open; decoded on first use.
+    A document that cannot be decompressed is damage, named as such."""
+    try:
+        text = unpack_document(stored, body).decode()
+    except (zlib.error, zstandard.ZstdError, UnicodeDecodeError) as exc:
+        raise StoreError(
+            f"version {version_id}: its stored document is damaged ({exc}); see monitor verify"
+        ) from exc
     return lambda: text
 
 
