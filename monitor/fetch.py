@@ -471,10 +471,23 @@ async def _followed(
                 yield response
                 return
         finally:
-            await response.aclose()
+            await _release(response)
         internal = response.extensions.get(_INTERNAL, True)
         url, hop = location, Hop(request.network, internal_ok=bool(internal))
     raise httpx.TooManyRedirects("too many redirects", request=sent)
+
+
+async def _release(response: httpx.Response) -> None:
+    """Close a response; one that has no body left to read (a 304, a 204, a
+    `Content-Length: 0`) is read to its end first, so its connection goes back to the
+    pool for the next check of the host instead of being closed (the network policy
+    still judges every request, and the peer of every response)."""
+    empty = response.status_code in (204, 304) or response.headers.get("content-length") == "0"
+    if empty and not response.is_stream_consumed:
+        with contextlib.suppress(httpx.HTTPError):
+            async for _ in response.aiter_raw():
+                break  # nothing is left: the end of the message alone
+    await response.aclose()
 
 
 def _location(response: httpx.Response) -> httpx.URL | None:

@@ -43,14 +43,18 @@ class LocalSite:
     """Pages served on 127.0.0.1 (or another loopback address, to be another host);
     set `site[path] = Page(...)` or an HTML string."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, keep_alive: bool = False) -> None:
         self.pages: dict[str, Page] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.connections: list[int] = []  # each request's client port: its connection
         site = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_GET(self) -> None:
                 site.requests.append((self.path, dict(self.headers)))
+                site.connections.append(self.client_address[1])
                 page = site.pages.get(
                     self.path, Page(b"not found", 404, {"Content-Type": "text/plain"})
                 )

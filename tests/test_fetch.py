@@ -33,6 +33,7 @@ from monitor.fetch import (
 from monitor.limits import HostLimiter
 from monitor.model import FetchRequest, Format, NotModified, Snapshot, Validators
 from monitor.netpolicy import IPAddress
+from tests.conftest import LocalSite, Page
 
 T = TypeVar("T")
 URL = "https://policy.example.com/law-enforcement"
@@ -187,6 +188,28 @@ def test_conditional_headers_are_sent_and_304_is_not_modified() -> None:
     assert sent["if-none-match"] == '"v1"'
     assert sent["if-modified-since"] == "Wed, 01 May 2024 10:00:00 GMT"
     assert sent["accept-language"] == "en"
+
+
+def test_checks_answered_304_share_one_connection() -> None:
+    """A 304 has no body: read to its end, its connection serves the host's next
+    check (a new TCP connection for each was most of a 304's cost)."""
+    tag = Validators(etag='"v1"')
+    with LocalSite(keep_alive=True) as site:
+        site["/p"] = Page(PAGE, headers={"Content-Type": HTML, "ETag": '"v1"'})
+
+        async def go() -> list[str]:
+            async with make_client() as client:
+                first = await fetch(client, FetchRequest(url=site.url("/p")))
+                site["/p"] = Page(b"", 304, {"ETag": '"v1"'})
+                then = [await fetch(client, FetchRequest(url=site.url("/p"), validators=tag))]
+                then += [await fetch(client, FetchRequest(url=site.url("/p"), validators=tag))]
+                site["/p"] = Page(PAGE, headers={"Content-Type": HTML, "ETag": '"v2"'})
+                then += [await fetch(client, FetchRequest(url=site.url("/p"), validators=tag))]
+                return [type(r).__name__ for r in (first, *then)]
+
+        kinds = run(go())
+    assert kinds == ["Snapshot", "NotModified", "NotModified", "Snapshot"]
+    assert len(site.connections) == 4 and len(set(site.connections)) == 1
 
 
 def test_no_conditional_headers_without_validators() -> None:
