@@ -3,8 +3,10 @@
     response ─▶ extract ─▶ version ─▶ detect (compare ─▶ assess) ─▶ alerts ─▶ CheckRecord
 
 No I/O and no clock. The shell (`monitor.check`) fetches, reads the watch's `History`
-from the store in one go, calls `evaluate`, and hands the `CheckRecord` it returns to
-the store, which writes it in one transaction. `detect` is the one detection step:
+from the store in one go, reads new bytes into blocks (`read_new`), asks the store for
+what comparing them `needs` (the latest version's document, only when their content
+changed), calls `evaluate`, and hands the `CheckRecord` it returns to the store, which
+writes it in one transaction. `detect` is the one detection step:
 checks, `monitor diff` and the golden tests all call it.
 
 Rules that keep a failure from ever looking like a change:
