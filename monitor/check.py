@@ -52,6 +52,7 @@ from monitor.pipeline import (
     Setting,
     evaluate,
     needs,
+    new_content,
     read_new,
 )
 from monitor.store import Store
@@ -250,9 +251,8 @@ async def _evaluated(
         async with asyncio.timeout(ctx.evaluation_deadline):
             read = await asyncio.to_thread(read_new, watch, history, fetched)
             history = _completed(ctx, history, needs(fetched, watch.rules.digest(), history, read))
-            walked = not isinstance(read, Failure) and read.document is not None
             compare = partial(judge, history, fetched, read=read)  # diff and assess: CPU
-            record = await asyncio.to_thread(compare) if walked else compare()
+            record = await asyncio.to_thread(compare) if new_content(read) else compare()
     except TimeoutError:
         message = (
             f"the page took longer than {ctx.evaluation_deadline:g}s to extract and compare "

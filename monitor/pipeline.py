@@ -250,12 +250,18 @@ def needs(
         return Needs(raw=version.rules_hash != rules_hash)
     if version.rules_hash != rules_hash or fetched.sha256 == history.state.last_body_sha256:
         return Needs()
-    if read is not None and (isinstance(read, Failure) or read.document is None):
+    if read is not None and not new_content(read):
         return Needs()
     return Needs(document=True, raw=not _HTML_END_BYTES.search(fetched.body))
 
 
 Reading = Extraction | Failure  # what `read_new` makes of a response's bytes
+
+
+def new_content(read: Reading) -> bool:
+    """Whether `read_new` read blocks to compare: not the same bytes or content again,
+    nor bytes that could not be read."""
+    return not isinstance(read, Failure) and read.document is not None
 
 
 def read_new(watch: Watch, history: History, fetched: Snapshot) -> Reading:
