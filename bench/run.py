@@ -256,6 +256,16 @@ def _monitor_outcomes(log: Path, _pages: int) -> Outcomes:
     return found
 
 
+def floor_tool(work: Path, urls: list[str]) -> Tool:
+    """bench/floor.py: the least a monitor on monitor's libraries does, with its Python."""
+    listed = work / "floor-urls.json"
+    listed.write_text(json.dumps(urls), "utf-8")
+    db = work / "floor.db"
+    command = [str(monitor_python()), str(BENCH / "floor.py"), str(listed), str(db)]
+    stores = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return Tool("floor", command, stores, _monitor_outcomes)
+
+
 # --- urlwatch -------------------------------------------------------------------------
 
 
@@ -421,6 +431,8 @@ def build_tools(args: argparse.Namespace, work: Path, urls: list[str]) -> list[T
     ]
     if args.pyhtml2text:
         tools.append(urlwatch_tool("urlwatch pyhtml2text", work, urls, method="pyhtml2text"))
+    if args.floor:
+        tools.append(floor_tool(work, urls))
     return tools
 
 
@@ -572,7 +584,7 @@ def goals_table(report: dict[str, Any], baseline: str = "urlwatch") -> str:
     return "\n".join(rows)
 
 
-MONITOR_VARIANTS = ("monitor", "monitor select:main")
+MONITOR_VARIANTS = ("monitor", "monitor select:main", "floor")
 
 
 def memory_goals_table(report: dict[str, Any], baseline: str = "urlwatch") -> str:
@@ -620,6 +632,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pyhtml2text",
         action="store_true",
         help="also run urlwatch with `html2text: pyhtml2text` (the html2text module)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run bench/floor.py: the least a monitor on monitor's libraries does",
     )
     parser.add_argument(
         "--monitor-ref",
