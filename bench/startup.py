@@ -10,7 +10,8 @@ child process, in four checks on a fresh SQLite store each repetition:
     unchanged  the same bytes, served without an ETag       -> unchanged
     changed    a sentence about Hong Kong edited            -> changed (findings)
 
-and `monitor --version` for the floor of start-up. Reports the median over
+then `monitor health` of that store (a container's probe: it loads the store alone)
+and `monitor --version` (the parser alone). Reports the median over
 `--runs` repetitions of each child's CPU (user + system) and peak RSS, read from
 `os.wait4`.
 
@@ -56,7 +57,8 @@ class Site:
     """One page at `/p`; `etag` None serves it without validators."""
 
     def __init__(self) -> None:
-        self.body, self.etag = page(OLD), None
+        self.body = page(OLD)
+        self.etag: str | None = None
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -101,15 +103,20 @@ def child(args: list[str], cwd: Path) -> tuple[float, float, str]:
 
 
 def repetition(site: Site, work: Path) -> dict[str, tuple[float, float]]:
-    """The four checks on a fresh store, and `--version`."""
+    """The four checks on a fresh store, `health` of that store and `--version`."""
     db = work / "monitor.db"
     db.unlink(missing_ok=True)
     watchlist = work / "watchlist.yaml"
     watchlist.write_text(f"watches:\n  - {{id: p, platform: P, url: '{site.url}'}}\n")
     check = ["check", "--watchlist", str(watchlist), "--db", str(db), "--json"]
     figures: dict[str, tuple[float, float]] = {}
-    steps = (("new", OLD, '"a"'), ("304", OLD, '"a"'), ("unchanged", OLD, None))
-    for name, sentence, etag in (*steps, ("changed", NEW, None)):
+    steps: tuple[tuple[str, str, str | None], ...] = (
+        ("new", OLD, '"a"'),
+        ("304", OLD, '"a"'),
+        ("unchanged", OLD, None),
+        ("changed", NEW, None),
+    )
+    for name, sentence, etag in steps:
         site.body, site.etag = page(sentence), etag
         cpu, rss, out = child(check, work)
         outcome = json.loads(out.splitlines()[0])["outcome"]
@@ -117,8 +124,9 @@ def repetition(site: Site, work: Path) -> dict[str, tuple[float, float]]:
         if outcome != expected:
             raise SystemExit(f"{name}: the check's outcome was {outcome}, not {expected}")
         figures[name] = (cpu, rss)
-    cpu, rss, _ = child(["--version"], work)
-    figures["--version"] = (cpu, rss)
+    for name, args in (("health", ["health", "--db", str(db)]), ("--version", ["--version"])):
+        cpu, rss, _ = child(args, work)  # health: no daemon's heartbeat, so it exits 1
+        figures[name] = (cpu, rss)
     return figures
 
 

@@ -22,6 +22,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+# The command line's exit codes (README, `monitor.cli`)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ALL_FAILED = 0, 1, 2, 3
+EXIT_PIPE = 128 + 13  # SIGPIPE: the reader of our output went away
+
+
+class UsageError(Exception):
+    """A command was asked for something that does not exist (exit 2, not a traceback).
+    Not a MonitorError: nothing is wrong with the watchlist, the pages or the store."""
+
 
 class MonitorError(Exception):
     """Base of every error monitor raises on purpose."""

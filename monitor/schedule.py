@@ -17,15 +17,16 @@ The daemon asks three questions, and each answer follows from plain values alone
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeAlias
-
-from monitor.config import Schedule, Watch
-from monitor.model import WatchState
 
 if TYPE_CHECKING:  # APScheduler loads with the first trigger: `monitor check` never needs one
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
+
+    from monitor.config import Schedule, Watch  # for types: `monitor health` loads no config
+    from monitor.model import WatchState
 
 HEARTBEAT_EVERY = 30.0  # seconds between the daemon's heartbeats
 HEALTH_MAX_AGE = 4 * HEARTBEAT_EVERY  # a heartbeat older than this: the daemon is gone
@@ -113,7 +114,7 @@ def retry_at(
 
 
 def _next_cron(schedule: Schedule, now: datetime) -> datetime:
-    fire = trigger(Schedule(None, schedule.cron)).get_next_fire_time(None, now)
+    fire = trigger(replace(schedule, interval=None, jitter=0.0)).get_next_fire_time(None, now)
     return fire if fire is not None else now
 
 
@@ -136,6 +137,6 @@ def next_due(watch: Watch, state: WatchState) -> datetime | None:
         return None
     if watch.schedule.cron is None:
         return last + timedelta(seconds=watch.schedule.interval or DEFAULT_INTERVAL)
-    cron = trigger(Schedule(None, watch.schedule.cron))  # no jitter: the slot itself
+    cron = trigger(replace(watch.schedule, interval=None, jitter=0.0))  # no jitter: the slot itself
     fire: datetime | None = cron.get_next_fire_time(None, last + timedelta(seconds=1))
     return fire

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor import config
-from monitor.cli import _parser
+from monitor.cli import commands
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -42,8 +42,7 @@ def test_readme_documents_every_watchlist_key() -> None:
 
 
 def test_readme_documents_every_command() -> None:
-    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    for name in commands:
+    for name in commands():
         assert f"monitor {name}" in README
 
 
