@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import json
 import re
 import unicodedata
@@ -250,6 +251,55 @@ def ids() -> frozenset[str]:
     return frozenset(line[1 : line.index('"', 1)] for line in raw.splitlines()[1:-1])
 
 
+DERIVED = "data/matcher.json"  # what `derive` computes, packaged beside the catalog
+
+
+@dataclass(frozen=True)
+class _Derived:
+    unicode: str  # the Unicode version of `word_ranges`
+    word_ranges: tuple[str, str]
+    rivals: dict[str, frozenset[str]]  # by id: other places' names containing one of its
+
+
+@functools.cache
+def _derived() -> _Derived | None:
+    """The packaged derivations (`derive`), or None when they were made from another
+    catalog than the packaged one (then the matcher computes what it needs)."""
+    data = resources.files("monitor").joinpath(DERIVED)
+    if not data.is_file():
+        return None
+    derived = json.loads(data.read_text("utf-8"))
+    if derived.get("catalog") != _catalog_digest():
+        return None
+    rivals = {jid: frozenset(names) for jid, names in derived["rivals"].items()}
+    return _Derived(derived["unicode"], tuple(derived["word_ranges"]), rivals)
+
+
+def _catalog_digest() -> str:
+    raw = resources.files("monitor").joinpath("data/jurisdictions.json").read_bytes()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def derive() -> dict[str, Any]:
+    """What a matcher of the packaged catalog would otherwise compute in every process
+    that meets a changed page (about 0.1 s), for `scripts/derive_matcher.py` to write
+    to `DERIVED`: the word-character classes of this Python's Unicode database, and
+    for each jurisdiction the names of the others that contain one of its names."""
+    places = tuple(_load().places.values())
+    rivals = {}
+    for place in places:
+        keys = {normalise(n).strip().lower() for n in place.names}
+        keys.discard("")
+        names = [n for other in places if other.id != place.id for n in other.names]
+        rivals[place.id] = sorted(_containing(keys, names))
+    return {
+        "catalog": _catalog_digest(),
+        "unicode": unicodedata.unidata_version,
+        "word_ranges": list(_computed_word_ranges()),
+        "rivals": rivals,
+    }
+
+
 def catalog() -> dict[str, Jurisdiction]:
     """The built-in jurisdictions by id (ISO 3166-1 alpha-2, plus EU and XK).
 
@@ -346,25 +396,41 @@ def _rivals_matcher(
 ) -> Matcher:
     """The watched names plus every other name that contains one of them: only those
     can win over a watched name as the longer match. A tenth of the whole catalog's
-    size and build time for a typical watchlist.
-
-    "Contains" is checked on lower-case text without word boundaries, which keeps a
-    few names that could not win, but needs no second set of boundary regexes (most of
-    the build time is compiling their word-character classes).
-    """
+    size and build time for a typical watchlist."""
     ids = {place.id for place in watched}
-    keys = {normalise(n).strip().lower() for place in watched for n in place.names}
-    keys.discard("")
-    others = tuple(place for place in everyone if place.id not in ids)
-    hits = _containing(keys, [n for place in others for n in place.names])
+    hits = _rival_names(watched, everyone)
     rivals = []
-    for place in others:
+    for place in (place for place in everyone if place.id not in ids):
         names = tuple(n for n in place.names if n in hits)
         if names:
             keep = tuple(n for n in place.case_sensitive if n in names)
             forms = tuple(f for f in place.forms if f[0] in names)
             rivals.append(Jurisdiction(place.id, place.name, names, keep, forms))
     return Matcher((*watched, *rivals))
+
+
+def _rival_names(watched: Iterable[Jurisdiction], everyone: Iterable[Jurisdiction]) -> set[str]:
+    """The names of the places not watched that contain a watched name.
+
+    "Contains" is checked on lower-case text without word boundaries, which keeps a
+    few names that could not win, but needs no second set of boundary regexes (most of
+    the build time is compiling their word-character classes). For the catalog's own
+    places the answer is packaged (`derive`); a watchlist's own terms are searched.
+    """
+    watched, everyone = tuple(watched), tuple(everyone)
+    derived = _derived()
+    if derived is not None and _built_in(everyone):
+        return set().union(*(derived.rivals.get(place.id, ()) for place in watched))
+    ids = {place.id for place in watched}
+    keys = {normalise(n).strip().lower() for place in watched for n in place.names}
+    keys.discard("")
+    return _containing(keys, [n for place in everyone if place.id not in ids for n in place.names])
+
+
+def _built_in(places: tuple[Jurisdiction, ...]) -> bool:
+    """Whether these are the catalog's places, none of them changed by a watchlist."""
+    catalog = _load().places
+    return len(places) == len(catalog) and all(catalog.get(p.id) is p for p in places)
 
 
 def _containing(keys: set[str], names: list[str]) -> set[str]:
@@ -678,11 +744,21 @@ def _compile(keys: list[str], *, lead: bool) -> re.Pattern[str]:
 @functools.cache
 def _word_ranges() -> tuple[str, str]:
     """Class contents for the characters `needs_boundary` is true for: (BMP, astral).
+    Packaged for the Unicode version they were derived with (`derive`); computed
+    under another."""
+    derived = _derived()
+    if derived is not None and derived.unicode == unicodedata.unidata_version:
+        return derived.word_ranges
+    return _computed_word_ranges()
 
-    Computed from the Unicode database once. Marks count as word characters
-    ("प्राचीन" must not contain "चीन"); unassigned code points are folded into
-    neighbouring ranges to keep the classes short. The regex engine keeps BMP
-    classes as a bitmap but tests other ranges one by one, hence the split.
+
+def _computed_word_ranges() -> tuple[str, str]:
+    """`_word_ranges` from the Unicode database: a walk over 196,608 code points (55 ms).
+
+    Marks count as word characters ("प्राचीन" must not contain "चीन"); unassigned code
+    points are folded into neighbouring ranges to keep the classes short. The regex
+    engine keeps BMP classes as a bitmap but tests other ranges one by one, hence the
+    split.
     """
     ranges: list[list[int]] = []
     for code in range(0x30000):

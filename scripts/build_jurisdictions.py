@@ -1,7 +1,8 @@
 """Build monitor/data/jurisdictions.json, the built-in catalog of jurisdictions.
 
 Run by hand after upgrading Babel (CLDR) or pycountry (ISO 3166), or after editing the
-curated lists below; both libraries are build-time tools, not runtime dependencies:
+curated lists below; both libraries are build-time tools, not runtime dependencies. It
+then writes monitor/data/matcher.json too (scripts/derive_matcher.py):
 
     .venv/bin/python scripts/build_jurisdictions.py
 
@@ -48,6 +49,7 @@ import pycountry
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.jurisdictions import is_abbreviation, needs_boundary, normalise
+from scripts import derive_matcher
 from scripts.inflections import inflect
 
 OUTPUT = Path(__file__).resolve().parent.parent / "monitor" / "data" / "jurisdictions.json"
@@ -437,6 +439,7 @@ def main() -> None:
     OUTPUT.write_text(document, encoding="utf-8")
     total = sum(len(v) for v in names.values())
     print(f"{OUTPUT}: {len(codes)} jurisdictions, {total} names, {len(document.encode())} bytes")  # noqa: T201
+    derive_matcher.main()  # what the matcher derives from the new catalog
 
 
 def collect(codes: list[str]) -> Iterator[tuple[str, str, int]]:
