@@ -282,16 +282,11 @@ def _catalog_digest() -> str:
 
 def derive() -> dict[str, Any]:
     """What a matcher of the packaged catalog would otherwise compute in every process
-    that meets a changed page (about 0.1 s), for `scripts/derive_matcher.py` to write
+    that meets a changed page (about 0.2 s), for `scripts/derive_matcher.py` to write
     to `DERIVED`: the word-character classes of this Python's Unicode database, and
     for each jurisdiction the names of the others that contain one of its names."""
     places = tuple(_load().places.values())
-    rivals = {}
-    for place in places:
-        keys = {normalise(n).strip().lower() for n in place.names}
-        keys.discard("")
-        names = [n for other in places if other.id != place.id for n in other.names]
-        rivals[place.id] = sorted(_containing(keys, names))
+    rivals = {place.id: sorted(_searched_rivals((place,), places)) for place in places}
     return {
         "catalog": _catalog_digest(),
         "unicode": unicodedata.unidata_version,
@@ -421,6 +416,12 @@ def _rival_names(watched: Iterable[Jurisdiction], everyone: Iterable[Jurisdictio
     derived = _derived()
     if derived is not None and _built_in(everyone):
         return set().union(*(derived.rivals.get(place.id, ()) for place in watched))
+    return _searched_rivals(watched, everyone)
+
+
+def _searched_rivals(
+    watched: tuple[Jurisdiction, ...], everyone: tuple[Jurisdiction, ...]
+) -> set[str]:
     ids = {place.id for place in watched}
     keys = {normalise(n).strip().lower() for place in watched for n in place.names}
     keys.discard("")
