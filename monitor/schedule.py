@@ -114,8 +114,13 @@ def retry_at(
 
 
 def _next_cron(schedule: Schedule, now: datetime) -> datetime:
-    fire = trigger(replace(schedule, interval=None, jitter=0.0)).get_next_fire_time(None, now)
+    fire = _cron_slots(schedule).get_next_fire_time(None, now)
     return fire if fire is not None else now
+
+
+def _cron_slots(schedule: Schedule) -> Trigger:
+    """The trigger of the schedule's cron times themselves, without jitter."""
+    return trigger(replace(schedule, interval=None, jitter=0.0))
 
 
 def heartbeat_age(beat: datetime | None, now: datetime) -> float:
@@ -137,6 +142,7 @@ def next_due(watch: Watch, state: WatchState) -> datetime | None:
         return None
     if watch.schedule.cron is None:
         return last + timedelta(seconds=watch.schedule.interval or DEFAULT_INTERVAL)
-    cron = trigger(replace(watch.schedule, interval=None, jitter=0.0))  # no jitter: the slot itself
-    fire: datetime | None = cron.get_next_fire_time(None, last + timedelta(seconds=1))
+    fire: datetime | None = _cron_slots(watch.schedule).get_next_fire_time(
+        None, last + timedelta(seconds=1)
+    )
     return fire
