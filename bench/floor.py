@@ -8,8 +8,9 @@ does only what any tool with monitor's promises must do for each page:
 - on 304: nothing but the check's row;
 - on 200: the SHA-256 of the raw body; lxml's parse of it, the text of `<main>`
   with its whitespace collapsed, and that text's SHA-256 against the stored one;
-- the raw body kept, compressed with zstd (level 3) against the page's previous body
-  as a dictionary (its first body whole), and the text kept when it is new or changed;
+- the raw body kept: its first body whole with zstd (level 3), each later one
+  compressed against that first body as a dictionary; the text kept when it is new
+  or changed;
 - one row per check, all in one transaction at the end of the run.
 
 It has no watchlist validation (the URLs come as a JSON list), no politeness, no
